@@ -1,0 +1,54 @@
+"""mongo-oss-backup: MongoDB backups (full dumps + oplog increments) to Aliyun OSS, S3 or a folder.
+
+The engine is Rust (`mongo_oss_backup._core`); this package re-exports its public API.
+"""
+
+import json as _json
+from typing import Any, Dict, List, Tuple
+
+from mongo_oss_backup._core import (
+    ArchiveError,
+    BusyError,
+    ConfigError,
+    IntegrityError,
+    InternalError,
+    LocalIOError,
+    MongoOssBackupError,
+    Storage,
+    StorageAuthError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnreachableError,
+    __version__,
+    create_archive,
+    extract_archive,
+)
+from mongo_oss_backup import _core
+
+__all__ = [
+    "ArchiveError",
+    "BusyError",
+    "ConfigError",
+    "IntegrityError",
+    "InternalError",
+    "LocalIOError",
+    "MongoOssBackupError",
+    "Storage",
+    "StorageAuthError",
+    "StorageError",
+    "StorageNotFoundError",
+    "StorageUnreachableError",
+    "__version__",
+    "check_config",
+    "create_archive",
+    "extract_archive",
+]
+
+
+def check_config(path: str, *, show_secrets: bool = False) -> Tuple[Dict[str, Any], List[str]]:
+    """Validate a config.properties; return (effective settings keyed by config key, warnings).
+
+    Raises ConfigError with one line naming file, line and key when a value is wrong.
+    """
+    text, warnings = _core.check_config(path, show_secrets=show_secrets)
+    return _json.loads(text), warnings

@@ -1,0 +1,211 @@
+//! Streaming tar.gz archives in the layout of the old scripts (COMPAT §2.5, §3): archiving
+//! directory `X` gives entries `X/...`, readable by GNU tar. Extraction accepts GNU tar's and
+//! Python tarfile's archives and refuses entries that would land outside the target (absolute
+//! paths, `..`, links pointing out). Memory stays constant: data flows file → gzip → file.
+//!
+//! Deflate backend: flate2 over zlib-rs (pure Rust, the fastest sound backend flate2 offers here).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Component, Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::error::{Error, ErrorKind, Result};
+
+const IO_BUFFER: usize = 1 << 20;
+
+/// What `create` wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveStats {
+    pub files: u64,
+    /// Bytes of file content before compression.
+    pub input_bytes: u64,
+    /// Size of the `.tar.gz`.
+    pub archive_bytes: u64,
+}
+
+/// Archives directory `src` into the tar.gz file `dest`, entries named `<basename of src>/...`.
+/// The archive is fsynced before returning, and created 0600 (it holds the whole database).
+pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
+    let name = src
+        .file_name()
+        .ok_or_else(|| Error::new(ErrorKind::Archive, format!("cannot archive {}: it has no name", src.display())))?;
+    let file = create_private(dest)?;
+    let gz = GzEncoder::new(BufWriter::with_capacity(IO_BUFFER, file), Compression::new(level));
+    let mut builder = tar::Builder::new(gz);
+    builder.follow_symlinks(false);
+    let mut stats = ArchiveStats {
+        files: 0,
+        input_bytes: 0,
+        archive_bytes: 0,
+    };
+    append_tree(&mut builder, src, Path::new(name), &mut stats)
+        .map_err(|e| Error::io("archive", src, e))?;
+    let gz = builder
+        .into_inner()
+        .map_err(|e| Error::io("write archive", dest, e))?;
+    let mut buffered = gz.finish().map_err(|e| Error::io("write archive", dest, e))?;
+    buffered.flush().map_err(|e| Error::io("write archive", dest, e))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| Error::io("write archive", dest, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io("fsync", dest, e))?;
+    stats.archive_bytes = file.metadata().map_err(|e| Error::io("stat", dest, e))?.len();
+    Ok(stats)
+}
+
+/// Appends `dir` as `name/` and everything below it, in sorted order (stable archives).
+fn append_tree<W: Write>(
+    builder: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &Path,
+    stats: &mut ArchiveStats,
+) -> std::io::Result<()> {
+    builder.append_dir(name, dir)?;
+    let mut children: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    children.sort_by_key(|e| e.file_name());
+    for child in children {
+        let path = child.path();
+        let entry_name = name.join(child.file_name());
+        let kind = child.file_type()?;
+        if kind.is_dir() {
+            append_tree(builder, &path, &entry_name, stats)?;
+        } else if kind.is_file() {
+            let mut f = File::open(&path)?;
+            stats.input_bytes += f.metadata()?.len();
+            stats.files += 1;
+            builder.append_file(&entry_name, &mut f)?;
+        } else {
+            builder.append_path_with_name(&path, &entry_name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Extracts `archive` into directory `dest` (created if needed). Returns the top-level names.
+pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
+    let bad = |why: String| {
+        Error::new(
+            ErrorKind::Archive,
+            format!("refusing to extract {}: {why}", archive.display()),
+        )
+    };
+    let file = File::open(archive).map_err(|e| Error::io("open archive", archive, e))?;
+    std::fs::create_dir_all(dest).map_err(|e| Error::io("create directory", dest, e))?;
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(IO_BUFFER, file)));
+    tar.set_overwrite(true);
+    let mut tops: Vec<String> = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|e| corrupt(archive, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt(archive, e))?;
+        let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
+        check_inside(&path).map_err(|why| bad(format!("entry {}: {why}", path.display())))?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(|e| corrupt(archive, e))?
+                .ok_or_else(|| bad(format!("link {} has no target", path.display())))?;
+            let resolved = if kind.is_symlink() {
+                path.parent().unwrap_or(Path::new("")).join(&target)
+            } else {
+                target.to_path_buf()
+            };
+            check_inside(&resolved).map_err(|why| {
+                bad(format!("link {} -> {}: {why}", path.display(), target.display()))
+            })?;
+        }
+        if let Some(Component::Normal(top)) = path.components().next() {
+            let top = top.to_string_lossy().into_owned();
+            if !tops.contains(&top) {
+                tops.push(top);
+            }
+        }
+        let unpacked = entry
+            .unpack_in(dest)
+            .map_err(|e| Error::io("extract into", dest, e).with_context("entry", path.display().to_string()))?;
+        if !unpacked {
+            return Err(bad(format!("entry {} escapes the target", path.display())));
+        }
+    }
+    Ok(tops)
+}
+
+/// A relative path that stays below its root after resolving `.` and `..`.
+fn check_inside(path: &Path) -> std::result::Result<(), &'static str> {
+    let mut depth: usize = 0;
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return Err("absolute path"),
+            Component::ParentDir => {
+                depth = depth.checked_sub(1).ok_or("path leaves the target directory")?;
+            }
+            Component::CurDir => {}
+            Component::Normal(_) => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+fn corrupt(archive: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Archive,
+        format!("{} is not a readable tar.gz archive: {e}", archive.display()),
+    )
+    .with_source(e)
+}
+
+/// Creates (truncating) a file readable by its owner only.
+pub fn create_private(path: &Path) -> Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map_err(|e| Error::io("create", path, e))
+}
+
+/// The archive path for directory `dir`: `<dir>.tar.gz` beside it.
+pub fn archive_path_for(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".tar.gz");
+    dir.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_names_and_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("full_backup");
+        std::fs::create_dir_all(src.join("app")).unwrap();
+        std::fs::write(src.join("app/c.bson"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(src.join("app/c.metadata.json"), b"{}").unwrap();
+        let long = "x".repeat(180);
+        std::fs::write(src.join("app").join(&long), b"long").unwrap();
+        let dest = archive_path_for(&src);
+        let stats = create(&src, &dest, 6).unwrap();
+        assert_eq!(stats.files, 3);
+        assert!(stats.archive_bytes < 10_000);
+        let out = tmp.path().join("out");
+        assert_eq!(extract(&dest, &out).unwrap(), vec!["full_backup".to_string()]);
+        assert_eq!(std::fs::read(out.join("full_backup/app/c.bson")).unwrap(), vec![7u8; 300_000]);
+        assert_eq!(std::fs::read(out.join("full_backup/app").join(long)).unwrap(), b"long");
+    }
+
+    #[test]
+    fn refuses_parent_and_absolute_entries() {
+        assert!(check_inside(Path::new("a/../b")).is_ok());
+        assert!(check_inside(Path::new("a/../../b")).is_err());
+        assert!(check_inside(Path::new("/etc/passwd")).is_err());
+    }
+}

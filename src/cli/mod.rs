@@ -1,0 +1,86 @@
+//! The `mongo-oss-backup` command line: clap parsing, one function per command, exit codes.
+//! It calls the core and prints; it holds no backup logic of its own.
+//!
+//! Exit codes: 0 success; 1 the operation failed (the one-line cause is on stderr);
+//! 2 bad configuration or usage.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::error::{Error, Result};
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 the operation failed (one line on stderr says why); \
+2 bad configuration or usage.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mongo-oss-backup",
+    version,
+    about = "Back up MongoDB (full dumps and oplog increments) to Aliyun OSS, S3 or a folder, and restore it.",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the effective settings of a config.properties as one JSON object.
+    CheckConfig {
+        /// The config.properties to read.
+        #[arg(long, default_value = "config.properties")]
+        config: PathBuf,
+        /// Show secrets instead of "***".
+        #[arg(long)]
+        show_secrets: bool,
+    },
+}
+
+/// Runs the command line `args` (program name first) and returns the process exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    crate::logging::init(config::LogLevel::Info);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.kind().exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::CheckConfig {
+            config,
+            show_secrets,
+        } => check_config(&config, show_secrets),
+    }
+}
+
+/// Loads a config file, printing its warnings on stderr.
+pub fn load_config(path: &std::path::Path) -> Result<config::Settings> {
+    let loaded = config::load(path, &|k| std::env::var(k).ok())?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.settings)
+}
+
+fn check_config(path: &std::path::Path, show_secrets: bool) -> Result<i32> {
+    let settings = load_config(path)?;
+    let json = serde_json::to_string_pretty(&settings.to_json(show_secrets))
+        .map_err(|e| Error::new(crate::error::ErrorKind::Internal, e.to_string()))?;
+    println!("{json}");
+    Ok(0)
+}

@@ -1,0 +1,398 @@
+//! Typed, validated settings from `config.properties` (COMPAT §1) plus the new optional keys.
+//!
+//! Raw lines come from `properties`; this module turns them into `Settings` in one pass and fails on
+//! the first bad value with ONE line naming file, line and key. It owns the list of known keys and
+//! their defaults; it does not open connections or touch the bucket.
+
+mod properties;
+mod storage_target;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use storage_target::{derive_oss_region, Endpoint, SignatureVersion, StorageTarget};
+
+use crate::error::{Error, Result};
+
+/// Environment variables that may carry the secrets instead of the file.
+pub const ENV_ACCESS_KEY_SECRET: &str = "MONGO_OSS_ACCESS_KEY_SECRET";
+pub const ENV_DB_PASSWD: &str = "MONGO_OSS_DB_PASSWD";
+
+/// Every key we understand, in the order `check-config` prints them.
+pub const KNOWN_KEYS: &[&str] = &[
+    "endpoint",
+    "accessKeyId",
+    "accessKeySecret",
+    "bucket",
+    "db_host",
+    "db_port",
+    "db_user",
+    "db_passwd",
+    "db_name",
+    "db_backup_root_path",
+    "mongo_shell_path",
+    "is_inc_backup",
+    "full_backup_period",
+    "is_upload_to_oss",
+    "storage_url",
+    "oss_signature_version",
+    "oss_region",
+    "upload_concurrency",
+    "compression_level",
+    "cycle_prefix",
+    "keep_cycles",
+    "log_level",
+];
+
+/// A secret value: never printed by `Debug`, and it has no `Display`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// The effective settings of one installation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file they came from (as given by the user).
+    pub source: PathBuf,
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub bucket: String,
+    /// A host name, or a whole `mongodb://` URI.
+    pub db_host: String,
+    pub db_port: u16,
+    pub db_user: String,
+    pub db_passwd: Secret,
+    /// Empty = every database but admin, local and config.
+    pub db_name: String,
+    pub db_backup_root_path: PathBuf,
+    /// Kept for old files; the engine needs no MongoDB binaries.
+    pub mongo_shell_path: String,
+    pub is_inc_backup: bool,
+    pub full_backup_period_days: u32,
+    pub is_upload_to_oss: bool,
+    pub storage_url: Option<String>,
+    pub oss_signature_version: SignatureVersion,
+    pub oss_region: Option<String>,
+    pub upload_concurrency: usize,
+    pub compression_level: u32,
+    pub cycle_prefix: String,
+    pub keep_cycles: u32,
+    pub log_level: LogLevel,
+    /// Where archives go; `None` when nothing is uploaded.
+    pub storage: Option<StorageTarget>,
+}
+
+/// Settings plus the warnings found while reading them (unknown keys, ignored lines…).
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates a config file. `env` looks up environment variables (the secrets may come
+/// from there); pass `|k| std::env::var(k).ok()` in production.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::config(format!("{}: config file not found", path.display()))
+        } else {
+            Error::io("read config file", path, e).with_kind_config()
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::config(format!(
+            "{}: not UTF-8 text (byte {} is invalid)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse(&text, path, env)
+}
+
+/// Validates the text of a config file; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded> {
+    let (entries, ignored) = properties::parse(text);
+    let mut warnings = Vec::new();
+    let file = path.display().to_string();
+    for line in ignored {
+        warnings.push(format!(
+            "{file}:{}: line ignored, it has no key = value",
+            line.line
+        ));
+    }
+    let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for entry in entries {
+        if !KNOWN_KEYS.contains(&entry.key.as_str()) {
+            warnings.push(format!(
+                "{file}:{}: unknown key \"{}\" ignored",
+                entry.line, entry.key
+            ));
+            continue;
+        }
+        if let Some((first, _)) = values.get(&entry.key) {
+            warnings.push(format!(
+                "{file}:{}: {} is set again (first on line {first}); the last one wins",
+                entry.line, entry.key
+            ));
+        }
+        values.insert(entry.key, (entry.line, entry.value));
+    }
+    let r = Reader {
+        file: &file,
+        values: &values,
+    };
+    let settings = build(&r, path, env)?;
+    Ok(Loaded { settings, warnings })
+}
+
+/// Looks up folded values and phrases errors as `file:line: key: "value" reason`.
+struct Reader<'a> {
+    file: &'a str,
+    values: &'a BTreeMap<String, (usize, String)>,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, key: &str, why: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            Error::config(format!("{}: missing key {key}{why}", self.file))
+        })
+    }
+
+    /// The error for a bad value of `key` (never used for secrets: they are not validated).
+    fn bad(&self, key: &str, reason: &str) -> Error {
+        let (line, value) = &self.values[key];
+        Error::config(format!("{}:{line}: {key}: \"{value}\" {reason}", self.file))
+    }
+
+    fn parsed<T>(&self, key: &str, default: Option<T>, check: impl Fn(&str) -> Option<T>, reason: &str) -> Result<T> {
+        match (self.get(key), default) {
+            (Some(""), Some(default)) | (None, Some(default)) => Ok(default),
+            (Some(v), _) => check(v).ok_or_else(|| self.bad(key, reason)),
+            (None, None) => Err(Error::config(format!("{}: missing key {key}", self.file))),
+        }
+    }
+
+    fn flag(&self, key: &str, default: Option<bool>) -> Result<bool> {
+        self.parsed(
+            key,
+            default,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" => Some(true),
+                "0" | "false" => Some(false),
+                _ => None,
+            },
+            "is not 0 or 1",
+        )
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + Copy>(
+        &self,
+        key: &str,
+        default: Option<T>,
+        range: (T, T),
+        reason: &str,
+    ) -> Result<T> {
+        self.parsed(
+            key,
+            default,
+            |v| v.parse::<T>().ok().filter(|n| *n >= range.0 && *n <= range.1),
+            reason,
+        )
+    }
+}
+
+fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
+    let db_host = r.get("db_host").unwrap_or("localhost").to_string();
+    if db_host.is_empty() || db_host.chars().any(char::is_whitespace) {
+        return Err(r.bad("db_host", "is not a host name or mongodb:// URI"));
+    }
+    let db_port = r.number("db_port", Some(27017u16), (1, u16::MAX), "is not a port number")?;
+    let db_name = r.get("db_name").unwrap_or("").to_string();
+    if db_name
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+    {
+        return Err(r.bad("db_name", "is not a valid database name"));
+    }
+    let root = r.required("db_backup_root_path", " (the local working directory)")?;
+    if root.is_empty() {
+        return Err(r.bad("db_backup_root_path", "is empty; name the local working directory"));
+    }
+    let is_inc_backup = r.flag("is_inc_backup", None)?;
+    let full_backup_period_days = if is_inc_backup {
+        r.number("full_backup_period", None, (0u32, 36500), "is not a whole number of days")?
+    } else {
+        r.number("full_backup_period", Some(7u32), (0u32, 36500), "is not a whole number of days")?
+    };
+    let is_upload_to_oss = r.flag("is_upload_to_oss", None)?;
+    let oss_signature_version = match r.get("oss_signature_version").unwrap_or("") {
+        "" | "4" | "v4" | "V4" => SignatureVersion::V4,
+        "1" | "v1" | "V1" => SignatureVersion::V1,
+        _ => return Err(r.bad("oss_signature_version", "is not 4 or 1")),
+    };
+    let upload_concurrency = r.number("upload_concurrency", Some(5usize), (1, 64), "is not a number from 1 to 64")?;
+    let compression_level = r.number("compression_level", Some(6u32), (0, 9), "is not a compression level from 0 to 9")?;
+    let cycle_prefix = match r.get("cycle_prefix") {
+        None | Some("") => "mongodb_cycle_backup_titan_".to_string(),
+        Some(p) if p.contains('/') || p.contains('\\') || p.chars().any(char::is_whitespace) => {
+            return Err(r.bad("cycle_prefix", "must not contain slashes or blanks"))
+        }
+        Some(p) => p.to_string(),
+    };
+    let keep_cycles = r.number("keep_cycles", Some(0u32), (0, 100_000), "is not a whole number (0 = keep all)")?;
+    let log_level = match r.get("log_level").unwrap_or("").to_ascii_lowercase().as_str() {
+        "" | "info" => LogLevel::Info,
+        "error" => LogLevel::Error,
+        "warn" | "warning" => LogLevel::Warn,
+        "debug" => LogLevel::Debug,
+        _ => return Err(r.bad("log_level", "is not one of error, warn, info, debug")),
+    };
+
+    let secret_from = |key: &str, var: &str| -> Secret {
+        match env(var).filter(|v| !v.is_empty()) {
+            Some(v) => Secret::new(v),
+            None => Secret::new(r.get(key).unwrap_or("")),
+        }
+    };
+    let access_key_secret = secret_from("accessKeySecret", ENV_ACCESS_KEY_SECRET);
+    let db_passwd = secret_from("db_passwd", ENV_DB_PASSWD);
+    let storage_url = r.get("storage_url").filter(|v| !v.is_empty()).map(str::to_string);
+    let oss_region = r.get("oss_region").filter(|v| !v.is_empty()).map(str::to_string);
+
+    let mut settings = Settings {
+        source: path.to_path_buf(),
+        endpoint: r.get("endpoint").unwrap_or("").to_string(),
+        access_key_id: r.get("accessKeyId").unwrap_or("").to_string(),
+        access_key_secret,
+        bucket: r.get("bucket").unwrap_or("").to_string(),
+        db_host,
+        db_port,
+        db_user: r.get("db_user").unwrap_or("").to_string(),
+        db_passwd,
+        db_name,
+        db_backup_root_path: PathBuf::from(root),
+        mongo_shell_path: r.get("mongo_shell_path").unwrap_or("").to_string(),
+        is_inc_backup,
+        full_backup_period_days,
+        is_upload_to_oss,
+        storage_url,
+        oss_signature_version,
+        oss_region,
+        upload_concurrency,
+        compression_level,
+        cycle_prefix,
+        keep_cycles,
+        log_level,
+        storage: None,
+    };
+    if is_upload_to_oss {
+        settings.storage = Some(storage_target::resolve(&settings, &|key, reason| {
+            if r.get(key).is_some() {
+                r.bad(key, reason)
+            } else {
+                Error::config(format!("{}: {key} {reason}", r.file))
+            }
+        })?);
+    }
+    Ok(settings)
+}
+
+impl Settings {
+    /// The effective settings as one JSON object keyed by the config keys. Secrets are `"***"`
+    /// unless `show_secrets`.
+    pub fn to_json(&self, show_secrets: bool) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let secret = |s: &Secret| -> Value {
+            if show_secrets || s.is_empty() {
+                Value::from(s.expose())
+            } else {
+                Value::from("***")
+            }
+        };
+        let region = self.oss_region.clone().or_else(|| {
+            Endpoint::parse(&self.endpoint)
+                .ok()
+                .and_then(|e| derive_oss_region(&e.host))
+        });
+        json!({
+            "endpoint": self.endpoint,
+            "accessKeyId": self.access_key_id,
+            "accessKeySecret": secret(&self.access_key_secret),
+            "bucket": self.bucket,
+            "db_host": self.db_host,
+            "db_port": self.db_port,
+            "db_user": self.db_user,
+            "db_passwd": secret(&self.db_passwd),
+            "db_name": self.db_name,
+            "db_backup_root_path": self.db_backup_root_path.to_string_lossy(),
+            "mongo_shell_path": self.mongo_shell_path,
+            "is_inc_backup": u8::from(self.is_inc_backup),
+            "full_backup_period": self.full_backup_period_days,
+            "is_upload_to_oss": u8::from(self.is_upload_to_oss),
+            "storage_url": self.storage_url,
+            "oss_signature_version": self.oss_signature_version.number(),
+            "oss_region": region,
+            "upload_concurrency": self.upload_concurrency,
+            "compression_level": self.compression_level,
+            "cycle_prefix": self.cycle_prefix,
+            "keep_cycles": self.keep_cycles,
+            "log_level": self.log_level.name(),
+        })
+    }
+}
+
+trait ConfigKind {
+    fn with_kind_config(self) -> Self;
+}
+
+impl ConfigKind for Error {
+    /// An unreadable config file is a configuration problem (exit 2), whatever the OS said.
+    fn with_kind_config(self) -> Self {
+        Error::config(self.message().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

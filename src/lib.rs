@@ -1,0 +1,24 @@
+//! mongo-oss-backup: backs up MongoDB — full dumps in mongodump's format plus oplog increments —
+//! into tar.gz archives stored in Aliyun OSS (or S3, or a local folder), verified, and restores
+//! them. It replaces the old Python 2 `start.py` / `restore_inc.py` / `restore_full.py` scripts and
+//! keeps their config.properties, state files and bucket layout.
+//!
+//! Module map:
+//! - `config`: config.properties reader and typed settings (with the storage target).
+//! - `archive`: streaming tar.gz create/extract with the old entry names and a tar-slip guard.
+//! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs): verified uploads, downloads, listing.
+//! - `runtime`, `logging`: the shared tokio runtime and plain log lines.
+//! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
+
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod runtime;
+pub mod storage;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,180 @@
+//! The PyO3 module `mongo_oss_backup._core`: thin wrappers over the core with the GIL released
+//! while they run, and one Python exception class per `ErrorKind`, all under `MongoOssBackupError`.
+
+use std::path::PathBuf;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::config;
+use crate::error::{Error, ErrorKind};
+use crate::storage::{self, ObjectInfo};
+
+create_exception!(_core, MongoOssBackupError, PyException, "Base class of every mongo-oss-backup error.");
+create_exception!(_core, ConfigError, MongoOssBackupError, "config.properties or an argument is wrong.");
+create_exception!(_core, StorageAuthError, MongoOssBackupError, "The storage refused the credentials.");
+create_exception!(_core, StorageNotFoundError, MongoOssBackupError, "The bucket or object does not exist.");
+create_exception!(_core, StorageUnreachableError, MongoOssBackupError, "The storage endpoint cannot be reached.");
+create_exception!(_core, IntegrityError, MongoOssBackupError, "Stored data does not match its local copy.");
+create_exception!(_core, StorageError, MongoOssBackupError, "Another storage failure.");
+create_exception!(_core, ArchiveError, MongoOssBackupError, "A tar.gz archive is malformed or unsafe.");
+create_exception!(_core, LocalIOError, MongoOssBackupError, "A local file-system failure (disk full, permissions).");
+create_exception!(_core, BusyError, MongoOssBackupError, "Another run holds the lock.");
+create_exception!(_core, InternalError, MongoOssBackupError, "An unexpected internal failure.");
+
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::Config => ConfigError::new_err(msg),
+        ErrorKind::StorageAuth => StorageAuthError::new_err(msg),
+        ErrorKind::StorageNotFound => StorageNotFoundError::new_err(msg),
+        ErrorKind::StorageUnreachable => StorageUnreachableError::new_err(msg),
+        ErrorKind::Integrity => IntegrityError::new_err(msg),
+        ErrorKind::Storage => StorageError::new_err(msg),
+        ErrorKind::Archive => ArchiveError::new_err(msg),
+        ErrorKind::Io => LocalIOError::new_err(msg),
+        ErrorKind::Busy => BusyError::new_err(msg),
+        ErrorKind::Internal => InternalError::new_err(msg),
+    }
+}
+
+fn load(path: &PathBuf) -> Result<config::Loaded, Error> {
+    config::load(path, &|k| std::env::var(k).ok())
+}
+
+/// Runs the command line (argv[0] is the program name) and returns its exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let args = argv.into_iter().map(Into::into).collect();
+    py.detach(|| crate::cli::main(args))
+}
+
+/// The effective settings of a config file, as a JSON text (secrets hidden unless asked).
+#[pyfunction]
+#[pyo3(signature = (path, *, show_secrets = false))]
+fn check_config(py: Python<'_>, path: PathBuf, show_secrets: bool) -> PyResult<(String, Vec<String>)> {
+    let loaded = py.detach(|| load(&path)).map_err(to_py)?;
+    Ok((loaded.settings.to_json(show_secrets).to_string(), loaded.warnings))
+}
+
+/// Archives directory `src` into `dest` (entries `<basename>/...`); returns its statistics.
+#[pyfunction]
+#[pyo3(signature = (src, dest, *, level = 6))]
+fn create_archive<'py>(py: Python<'py>, src: PathBuf, dest: PathBuf, level: u32) -> PyResult<Bound<'py, PyDict>> {
+    let stats = py
+        .detach(|| crate::archive::create(&src, &dest, level.min(9)))
+        .map_err(to_py)?;
+    let d = PyDict::new(py);
+    d.set_item("files", stats.files)?;
+    d.set_item("input_bytes", stats.input_bytes)?;
+    d.set_item("archive_bytes", stats.archive_bytes)?;
+    Ok(d)
+}
+
+/// Extracts a tar.gz into `dest`; returns the top-level names it held.
+#[pyfunction]
+fn extract_archive(py: Python<'_>, archive: PathBuf, dest: PathBuf) -> PyResult<Vec<String>> {
+    py.detach(|| crate::archive::extract(&archive, &dest)).map_err(to_py)
+}
+
+/// The bucket a config file names (`storage_url`, or OSS endpoint + bucket).
+#[pyclass(module = "mongo_oss_backup._core")]
+struct Storage {
+    inner: Box<dyn storage::Storage>,
+}
+
+fn info_dict<'py>(py: Python<'py>, info: &ObjectInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("key", &info.key)?;
+    d.set_item("size", info.size)?;
+    d.set_item("crc64", info.crc64)?;
+    d.set_item("etag", &info.etag)?;
+    d.set_item("last_modified", info.last_modified)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl Storage {
+    #[new]
+    #[pyo3(signature = (*, config))]
+    fn new(py: Python<'_>, config: PathBuf) -> PyResult<Self> {
+        let settings = py.detach(|| load(&config)).map_err(to_py)?.settings;
+        let target = settings.storage.as_ref().ok_or_else(|| {
+            ConfigError::new_err(format!("{}: is_upload_to_oss=0, so no bucket is configured", config.display()))
+        })?;
+        let opts = storage::StorageOptions {
+            upload_concurrency: settings.upload_concurrency,
+            ..Default::default()
+        };
+        let inner = storage::open(target, &opts).map_err(to_py)?;
+        Ok(Storage { inner })
+    }
+
+    /// Uploads and verifies; returns {"key", "size", "crc64"}.
+    fn put_file<'py>(&self, py: Python<'py>, local: PathBuf, key: String) -> PyResult<Bound<'py, PyDict>> {
+        let done = py
+            .detach(|| crate::runtime::block_on(self.inner.put_file(&local, &key, &|_| {})))
+            .map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("key", done.key)?;
+        d.set_item("size", done.size)?;
+        d.set_item("crc64", done.crc64)?;
+        Ok(d)
+    }
+
+    /// Downloads to a local file; returns the CRC64 of what was written.
+    fn get_file(&self, py: Python<'_>, key: String, local: PathBuf) -> PyResult<u64> {
+        py.detach(|| crate::runtime::block_on(self.inner.get_file(&key, &local, &|_| {})))
+            .map_err(to_py)
+    }
+
+    fn head<'py>(&self, py: Python<'py>, key: String) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let info = py
+            .detach(|| crate::runtime::block_on(self.inner.head(&key)))
+            .map_err(to_py)?;
+        info.map(|i| info_dict(py, &i)).transpose()
+    }
+
+    #[pyo3(signature = (prefix = String::new()))]
+    fn list<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let infos = py
+            .detach(|| crate::runtime::block_on(self.inner.list(&prefix)))
+            .map_err(to_py)?;
+        infos.iter().map(|i| info_dict(py, i)).collect()
+    }
+
+    fn delete(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<()> {
+        py.detach(|| crate::runtime::block_on(self.inner.delete(&keys)))
+            .map_err(to_py)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    crate::logging::init(config::LogLevel::Info);
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MongoOssBackupError", py.get_type::<MongoOssBackupError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("StorageAuthError", py.get_type::<StorageAuthError>())?;
+    m.add("StorageNotFoundError", py.get_type::<StorageNotFoundError>())?;
+    m.add("StorageUnreachableError", py.get_type::<StorageUnreachableError>())?;
+    m.add("IntegrityError", py.get_type::<IntegrityError>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("ArchiveError", py.get_type::<ArchiveError>())?;
+    m.add("LocalIOError", py.get_type::<LocalIOError>())?;
+    m.add("BusyError", py.get_type::<BusyError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(check_config, m)?)?;
+    m.add_function(wrap_pyfunction!(create_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(extract_archive, m)?)?;
+    m.add_class::<Storage>()?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The bucket: our small `Storage` trait, its OpenDAL implementation (OSS, S3, a local folder) and
+//! upload verification. Everything above this module sees keys and local files only; signing,
+//! retries, multipart and error wording stay here.
+
+mod opendal_store;
+mod oss_signing;
+mod verify;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+pub use opendal_store::{open, StorageOptions};
+pub use verify::LocalDigest;
+
+use crate::error::Result;
+
+/// What the bucket says about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// CRC-64/ECMA of the content when the backend reports it (OSS `x-oss-hash-crc64ecma`).
+    pub crc64: Option<u64>,
+    pub etag: Option<String>,
+    /// Seconds since the epoch, when known.
+    pub last_modified: Option<i64>,
+}
+
+/// A stored object that has been checked against the local file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedUpload {
+    pub key: String,
+    pub size: u64,
+    pub crc64: u64,
+}
+
+/// Progress of one transfer, in bytes.
+pub type ByteProgress<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
+/// The operations the engine needs from a bucket. Keys are relative to the bucket root, `/`
+/// separated, without a leading slash.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Uploads a local file (multipart above a threshold), then verifies size and CRC64 in the
+    /// bucket. A mismatch is an `Integrity` error; the local file is never touched.
+    async fn put_file(
+        &self,
+        local: &Path,
+        key: &str,
+        progress: ByteProgress<'_>,
+    ) -> Result<VerifiedUpload>;
+
+    /// Downloads an object to a local file (streamed; written to a temp name, then renamed).
+    /// Returns the CRC64 of what was written, checked against the bucket's when it reports one.
+    async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64>;
+
+    /// Metadata of one object, `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+
+    /// Every object under `prefix`, recursively, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Deletes objects; missing ones are not an error.
+    async fn delete(&self, keys: &[String]) -> Result<()>;
+
+    /// A description for messages, e.g. `oss://bucket at https://oss-cn-hangzhou.aliyuncs.com`.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,490 @@
+//! `Storage` on Apache OpenDAL: one operator per target (services oss, s3, fs) with bounded
+//! retries (5xx, resets, timeouts) and time limits, plus error wording that names the cause.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use opendal::layers::{RetryEvent, RetryInterceptor, RetryLayer, TimeoutLayer};
+use opendal::{HttpTransporter, OperationContext, Operator};
+use opendal_http_transport_reqwest::ReqwestTransport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::oss_signing::OssSigningTransport;
+use super::verify::{Crc64, LocalDigest};
+use super::{ByteProgress, ObjectInfo, Storage, VerifiedUpload};
+use crate::config::StorageTarget;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Tunables of the storage layer.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Multipart parts in flight at once.
+    pub upload_concurrency: usize,
+    /// Size of one multipart part; files up to this size go up in a single PUT.
+    pub part_size: usize,
+    /// Longest wait for a response or for the next bytes of one.
+    pub io_timeout: Duration,
+    /// Retries of one request after a temporary failure.
+    pub retries: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            upload_concurrency: 5,
+            part_size: 8 << 20,
+            io_timeout: Duration::from_secs(60),
+            retries: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Oss,
+    S3,
+    Folder,
+}
+
+struct OpendalStorage {
+    op: Operator,
+    backend: Backend,
+    describe: String,
+    /// Endpoint URL for service-level messages ("cannot reach …").
+    endpoint: String,
+    bucket: String,
+    opts: StorageOptions,
+    /// For OSS: the signing transport and `scheme://bucket.host[:port]`, to read the CRC64 header.
+    oss_head: Option<(HttpTransporter, String)>,
+}
+
+/// Opens the bucket described by `target`. Nothing is sent over the network yet.
+pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Storage>> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(opts.io_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e))?;
+    let plain = HttpTransporter::new(ReqwestTransport::new(client));
+    let config_err = |e: opendal::Error| {
+        Error::config(format!("cannot use {}: {}", target.describe(), e.message()))
+    };
+    let (op, backend, endpoint, bucket, oss_head) = match target {
+        StorageTarget::Oss {
+            endpoint,
+            bucket,
+            region,
+            signature,
+            access_key_id,
+            access_key_secret,
+        } => {
+            let builder = opendal::services::Oss::default()
+                .bucket(bucket)
+                .endpoint(&endpoint.url())
+                .skip_signature();
+            let signing = HttpTransporter::new(OssSigningTransport::new(
+                plain,
+                bucket,
+                region.as_deref(),
+                *signature,
+                access_key_id,
+                access_key_secret.expose(),
+            ));
+            let op = Operator::new(builder)
+                .map_err(config_err)?
+                .with_context(OperationContext::new().with_http_transport(signing.clone()));
+            let port = endpoint.port.map(|p| format!(":{p}")).unwrap_or_default();
+            let base = format!("{}://{bucket}.{}{port}", endpoint.scheme, endpoint.host);
+            (op, Backend::Oss, endpoint.url(), bucket.clone(), Some((signing, base)))
+        }
+        StorageTarget::S3 {
+            bucket,
+            endpoint,
+            region,
+            access_key_id,
+            access_key_secret,
+        } => {
+            let mut builder = opendal::services::S3::default()
+                .bucket(bucket)
+                .region(region)
+                .disable_config_load()
+                .disable_ec2_metadata();
+            if let Some(e) = endpoint {
+                builder = builder.endpoint(e);
+            }
+            if !access_key_id.is_empty() {
+                builder = builder
+                    .access_key_id(access_key_id)
+                    .secret_access_key(access_key_secret.expose());
+            }
+            let op = Operator::new(builder)
+                .map_err(config_err)?
+                .with_context(OperationContext::new().with_http_transport(plain));
+            let ep = endpoint.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+            (op, Backend::S3, ep, bucket.clone(), None)
+        }
+        StorageTarget::Folder { root } => {
+            let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
+            let op = Operator::new(builder).map_err(config_err)?;
+            (op, Backend::Folder, root.display().to_string(), root.display().to_string(), None)
+        }
+    };
+    let op = op
+        .layer(TimeoutLayer::new().with_timeout(opts.io_timeout).with_io_timeout(opts.io_timeout))
+        .layer(
+            RetryLayer::new()
+                .with_max_times(opts.retries)
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_jitter()
+                .with_notify(LogRetries),
+        );
+    Ok(Box::new(OpendalStorage {
+        op,
+        backend,
+        describe: target.describe(),
+        endpoint,
+        bucket,
+        opts: opts.clone(),
+        oss_head,
+    }))
+}
+
+/// Each retry becomes one warning line: operators see flaky storage without a failed run.
+struct LogRetries;
+
+impl RetryInterceptor for LogRetries {
+    fn intercept(&self, event: RetryEvent<'_>) {
+        log::warn!(
+            "storage: {} retry {} in {:.1}s after a temporary error: {}",
+            event.op,
+            event.attempt,
+            event.retry_after.as_secs_f64(),
+            first_line(&event.err.to_string())
+        );
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+impl OpendalStorage {
+    /// Turns an OpenDAL error into one line naming the cause.
+    fn error(&self, action: &str, key: &str, e: opendal::Error) -> Error {
+        let text = format!("{e:?}");
+        let (kind, message) = if text.contains("NoSuchBucket") {
+            (
+                ErrorKind::StorageNotFound,
+                format!("bucket \"{}\" does not exist at {}", self.bucket, self.endpoint),
+            )
+        } else if e.kind() == opendal::ErrorKind::PermissionDenied
+            || text.contains("SignatureDoesNotMatch")
+            || text.contains("InvalidAccessKeyId")
+        {
+            let code = ["SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"]
+                .into_iter()
+                .find(|c| text.contains(c))
+                .unwrap_or("access denied");
+            (
+                ErrorKind::StorageAuth,
+                format!(
+                    "{} refused the credentials ({code}): check accessKeyId and accessKeySecret",
+                    self.describe
+                ),
+            )
+        } else if e.kind() == opendal::ErrorKind::NotFound {
+            (ErrorKind::StorageNotFound, format!("{key} not found in {}", self.describe))
+        } else if let Some(cause) = unreachable_cause(&text) {
+            (
+                ErrorKind::StorageUnreachable,
+                format!("cannot reach the storage endpoint {}: {cause}", self.endpoint),
+            )
+        } else {
+            (
+                ErrorKind::Storage,
+                format!("cannot {action} {key} in {}: {}", self.describe, first_line(e.message())),
+            )
+        };
+        Error::new(kind, message).with_source(e)
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let meta = match self.op.stat(key).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !format!("{e:?}").contains("NoSuchBucket") => {
+                return Ok(None)
+            }
+            Err(e) => return Err(self.error("stat", key, e)),
+        };
+        Ok(Some(ObjectInfo {
+            key: key.to_string(),
+            size: meta.content_length(),
+            crc64: None,
+            etag: meta.etag().map(str::to_string),
+            last_modified: meta.last_modified().map(|t| t.into_inner().as_second()),
+        }))
+    }
+
+    /// OSS's own CRC64 of an object, read from a signed HEAD.
+    async fn oss_crc64(&self, key: &str) -> Result<Option<u64>> {
+        let Some((transport, base)) = &self.oss_head else {
+            return Ok(None);
+        };
+        let url = format!("{base}/{}", encode_key(key));
+        let mut last = None;
+        for attempt in 0..=self.opts.retries {
+            let req = http::Request::head(&url)
+                .body(opendal::Buffer::new())
+                .map_err(|e| Error::new(ErrorKind::Internal, "bad HEAD request").with_source(e))?;
+            match transport.send(req).await {
+                Ok(resp) if resp.status().is_server_error() => {
+                    last = Some(format!("HTTP {}", resp.status()));
+                }
+                Ok(resp) => {
+                    return Ok(resp
+                        .headers()
+                        .get("x-oss-hash-crc64ecma")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok()));
+                }
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+        }
+        Err(Error::new(
+            ErrorKind::Storage,
+            format!("cannot read the CRC64 of {key} in {}: {}", self.describe, last.unwrap_or_default()),
+        ))
+    }
+
+    /// CRC64 of an object, read back through the storage (for backends without a checksum).
+    async fn readback_crc64(&self, key: &str) -> Result<u64> {
+        let reader = self.op.reader(key).await.map_err(|e| self.error("read", key, e))?;
+        let mut stream = reader
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| self.error("read", key, e))?;
+        let mut crc = Crc64::default();
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, format!("cannot read back {key}: {e}")))?
+        {
+            crc.update(&chunk);
+        }
+        Ok(crc.value())
+    }
+}
+
+#[async_trait]
+impl Storage for OpendalStorage {
+    async fn put_file(&self, local: &Path, key: &str, progress: ByteProgress<'_>) -> Result<VerifiedUpload> {
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::io("open", local, e))?;
+        let size = file.metadata().await.map_err(|e| Error::io("stat", local, e))?.len();
+        // Stay under the 10,000-part limit of OSS and S3 whatever the size.
+        let part_size = self.opts.part_size.max((size / 9_000) as usize + 1);
+        let mut writer = self
+            .op
+            .writer_with(key)
+            .chunk(part_size)
+            .concurrent(self.opts.upload_concurrency)
+            .await
+            .map_err(|e| self.error("upload", key, e))?;
+        let mut digest = LocalDigest::new();
+        let mut sent = 0u64;
+        loop {
+            let mut part = Vec::with_capacity(part_size);
+            let n = (&mut file)
+                .take(part_size as u64)
+                .read_to_end(&mut part)
+                .await
+                .map_err(|e| Error::io("read", local, e))?;
+            if n == 0 {
+                break;
+            }
+            digest.update_part(&part);
+            if let Err(e) = writer.write(part).await {
+                let _ = writer.abort().await;
+                return Err(self.error("upload", key, e));
+            }
+            sent += n as u64;
+            progress(sent);
+        }
+        if let Err(e) = writer.close().await {
+            let _ = writer.abort().await;
+            return Err(self.error("upload", key, e));
+        }
+        let remote = self
+            .stat(key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Integrity, format!("{key} is missing from {} right after its upload", self.describe)))?;
+        let remote = ObjectInfo {
+            crc64: self.oss_crc64(key).await?,
+            ..remote
+        };
+        let readback = match self.backend {
+            Backend::Folder => Some(self.readback_crc64(key).await?),
+            Backend::Oss | Backend::S3 => None,
+        };
+        digest.check(&remote, readback, key)?;
+        Ok(VerifiedUpload {
+            key: key.to_string(),
+            size: digest.size,
+            crc64: digest.crc64(),
+        })
+    }
+
+    async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64> {
+        let info = self
+            .stat(key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::StorageNotFound, format!("{key} not found in {}", self.describe)))?;
+        let expected_crc = self.oss_crc64(key).await?;
+        if let Some(dir) = local.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io("create directory", dir, e))?;
+        }
+        let partial = partial_path(local);
+        let reader = self.op.reader(key).await.map_err(|e| self.error("download", key, e))?;
+        let mut stream = reader
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| self.error("download", key, e))?;
+        let mut out = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| Error::io("create", &partial, e))?;
+        let mut crc = Crc64::default();
+        let mut written = 0u64;
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, format!("download of {key} broke off: {e}")))?
+        {
+            crc.update(&chunk);
+            out.write_all(&chunk).await.map_err(|e| Error::io("write", &partial, e))?;
+            written += chunk.len() as u64;
+            progress(written);
+        }
+        out.sync_all().await.map_err(|e| Error::io("fsync", &partial, e))?;
+        drop(out);
+        let bad = |detail: String| {
+            let _ = std::fs::remove_file(&partial);
+            Error::new(ErrorKind::Integrity, format!("download of {key} is corrupt: {detail}"))
+        };
+        if written != info.size {
+            return Err(bad(format!("{written} bytes received, {} expected", info.size)));
+        }
+        if let Some(expected) = expected_crc.filter(|c| *c != crc.value()) {
+            return Err(bad(format!("CRC64 {} received, {expected} expected", crc.value())));
+        }
+        tokio::fs::rename(&partial, local)
+            .await
+            .map_err(|e| Error::io("rename", &partial, e))?;
+        Ok(crc.value())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let Some(info) = self.stat(key).await? else {
+            return Ok(None);
+        };
+        let crc64 = self.oss_crc64(key).await?;
+        Ok(Some(ObjectInfo { crc64, ..info }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        if self.backend == Backend::Folder && !folder_exists(&self.op, prefix).await {
+            return Ok(Vec::new());
+        }
+        let mut lister = self
+            .op
+            .lister_with(prefix)
+            .recursive(true)
+            .await
+            .map_err(|e| self.error("list", prefix, e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = lister.try_next().await.map_err(|e| self.error("list", prefix, e))? {
+            if entry.metadata().is_dir() {
+                continue;
+            }
+            let key = entry.path().to_string();
+            let meta = entry.metadata();
+            let info = if self.backend == Backend::Folder {
+                // The fs lister reports names only.
+                match self.stat(&key).await? {
+                    Some(i) => i,
+                    None => continue,
+                }
+            } else {
+                ObjectInfo {
+                    key: key.clone(),
+                    size: meta.content_length(),
+                    crc64: None,
+                    etag: meta.etag().map(str::to_string),
+                    last_modified: meta.last_modified().map(|t| t.into_inner().as_second()),
+                }
+            };
+            out.push(info);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<()> {
+        self.op
+            .delete_iter(keys.iter().map(String::as_str))
+            .await
+            .map_err(|e| self.error("delete", keys.first().map(String::as_str).unwrap_or(""), e))
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+async fn folder_exists(op: &Operator, prefix: &str) -> bool {
+    let dir = match prefix.rfind('/') {
+        Some(i) => &prefix[..=i],
+        None => "/",
+    };
+    op.exists(dir).await.unwrap_or(false)
+}
+
+/// What the OS said when a connection could not be made, if that is what happened.
+fn unreachable_cause(debug_text: &str) -> Option<&'static str> {
+    let lower = debug_text.to_ascii_lowercase();
+    [
+        ("connection refused", "connection refused"),
+        ("dns error", "host name not found"),
+        ("failed to lookup address", "host name not found"),
+        ("timed out", "timed out"),
+        ("operation timeout", "timed out"),
+        ("connection reset", "connection reset"),
+        ("network is unreachable", "network is unreachable"),
+        ("tcp connect error", "cannot connect"),
+        ("error sending request", "no response"),
+    ]
+    .into_iter()
+    .find(|(needle, _)| lower.contains(needle))
+    .map(|(_, cause)| cause)
+}
+
+fn encode_key(key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(key, KEEP).to_string()
+}
+
+fn partial_path(local: &Path) -> PathBuf {
+    let mut name = local.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    local.with_file_name(name)
+}
