@@ -30,11 +30,17 @@ pub struct ArchiveStats {
 /// Archives directory `src` into the tar.gz file `dest`, entries named `<basename of src>/...`.
 /// The archive is fsynced before returning, and created 0600 (it holds the whole database).
 pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
-    let name = src
-        .file_name()
-        .ok_or_else(|| Error::new(ErrorKind::Archive, format!("cannot archive {}: it has no name", src.display())))?;
+    let name = src.file_name().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Archive,
+            format!("cannot archive {}: it has no name", src.display()),
+        )
+    })?;
     let file = create_private(dest)?;
-    let gz = GzEncoder::new(BufWriter::with_capacity(IO_BUFFER, file), Compression::new(level));
+    let gz = GzEncoder::new(
+        BufWriter::with_capacity(IO_BUFFER, file),
+        Compression::new(level),
+    );
     let mut builder = tar::Builder::new(gz);
     builder.follow_symlinks(false);
     let mut stats = ArchiveStats {
@@ -47,13 +53,20 @@ pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
     let gz = builder
         .into_inner()
         .map_err(|e| Error::io("write archive", dest, e))?;
-    let mut buffered = gz.finish().map_err(|e| Error::io("write archive", dest, e))?;
-    buffered.flush().map_err(|e| Error::io("write archive", dest, e))?;
+    let mut buffered = gz
+        .finish()
+        .map_err(|e| Error::io("write archive", dest, e))?;
+    buffered
+        .flush()
+        .map_err(|e| Error::io("write archive", dest, e))?;
     let file = buffered
         .into_inner()
         .map_err(|e| Error::io("write archive", dest, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io("fsync", dest, e))?;
-    stats.archive_bytes = file.metadata().map_err(|e| Error::io("stat", dest, e))?.len();
+    stats.archive_bytes = file
+        .metadata()
+        .map_err(|e| Error::io("stat", dest, e))?
+        .len();
     Ok(stats)
 }
 
@@ -95,12 +108,12 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
     };
     let file = File::open(archive).map_err(|e| Error::io("open archive", archive, e))?;
     std::fs::create_dir_all(dest).map_err(|e| Error::io("create directory", dest, e))?;
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(IO_BUFFER, file)));
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(
+        IO_BUFFER, file,
+    )));
     tar.set_overwrite(true);
     let mut tops: Vec<String> = Vec::new();
-    let entries = tar
-        .entries()
-        .map_err(|e| corrupt(archive, e))?;
+    let entries = tar.entries().map_err(|e| corrupt(archive, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(archive, e))?;
         let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
@@ -117,7 +130,11 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
                 target.to_path_buf()
             };
             check_inside(&resolved).map_err(|why| {
-                bad(format!("link {} -> {}: {why}", path.display(), target.display()))
+                bad(format!(
+                    "link {} -> {}: {why}",
+                    path.display(),
+                    target.display()
+                ))
             })?;
         }
         if let Some(Component::Normal(top)) = path.components().next() {
@@ -126,9 +143,9 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
                 tops.push(top);
             }
         }
-        let unpacked = entry
-            .unpack_in(dest)
-            .map_err(|e| Error::io("extract into", dest, e).with_context("entry", path.display().to_string()))?;
+        let unpacked = entry.unpack_in(dest).map_err(|e| {
+            Error::io("extract into", dest, e).with_context("entry", path.display().to_string())
+        })?;
         if !unpacked {
             return Err(bad(format!("entry {} escapes the target", path.display())));
         }
@@ -143,7 +160,9 @@ fn check_inside(path: &Path) -> std::result::Result<(), &'static str> {
         match c {
             Component::Prefix(_) | Component::RootDir => return Err("absolute path"),
             Component::ParentDir => {
-                depth = depth.checked_sub(1).ok_or("path leaves the target directory")?;
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("path leaves the target directory")?;
             }
             Component::CurDir => {}
             Component::Normal(_) => depth += 1,
@@ -155,7 +174,10 @@ fn check_inside(path: &Path) -> std::result::Result<(), &'static str> {
 fn corrupt(archive: &Path, e: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Archive,
-        format!("{} is not a readable tar.gz archive: {e}", archive.display()),
+        format!(
+            "{} is not a readable tar.gz archive: {e}",
+            archive.display()
+        ),
     )
     .with_source(e)
 }
@@ -197,9 +219,18 @@ mod tests {
         assert_eq!(stats.files, 3);
         assert!(stats.archive_bytes < 10_000);
         let out = tmp.path().join("out");
-        assert_eq!(extract(&dest, &out).unwrap(), vec!["full_backup".to_string()]);
-        assert_eq!(std::fs::read(out.join("full_backup/app/c.bson")).unwrap(), vec![7u8; 300_000]);
-        assert_eq!(std::fs::read(out.join("full_backup/app").join(long)).unwrap(), b"long");
+        assert_eq!(
+            extract(&dest, &out).unwrap(),
+            vec!["full_backup".to_string()]
+        );
+        assert_eq!(
+            std::fs::read(out.join("full_backup/app/c.bson")).unwrap(),
+            vec![7u8; 300_000]
+        );
+        assert_eq!(
+            std::fs::read(out.join("full_backup/app").join(long)).unwrap(),
+            b"long"
+        );
     }
 
     #[test]

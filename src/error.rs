@@ -159,7 +159,10 @@ mod tests {
         let e = Error::new(ErrorKind::Storage, "upload failed")
             .with_context("key", "a/b.tar.gz")
             .with_context("attempts", "4");
-        assert_eq!(e.to_string(), "upload failed (key: a/b.tar.gz, attempts: 4)");
+        assert_eq!(
+            e.to_string(),
+            "upload failed (key: a/b.tar.gz, attempts: 4)"
+        );
         assert_eq!(e.kind().exit_code(), 1);
         assert_eq!(Error::config("x").kind().exit_code(), 2);
     }

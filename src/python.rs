@@ -12,17 +12,72 @@ use crate::config;
 use crate::error::{Error, ErrorKind};
 use crate::storage::{self, ObjectInfo};
 
-create_exception!(_core, MongoOssBackupError, PyException, "Base class of every mongo-oss-backup error.");
-create_exception!(_core, ConfigError, MongoOssBackupError, "config.properties or an argument is wrong.");
-create_exception!(_core, StorageAuthError, MongoOssBackupError, "The storage refused the credentials.");
-create_exception!(_core, StorageNotFoundError, MongoOssBackupError, "The bucket or object does not exist.");
-create_exception!(_core, StorageUnreachableError, MongoOssBackupError, "The storage endpoint cannot be reached.");
-create_exception!(_core, IntegrityError, MongoOssBackupError, "Stored data does not match its local copy.");
-create_exception!(_core, StorageError, MongoOssBackupError, "Another storage failure.");
-create_exception!(_core, ArchiveError, MongoOssBackupError, "A tar.gz archive is malformed or unsafe.");
-create_exception!(_core, LocalIOError, MongoOssBackupError, "A local file-system failure (disk full, permissions).");
-create_exception!(_core, BusyError, MongoOssBackupError, "Another run holds the lock.");
-create_exception!(_core, InternalError, MongoOssBackupError, "An unexpected internal failure.");
+create_exception!(
+    _core,
+    MongoOssBackupError,
+    PyException,
+    "Base class of every mongo-oss-backup error."
+);
+create_exception!(
+    _core,
+    ConfigError,
+    MongoOssBackupError,
+    "config.properties or an argument is wrong."
+);
+create_exception!(
+    _core,
+    StorageAuthError,
+    MongoOssBackupError,
+    "The storage refused the credentials."
+);
+create_exception!(
+    _core,
+    StorageNotFoundError,
+    MongoOssBackupError,
+    "The bucket or object does not exist."
+);
+create_exception!(
+    _core,
+    StorageUnreachableError,
+    MongoOssBackupError,
+    "The storage endpoint cannot be reached."
+);
+create_exception!(
+    _core,
+    IntegrityError,
+    MongoOssBackupError,
+    "Stored data does not match its local copy."
+);
+create_exception!(
+    _core,
+    StorageError,
+    MongoOssBackupError,
+    "Another storage failure."
+);
+create_exception!(
+    _core,
+    ArchiveError,
+    MongoOssBackupError,
+    "A tar.gz archive is malformed or unsafe."
+);
+create_exception!(
+    _core,
+    LocalIOError,
+    MongoOssBackupError,
+    "A local file-system failure (disk full, permissions)."
+);
+create_exception!(
+    _core,
+    BusyError,
+    MongoOssBackupError,
+    "Another run holds the lock."
+);
+create_exception!(
+    _core,
+    InternalError,
+    MongoOssBackupError,
+    "An unexpected internal failure."
+);
 
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -54,15 +109,27 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 /// The effective settings of a config file, as a JSON text (secrets hidden unless asked).
 #[pyfunction]
 #[pyo3(signature = (path, *, show_secrets = false))]
-fn check_config(py: Python<'_>, path: PathBuf, show_secrets: bool) -> PyResult<(String, Vec<String>)> {
+fn check_config(
+    py: Python<'_>,
+    path: PathBuf,
+    show_secrets: bool,
+) -> PyResult<(String, Vec<String>)> {
     let loaded = py.detach(|| load(&path)).map_err(to_py)?;
-    Ok((loaded.settings.to_json(show_secrets).to_string(), loaded.warnings))
+    Ok((
+        loaded.settings.to_json(show_secrets).to_string(),
+        loaded.warnings,
+    ))
 }
 
 /// Archives directory `src` into `dest` (entries `<basename>/...`); returns its statistics.
 #[pyfunction]
 #[pyo3(signature = (src, dest, *, level = 6))]
-fn create_archive<'py>(py: Python<'py>, src: PathBuf, dest: PathBuf, level: u32) -> PyResult<Bound<'py, PyDict>> {
+fn create_archive<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    dest: PathBuf,
+    level: u32,
+) -> PyResult<Bound<'py, PyDict>> {
     let stats = py
         .detach(|| crate::archive::create(&src, &dest, level.min(9)))
         .map_err(to_py)?;
@@ -76,7 +143,8 @@ fn create_archive<'py>(py: Python<'py>, src: PathBuf, dest: PathBuf, level: u32)
 /// Extracts a tar.gz into `dest`; returns the top-level names it held.
 #[pyfunction]
 fn extract_archive(py: Python<'_>, archive: PathBuf, dest: PathBuf) -> PyResult<Vec<String>> {
-    py.detach(|| crate::archive::extract(&archive, &dest)).map_err(to_py)
+    py.detach(|| crate::archive::extract(&archive, &dest))
+        .map_err(to_py)
 }
 
 /// The bucket a config file names (`storage_url`, or OSS endpoint + bucket).
@@ -102,7 +170,10 @@ impl Storage {
     fn new(py: Python<'_>, config: PathBuf) -> PyResult<Self> {
         let settings = py.detach(|| load(&config)).map_err(to_py)?.settings;
         let target = settings.storage.as_ref().ok_or_else(|| {
-            ConfigError::new_err(format!("{}: is_upload_to_oss=0, so no bucket is configured", config.display()))
+            ConfigError::new_err(format!(
+                "{}: is_upload_to_oss=0, so no bucket is configured",
+                config.display()
+            ))
         })?;
         let opts = storage::StorageOptions {
             upload_concurrency: settings.upload_concurrency,
@@ -113,7 +184,12 @@ impl Storage {
     }
 
     /// Uploads and verifies; returns {"key", "size", "crc64"}.
-    fn put_file<'py>(&self, py: Python<'py>, local: PathBuf, key: String) -> PyResult<Bound<'py, PyDict>> {
+    fn put_file<'py>(
+        &self,
+        py: Python<'py>,
+        local: PathBuf,
+        key: String,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let done = py
             .detach(|| crate::runtime::block_on(self.inner.put_file(&local, &key, &|_| {})))
             .map_err(to_py)?;
@@ -163,8 +239,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MongoOssBackupError", py.get_type::<MongoOssBackupError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("StorageAuthError", py.get_type::<StorageAuthError>())?;
-    m.add("StorageNotFoundError", py.get_type::<StorageNotFoundError>())?;
-    m.add("StorageUnreachableError", py.get_type::<StorageUnreachableError>())?;
+    m.add(
+        "StorageNotFoundError",
+        py.get_type::<StorageNotFoundError>(),
+    )?;
+    m.add(
+        "StorageUnreachableError",
+        py.get_type::<StorageUnreachableError>(),
+    )?;
     m.add("IntegrityError", py.get_type::<IntegrityError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ArchiveError", py.get_type::<ArchiveError>())?;

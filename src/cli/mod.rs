@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use crate::config;
 use crate::error::{Error, Result};
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 the operation failed (one line on stderr says why); \
+const EXIT_CODES: &str =
+    "Exit codes: 0 success; 1 the operation failed (one line on stderr says why); \
 2 bad configuration or usage.";
 
 #[derive(Parser, Debug)]

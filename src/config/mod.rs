@@ -195,9 +195,8 @@ impl Reader<'_> {
     }
 
     fn required(&self, key: &str, why: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| {
-            Error::config(format!("{}: missing key {key}{why}", self.file))
-        })
+        self.get(key)
+            .ok_or_else(|| Error::config(format!("{}: missing key {key}{why}", self.file)))
     }
 
     /// The error for a bad value of `key` (never used for secrets: they are not validated).
@@ -206,7 +205,13 @@ impl Reader<'_> {
         Error::config(format!("{}:{line}: {key}: \"{value}\" {reason}", self.file))
     }
 
-    fn parsed<T>(&self, key: &str, default: Option<T>, check: impl Fn(&str) -> Option<T>, reason: &str) -> Result<T> {
+    fn parsed<T>(
+        &self,
+        key: &str,
+        default: Option<T>,
+        check: impl Fn(&str) -> Option<T>,
+        reason: &str,
+    ) -> Result<T> {
         match (self.get(key), default) {
             (Some(""), Some(default)) | (None, Some(default)) => Ok(default),
             (Some(v), _) => check(v).ok_or_else(|| self.bad(key, reason)),
@@ -237,7 +242,11 @@ impl Reader<'_> {
         self.parsed(
             key,
             default,
-            |v| v.parse::<T>().ok().filter(|n| *n >= range.0 && *n <= range.1),
+            |v| {
+                v.parse::<T>()
+                    .ok()
+                    .filter(|n| *n >= range.0 && *n <= range.1)
+            },
             reason,
         )
     }
@@ -248,7 +257,12 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if db_host.is_empty() || db_host.chars().any(char::is_whitespace) {
         return Err(r.bad("db_host", "is not a host name or mongodb:// URI"));
     }
-    let db_port = r.number("db_port", Some(27017u16), (1, u16::MAX), "is not a port number")?;
+    let db_port = r.number(
+        "db_port",
+        Some(27017u16),
+        (1, u16::MAX),
+        "is not a port number",
+    )?;
     let db_name = r.get("db_name").unwrap_or("").to_string();
     if db_name
         .chars()
@@ -258,13 +272,26 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
     }
     let root = r.required("db_backup_root_path", " (the local working directory)")?;
     if root.is_empty() {
-        return Err(r.bad("db_backup_root_path", "is empty; name the local working directory"));
+        return Err(r.bad(
+            "db_backup_root_path",
+            "is empty; name the local working directory",
+        ));
     }
     let is_inc_backup = r.flag("is_inc_backup", None)?;
     let full_backup_period_days = if is_inc_backup {
-        r.number("full_backup_period", None, (0u32, 36500), "is not a whole number of days")?
+        r.number(
+            "full_backup_period",
+            None,
+            (0u32, 36500),
+            "is not a whole number of days",
+        )?
     } else {
-        r.number("full_backup_period", Some(7u32), (0u32, 36500), "is not a whole number of days")?
+        r.number(
+            "full_backup_period",
+            Some(7u32),
+            (0u32, 36500),
+            "is not a whole number of days",
+        )?
     };
     let is_upload_to_oss = r.flag("is_upload_to_oss", None)?;
     let oss_signature_version = match r.get("oss_signature_version").unwrap_or("") {
@@ -272,8 +299,18 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         "1" | "v1" | "V1" => SignatureVersion::V1,
         _ => return Err(r.bad("oss_signature_version", "is not 4 or 1")),
     };
-    let upload_concurrency = r.number("upload_concurrency", Some(5usize), (1, 64), "is not a number from 1 to 64")?;
-    let compression_level = r.number("compression_level", Some(6u32), (0, 9), "is not a compression level from 0 to 9")?;
+    let upload_concurrency = r.number(
+        "upload_concurrency",
+        Some(5usize),
+        (1, 64),
+        "is not a number from 1 to 64",
+    )?;
+    let compression_level = r.number(
+        "compression_level",
+        Some(6u32),
+        (0, 9),
+        "is not a compression level from 0 to 9",
+    )?;
     let cycle_prefix = match r.get("cycle_prefix") {
         None | Some("") => "mongodb_cycle_backup_titan_".to_string(),
         Some(p) if p.contains('/') || p.contains('\\') || p.chars().any(char::is_whitespace) => {
@@ -281,8 +318,18 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         }
         Some(p) => p.to_string(),
     };
-    let keep_cycles = r.number("keep_cycles", Some(0u32), (0, 100_000), "is not a whole number (0 = keep all)")?;
-    let log_level = match r.get("log_level").unwrap_or("").to_ascii_lowercase().as_str() {
+    let keep_cycles = r.number(
+        "keep_cycles",
+        Some(0u32),
+        (0, 100_000),
+        "is not a whole number (0 = keep all)",
+    )?;
+    let log_level = match r
+        .get("log_level")
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "" | "info" => LogLevel::Info,
         "error" => LogLevel::Error,
         "warn" | "warning" => LogLevel::Warn,
@@ -298,8 +345,14 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
     };
     let access_key_secret = secret_from("accessKeySecret", ENV_ACCESS_KEY_SECRET);
     let db_passwd = secret_from("db_passwd", ENV_DB_PASSWD);
-    let storage_url = r.get("storage_url").filter(|v| !v.is_empty()).map(str::to_string);
-    let oss_region = r.get("oss_region").filter(|v| !v.is_empty()).map(str::to_string);
+    let storage_url = r
+        .get("storage_url")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let oss_region = r
+        .get("oss_region")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
 
     let mut settings = Settings {
         source: path.to_path_buf(),

@@ -42,7 +42,8 @@ impl Endpoint {
         } else {
             format!("https://{text}")
         };
-        let url = url::Url::parse(&with_scheme).map_err(|_| "is not a host name or URL".to_string())?;
+        let url =
+            url::Url::parse(&with_scheme).map_err(|_| "is not a host name or URL".to_string())?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("must be http:// or https://".into());
         }
@@ -76,7 +77,9 @@ pub fn derive_oss_region(host: &str) -> Option<String> {
     let region = name.strip_suffix("-internal").unwrap_or(name);
     let valid = !region.is_empty()
         && !region.starts_with("accelerate")
-        && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
     valid.then(|| region.to_string())
 }
 
@@ -122,10 +125,7 @@ impl StorageTarget {
 }
 
 /// Resolves the target of `settings`; `bad(key, reason)` phrases an error about a config key.
-pub(super) fn resolve(
-    s: &Settings,
-    bad: &dyn Fn(&str, &str) -> Error,
-) -> Result<StorageTarget> {
+pub(super) fn resolve(s: &Settings, bad: &dyn Fn(&str, &str) -> Error) -> Result<StorageTarget> {
     let Some(url_text) = &s.storage_url else {
         return oss_target(s, &s.bucket, &s.endpoint, bad);
     };
@@ -142,8 +142,14 @@ pub(super) fn resolve(
     };
     match url.scheme() {
         "file" => {
-            if url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
-                return Err(bad("storage_url", "must be file:///absolute/dir (three slashes)"));
+            if url
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
+                return Err(bad(
+                    "storage_url",
+                    "must be file:///absolute/dir (three slashes)",
+                ));
             }
             let root = url
                 .to_file_path()
@@ -197,6 +203,13 @@ fn oss_target(
         ));
     }
     let endpoint = Endpoint::parse(endpoint_text).map_err(|why| bad("endpoint", &why))?;
+    if endpoint.host.parse::<std::net::IpAddr>().is_ok() || endpoint.host.starts_with('[') {
+        // Virtual-hosted addressing puts the bucket in the host name.
+        return Err(bad(
+            "endpoint",
+            "is an IP address; OSS needs a host name (bucket.host)",
+        ));
+    }
     if s.access_key_id.is_empty() {
         return Err(bad("accessKeyId", "is required when is_upload_to_oss=1"));
     }
@@ -232,12 +245,18 @@ mod tests {
 
     #[test]
     fn regions_from_endpoints() {
-        assert_eq!(derive_oss_region("oss-cn-hangzhou.aliyuncs.com").as_deref(), Some("cn-hangzhou"));
+        assert_eq!(
+            derive_oss_region("oss-cn-hangzhou.aliyuncs.com").as_deref(),
+            Some("cn-hangzhou")
+        );
         assert_eq!(
             derive_oss_region("oss-cn-beijing-internal.aliyuncs.com").as_deref(),
             Some("cn-beijing")
         );
-        assert_eq!(derive_oss_region("oss.aliyuncs.com").as_deref(), Some("cn-hangzhou"));
+        assert_eq!(
+            derive_oss_region("oss.aliyuncs.com").as_deref(),
+            Some("cn-hangzhou")
+        );
         assert_eq!(derive_oss_region("oss-accelerate.aliyuncs.com"), None);
         assert_eq!(derive_oss_region("localhost"), None);
     }

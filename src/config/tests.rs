@@ -107,14 +107,35 @@ fn bad_port_names_file_line_key() {
 fn each_bad_value_has_its_line() {
     let cases = [
         ("is_inc_backup=2", "is_inc_backup: \"2\" is not 0 or 1"),
-        ("is_upload_to_oss=yes", "is_upload_to_oss: \"yes\" is not 0 or 1"),
+        (
+            "is_upload_to_oss=yes",
+            "is_upload_to_oss: \"yes\" is not 0 or 1",
+        ),
         ("db_port=70000", "db_port: \"70000\" is not a port number"),
-        ("compression_level=12", "compression_level: \"12\" is not a compression level from 0 to 9"),
-        ("upload_concurrency=0", "upload_concurrency: \"0\" is not a number from 1 to 64"),
-        ("keep_cycles=-1", "keep_cycles: \"-1\" is not a whole number (0 = keep all)"),
-        ("oss_signature_version=3", "oss_signature_version: \"3\" is not 4 or 1"),
-        ("log_level=loud", "log_level: \"loud\" is not one of error, warn, info, debug"),
-        ("db_name=a.b", "db_name: \"a.b\" is not a valid database name"),
+        (
+            "compression_level=12",
+            "compression_level: \"12\" is not a compression level from 0 to 9",
+        ),
+        (
+            "upload_concurrency=0",
+            "upload_concurrency: \"0\" is not a number from 1 to 64",
+        ),
+        (
+            "keep_cycles=-1",
+            "keep_cycles: \"-1\" is not a whole number (0 = keep all)",
+        ),
+        (
+            "oss_signature_version=3",
+            "oss_signature_version: \"3\" is not 4 or 1",
+        ),
+        (
+            "log_level=loud",
+            "log_level: \"loud\" is not one of error, warn, info, debug",
+        ),
+        (
+            "db_name=a.b",
+            "db_name: \"a.b\" is not a valid database name",
+        ),
     ];
     for (line, expected) in cases {
         let text = format!("{BASE}{line}\n");
@@ -125,7 +146,10 @@ fn each_bad_value_has_its_line() {
 #[test]
 fn inc_mode_requires_period() {
     let text = BASE.replace("is_inc_backup=0", "is_inc_backup=1");
-    assert_eq!(err_line(&text), "config.properties: missing key full_backup_period");
+    assert_eq!(
+        err_line(&text),
+        "config.properties: missing key full_backup_period"
+    );
     let text = format!("{text}full_backup_period=x\n");
     assert_eq!(
         err_line(&text),
@@ -137,9 +161,8 @@ fn inc_mode_requires_period() {
 fn upload_keys_required_only_when_uploading() {
     let text = BASE.replace("is_upload_to_oss=0", "is_upload_to_oss=1");
     assert!(err_line(&text).contains("bucket"));
-    let text = format!(
-        "{text}bucket=db-backup\nendpoint=oss-cn-shanghai.aliyuncs.com\naccessKeyId=AK\n"
-    );
+    let text =
+        format!("{text}bucket=db-backup\nendpoint=oss-cn-shanghai.aliyuncs.com\naccessKeyId=AK\n");
     assert_eq!(
         err_line(&text),
         "config.properties: accessKeySecret is required when is_upload_to_oss=1 (or set MONGO_OSS_ACCESS_KEY_SECRET)"
@@ -154,11 +177,13 @@ fn upload_keys_required_only_when_uploading() {
 #[test]
 fn unknown_region_needs_oss_region_for_v4() {
     let text = BASE.replace("is_upload_to_oss=0", "is_upload_to_oss=1")
-        + "bucket=bk1\nendpoint=http://127.0.0.1:9000\naccessKeyId=AK\naccessKeySecret=SK\n";
+        + "bucket=bk1\nendpoint=http://oss.internal:9000\naccessKeyId=AK\naccessKeySecret=SK\n";
     assert_eq!(
         err_line(&text),
-        "config.properties:8: endpoint: \"http://127.0.0.1:9000\" names no OSS region; set oss_region (or oss_signature_version=1)"
+        "config.properties:8: endpoint: \"http://oss.internal:9000\" names no OSS region; set oss_region (or oss_signature_version=1)"
     );
+    let ip = text.replace("oss.internal", "10.0.0.1") + "oss_region=cn-hangzhou\n";
+    assert!(err_line(&ip).contains("is an IP address"));
     let ok = format!("{text}oss_region=cn-hangzhou\n");
     assert!(load_text(&ok).is_ok());
     let v1 = format!("{text}oss_signature_version=1\n");
@@ -171,7 +196,9 @@ fn storage_urls() {
     let s = load_text(&format!("{up}storage_url=file:///srv/bucket\n"))
         .unwrap()
         .settings;
-    assert!(matches!(s.storage, Some(StorageTarget::Folder { ref root }) if root == Path::new("/srv/bucket")));
+    assert!(
+        matches!(s.storage, Some(StorageTarget::Folder { ref root }) if root == Path::new("/srv/bucket"))
+    );
     let s = load_text(&format!(
         "{up}storage_url=s3://bk?endpoint=http://127.0.0.1:5000&region=eu-west-1\naccessKeyId=a\naccessKeySecret=b\n"
     ))

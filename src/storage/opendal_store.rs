@@ -67,7 +67,9 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
         .read_timeout(opts.io_timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e))?;
+        .map_err(|e| {
+            Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(e)
+        })?;
     let plain = HttpTransporter::new(ReqwestTransport::new(client));
     let config_err = |e: opendal::Error| {
         Error::config(format!("cannot use {}: {}", target.describe(), e.message()))
@@ -98,7 +100,13 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
                 .with_context(OperationContext::new().with_http_transport(signing.clone()));
             let port = endpoint.port.map(|p| format!(":{p}")).unwrap_or_default();
             let base = format!("{}://{bucket}.{}{port}", endpoint.scheme, endpoint.host);
-            (op, Backend::Oss, endpoint.url(), bucket.clone(), Some((signing, base)))
+            (
+                op,
+                Backend::Oss,
+                endpoint.url(),
+                bucket.clone(),
+                Some((signing, base)),
+            )
         }
         StorageTarget::S3 {
             bucket,
@@ -123,17 +131,29 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             let op = Operator::new(builder)
                 .map_err(config_err)?
                 .with_context(OperationContext::new().with_http_transport(plain));
-            let ep = endpoint.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+            let ep = endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
             (op, Backend::S3, ep, bucket.clone(), None)
         }
         StorageTarget::Folder { root } => {
             let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
             let op = Operator::new(builder).map_err(config_err)?;
-            (op, Backend::Folder, root.display().to_string(), root.display().to_string(), None)
+            (
+                op,
+                Backend::Folder,
+                root.display().to_string(),
+                root.display().to_string(),
+                None,
+            )
         }
     };
     let op = op
-        .layer(TimeoutLayer::new().with_timeout(opts.io_timeout).with_io_timeout(opts.io_timeout))
+        .layer(
+            TimeoutLayer::new()
+                .with_timeout(opts.io_timeout)
+                .with_io_timeout(opts.io_timeout),
+        )
         .layer(
             RetryLayer::new()
                 .with_max_times(opts.retries)
@@ -179,16 +199,23 @@ impl OpendalStorage {
         let (kind, message) = if text.contains("NoSuchBucket") {
             (
                 ErrorKind::StorageNotFound,
-                format!("bucket \"{}\" does not exist at {}", self.bucket, self.endpoint),
+                format!(
+                    "bucket \"{}\" does not exist at {}",
+                    self.bucket, self.endpoint
+                ),
             )
         } else if e.kind() == opendal::ErrorKind::PermissionDenied
             || text.contains("SignatureDoesNotMatch")
             || text.contains("InvalidAccessKeyId")
         {
-            let code = ["SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"]
-                .into_iter()
-                .find(|c| text.contains(c))
-                .unwrap_or("access denied");
+            let code = [
+                "SignatureDoesNotMatch",
+                "InvalidAccessKeyId",
+                "AccessDenied",
+            ]
+            .into_iter()
+            .find(|c| text.contains(c))
+            .unwrap_or("access denied");
             (
                 ErrorKind::StorageAuth,
                 format!(
@@ -197,16 +224,26 @@ impl OpendalStorage {
                 ),
             )
         } else if e.kind() == opendal::ErrorKind::NotFound {
-            (ErrorKind::StorageNotFound, format!("{key} not found in {}", self.describe))
+            (
+                ErrorKind::StorageNotFound,
+                format!("{key} not found in {}", self.describe),
+            )
         } else if let Some(cause) = unreachable_cause(&text) {
             (
                 ErrorKind::StorageUnreachable,
-                format!("cannot reach the storage endpoint {}: {cause}", self.endpoint),
+                format!(
+                    "cannot reach the storage endpoint {}: {cause}",
+                    self.endpoint
+                ),
             )
         } else {
             (
                 ErrorKind::Storage,
-                format!("cannot {action} {key} in {}: {}", self.describe, first_line(e.message())),
+                format!(
+                    "cannot {action} {key} in {}: {}",
+                    self.describe,
+                    first_line(e.message())
+                ),
             )
         };
         Error::new(kind, message).with_source(e)
@@ -215,7 +252,10 @@ impl OpendalStorage {
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let meta = match self.op.stat(key).await {
             Ok(m) => m,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !format!("{e:?}").contains("NoSuchBucket") => {
+            Err(e)
+                if e.kind() == opendal::ErrorKind::NotFound
+                    && !format!("{e:?}").contains("NoSuchBucket") =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(self.error("stat", key, e)),
@@ -257,13 +297,21 @@ impl OpendalStorage {
         }
         Err(Error::new(
             ErrorKind::Storage,
-            format!("cannot read the CRC64 of {key} in {}: {}", self.describe, last.unwrap_or_default()),
+            format!(
+                "cannot read the CRC64 of {key} in {}: {}",
+                self.describe,
+                last.unwrap_or_default()
+            ),
         ))
     }
 
     /// CRC64 of an object, read back through the storage (for backends without a checksum).
     async fn readback_crc64(&self, key: &str) -> Result<u64> {
-        let reader = self.op.reader(key).await.map_err(|e| self.error("read", key, e))?;
+        let reader = self
+            .op
+            .reader(key)
+            .await
+            .map_err(|e| self.error("read", key, e))?;
         let mut stream = reader
             .into_bytes_stream(..)
             .await
@@ -282,11 +330,20 @@ impl OpendalStorage {
 
 #[async_trait]
 impl Storage for OpendalStorage {
-    async fn put_file(&self, local: &Path, key: &str, progress: ByteProgress<'_>) -> Result<VerifiedUpload> {
+    async fn put_file(
+        &self,
+        local: &Path,
+        key: &str,
+        progress: ByteProgress<'_>,
+    ) -> Result<VerifiedUpload> {
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::io("open", local, e))?;
-        let size = file.metadata().await.map_err(|e| Error::io("stat", local, e))?.len();
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat", local, e))?
+            .len();
         // Stay under the 10,000-part limit of OSS and S3 whatever the size.
         let part_size = self.opts.part_size.max((size / 9_000) as usize + 1);
         let mut writer = self
@@ -320,10 +377,15 @@ impl Storage for OpendalStorage {
             let _ = writer.abort().await;
             return Err(self.error("upload", key, e));
         }
-        let remote = self
-            .stat(key)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::Integrity, format!("{key} is missing from {} right after its upload", self.describe)))?;
+        let remote = self.stat(key).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{key} is missing from {} right after its upload",
+                    self.describe
+                ),
+            )
+        })?;
         let remote = ObjectInfo {
             crc64: self.oss_crc64(key).await?,
             ..remote
@@ -341,16 +403,24 @@ impl Storage for OpendalStorage {
     }
 
     async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64> {
-        let info = self
-            .stat(key)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::StorageNotFound, format!("{key} not found in {}", self.describe)))?;
+        let info = self.stat(key).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::StorageNotFound,
+                format!("{key} not found in {}", self.describe),
+            )
+        })?;
         let expected_crc = self.oss_crc64(key).await?;
         if let Some(dir) = local.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io("create directory", dir, e))?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::io("create directory", dir, e))?;
         }
         let partial = partial_path(local);
-        let reader = self.op.reader(key).await.map_err(|e| self.error("download", key, e))?;
+        let reader = self
+            .op
+            .reader(key)
+            .await
+            .map_err(|e| self.error("download", key, e))?;
         let mut stream = reader
             .into_bytes_stream(..)
             .await
@@ -360,27 +430,41 @@ impl Storage for OpendalStorage {
             .map_err(|e| Error::io("create", &partial, e))?;
         let mut crc = Crc64::default();
         let mut written = 0u64;
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Storage, format!("download of {key} broke off: {e}")))?
-        {
+        while let Some(chunk) = stream.try_next().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Storage,
+                format!("download of {key} broke off: {e}"),
+            )
+        })? {
             crc.update(&chunk);
-            out.write_all(&chunk).await.map_err(|e| Error::io("write", &partial, e))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io("write", &partial, e))?;
             written += chunk.len() as u64;
             progress(written);
         }
-        out.sync_all().await.map_err(|e| Error::io("fsync", &partial, e))?;
+        out.sync_all()
+            .await
+            .map_err(|e| Error::io("fsync", &partial, e))?;
         drop(out);
         let bad = |detail: String| {
             let _ = std::fs::remove_file(&partial);
-            Error::new(ErrorKind::Integrity, format!("download of {key} is corrupt: {detail}"))
+            Error::new(
+                ErrorKind::Integrity,
+                format!("download of {key} is corrupt: {detail}"),
+            )
         };
         if written != info.size {
-            return Err(bad(format!("{written} bytes received, {} expected", info.size)));
+            return Err(bad(format!(
+                "{written} bytes received, {} expected",
+                info.size
+            )));
         }
         if let Some(expected) = expected_crc.filter(|c| *c != crc.value()) {
-            return Err(bad(format!("CRC64 {} received, {expected} expected", crc.value())));
+            return Err(bad(format!(
+                "CRC64 {} received, {expected} expected",
+                crc.value()
+            )));
         }
         tokio::fs::rename(&partial, local)
             .await
@@ -407,7 +491,11 @@ impl Storage for OpendalStorage {
             .await
             .map_err(|e| self.error("list", prefix, e))?;
         let mut out = Vec::new();
-        while let Some(entry) = lister.try_next().await.map_err(|e| self.error("list", prefix, e))? {
+        while let Some(entry) = lister
+            .try_next()
+            .await
+            .map_err(|e| self.error("list", prefix, e))?
+        {
             if entry.metadata().is_dir() {
                 continue;
             }

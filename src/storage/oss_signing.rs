@@ -49,12 +49,20 @@ impl HttpTransport for OssSigningTransport {
     async fn fetch(&self, req: Request<Buffer>) -> opendal::Result<Response<HttpBody>> {
         let (mut parts, body) = req.into_parts();
         // Anything a previous attempt signed is signed again: retries must carry a fresh date.
-        for name in [AUTHORIZATION.as_str(), DATE.as_str(), "x-oss-date", "x-oss-content-sha256"] {
+        for name in [
+            AUTHORIZATION.as_str(),
+            DATE.as_str(),
+            "x-oss-date",
+            "x-oss-content-sha256",
+        ] {
             parts.headers.remove(name);
         }
         self.signer.sign(&mut parts, None).await.map_err(|e| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, "cannot sign the OSS request")
-                .set_source(e)
+            opendal::Error::new(
+                opendal::ErrorKind::Unexpected,
+                "cannot sign the OSS request",
+            )
+            .set_source(e)
         })?;
         self.inner.fetch(Request::from_parts(parts, body)).await
     }

@@ -57,11 +57,17 @@ impl LocalDigest {
             )
         };
         if remote.size != self.size {
-            return Err(mismatch(format!("size {} in the bucket, {} here", remote.size, self.size)));
+            return Err(mismatch(format!(
+                "size {} in the bucket, {} here",
+                remote.size, self.size
+            )));
         }
         if let Some(crc) = remote.crc64.or(readback_crc) {
             if crc != self.crc64() {
-                return Err(mismatch(format!("CRC64 {crc} in the bucket, {} here", self.crc64())));
+                return Err(mismatch(format!(
+                    "CRC64 {crc} in the bucket, {} here",
+                    self.crc64()
+                )));
             }
             return Ok(());
         }
@@ -69,7 +75,9 @@ impl LocalDigest {
             Some(etag) if is_md5_etag(etag) => {
                 let expected = self.s3_etag();
                 if !etag.eq_ignore_ascii_case(&expected) {
-                    return Err(mismatch(format!("ETag {etag} in the bucket, {expected} here")));
+                    return Err(mismatch(format!(
+                        "ETag {etag} in the bucket, {expected} here"
+                    )));
                 }
                 Ok(())
             }
@@ -138,9 +146,19 @@ mod tests {
             last_modified: None,
         };
         assert!(d.check(&remote, None, "k").is_ok());
-        let wrong = ObjectInfo { crc64: Some(1), ..remote.clone() };
-        assert_eq!(d.check(&wrong, None, "k").unwrap_err().kind(), ErrorKind::Integrity);
+        let wrong = ObjectInfo {
+            crc64: Some(1),
+            ..remote.clone()
+        };
+        assert_eq!(
+            d.check(&wrong, None, "k").unwrap_err().kind(),
+            ErrorKind::Integrity
+        );
         let short = ObjectInfo { size: 2, ..remote };
-        assert!(d.check(&short, None, "k").unwrap_err().to_string().contains("size 2"));
+        assert!(d
+            .check(&short, None, "k")
+            .unwrap_err()
+            .to_string()
+            .contains("size 2"));
     }
 }
