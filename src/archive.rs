@@ -113,12 +113,25 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
     )));
     tar.set_overwrite(true);
     let mut tops: Vec<String> = Vec::new();
+    // Links this archive created: no later entry may be written through one (lexical checks
+    // cannot see where a link points once it exists on disk).
+    let mut links: Vec<PathBuf> = Vec::new();
     let entries = tar.entries().map_err(|e| corrupt(archive, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(archive, e))?;
         let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
         check_inside(&path).map_err(|why| bad(format!("entry {}: {why}", path.display())))?;
+        if let Some(link) = links.iter().find(|l| path.starts_with(l) && path != **l) {
+            return Err(bad(format!(
+                "entry {} goes through the link {}",
+                path.display(),
+                link.display()
+            )));
+        }
         let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            links.push(path.clone());
+        }
         if kind.is_symlink() || kind.is_hard_link() {
             let target = entry
                 .link_name()

@@ -95,7 +95,7 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
-fn load(path: &PathBuf) -> Result<config::Loaded, Error> {
+fn load(path: &std::path::Path) -> Result<config::Loaded, Error> {
     config::load(path, &|k| std::env::var(k).ok())
 }
 

@@ -1,0 +1,105 @@
+"""config.properties through the installed command line: `check-config` prints the effective settings
+as JSON, hides secrets, and a bad file gives one line naming file, line and key, with exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mongo_oss_backup as mob
+from conftest import run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+OLD_FILE = (
+    "## 阿里云oss 连接配置\r\n"
+    "endpoint= oss.aliyuncs.com\r\n"
+    "accessKeyId = xxxxxxx\r\n"
+    "accessKeySecret = p#ss=w0rd!\r\n"
+    "bucket = db-backup\r\n"
+    "db_host= localhost\r\n"
+    "db_port= 27017\r\n"
+    "db_user= testb\r\n"
+    "db_passwd= testb\r\n"
+    "db_name= chen\r\n"
+    "db_backup_root_path= H:\\pythoncode\\temp\\back\\\r\n"
+    "mongo_shell_path= /alidata1/mongodb-linux-x86_64-3.0.6/bin/\r\n"
+    "is_inc_backup=1\r\n"
+    "full_backup_period=7\r\n"
+    "is_upload_to_oss= 1\r\n"
+)
+
+
+def test_old_file_unchanged(tmp_path):
+    cfg = tmp_path / "config.properties"
+    cfg.write_bytes(b"\xef\xbb\xbf" + OLD_FILE.encode("utf-8"))
+    r = run_cli("check-config", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["endpoint"] == "oss.aliyuncs.com"
+    assert out["oss_region"] == "cn-hangzhou"
+    assert out["accessKeySecret"] == "***" and out["db_passwd"] == "***"
+    assert out["db_backup_root_path"] == "H:\\pythoncode\\temp\\back\\"
+    assert out["db_port"] == 27017 and out["is_inc_backup"] == 1 and out["full_backup_period"] == 7
+    assert out["cycle_prefix"] == "mongodb_cycle_backup_titan_" and out["keep_cycles"] == 0
+    assert "p#ss=w0rd!" not in r.stdout + r.stderr
+    shown = json.loads(run_cli("check-config", "--config", str(cfg), "--show-secrets").stdout)
+    assert shown["accessKeySecret"] == "p#ss=w0rd!" and shown["db_passwd"] == "testb"
+
+
+def test_template_is_valid():
+    r = run_cli("check-config", "--config", str(REPO / "config.properties"))
+    assert r.returncode == 0 and r.stderr == ""
+    assert set(json.loads(r.stdout)) >= {"endpoint", "storage_url", "keep_cycles", "log_level"}
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("db_port=27o17", 'db_port: "27o17" is not a port number'),
+    ("is_upload_to_oss=2", 'is_upload_to_oss: "2" is not 0 or 1'),
+    ("storage_url=gopher://x", 'storage_url: "gopher://x" has an unknown scheme (use file://, s3:// or oss://)'),
+])
+def test_bad_value_one_line_exit_2(tmp_path, line, expected):
+    cfg = tmp_path / "config.properties"
+    key = line.split("=")[0]
+    body = [b for b in OLD_FILE.replace("\r\n", "\n").splitlines() if not b.replace(" ", "").startswith(key + "=")]
+    body.insert(6, line)  # line 7 of the file
+    cfg.write_text("\n".join(body) + "\n")
+    r = run_cli("check-config", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr == "error: %s:7: %s\n" % (cfg, expected)
+
+
+def test_secret_from_environment_and_unknown_key_warning(tmp_path):
+    cfg = tmp_path / "config.properties"
+    text = OLD_FILE.replace("accessKeySecret = p#ss=w0rd!\r\n", "").replace("db_passwd= testb\r\n", "")
+    cfg.write_text(text + "colour = blue\n")
+    r = run_cli("check-config", "--config", str(cfg))
+    assert r.returncode == 2 and "accessKeySecret is required" in r.stderr
+    env = {"MONGO_OSS_ACCESS_KEY_SECRET": "env-secret-1", "MONGO_OSS_DB_PASSWD": "env-pw-2"}
+    r = run_cli("check-config", "--config", str(cfg), "--show-secrets", env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'unknown key "colour" ignored' in r.stderr
+    out = json.loads(r.stdout)
+    assert out["accessKeySecret"] == "env-secret-1" and out["db_passwd"] == "env-pw-2"
+
+
+def test_python_m_and_help(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mongo_oss_backup", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "check-config" in r.stdout and "Exit codes" in r.stdout
+    r = run_cli("no-such-command")
+    assert r.returncode == 2
+
+
+def test_python_api_check_config(tmp_path):
+    cfg = tmp_path / "config.properties"
+    cfg.write_text(OLD_FILE)
+    settings, warnings = mob.check_config(str(cfg))
+    assert settings["db_name"] == "chen" and warnings == []
+    cfg.write_text(OLD_FILE.replace("db_port= 27017", "db_port= x"))
+    with pytest.raises(mob.ConfigError) as err:
+        mob.check_config(str(cfg))
+    assert str(err.value).endswith(':7: db_port: "x" is not a port number')
+    assert isinstance(err.value, mob.MongoOssBackupError)
