@@ -21,6 +21,18 @@ pub enum ErrorKind {
     Storage,
     /// A tar.gz archive is malformed or unsafe.
     Archive,
+    /// MongoDB cannot be reached (refused, DNS, timeout, no primary/member).
+    MongoUnreachable,
+    /// MongoDB refused the user name or password.
+    MongoAuth,
+    /// The MongoDB user lacks a privilege the step needs.
+    MongoUnauthorized,
+    /// The database (or a dump directory to restore) does not exist.
+    MongoNotFound,
+    /// Any other MongoDB failure.
+    Mongo,
+    /// The operation finished, but some documents or indexes could not be restored (exit code 3).
+    Incomplete,
     /// Local file-system failure (disk full, permissions…).
     Io,
     /// Another run holds the lock.
@@ -40,16 +52,24 @@ impl ErrorKind {
             ErrorKind::Integrity => "integrity",
             ErrorKind::Storage => "storage",
             ErrorKind::Archive => "archive",
+            ErrorKind::MongoUnreachable => "mongo_unreachable",
+            ErrorKind::MongoAuth => "mongo_auth",
+            ErrorKind::MongoUnauthorized => "mongo_unauthorized",
+            ErrorKind::MongoNotFound => "mongo_not_found",
+            ErrorKind::Mongo => "mongo",
+            ErrorKind::Incomplete => "incomplete",
             ErrorKind::Io => "io",
             ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal",
         }
     }
 
-    /// Process exit code for this kind: 2 for bad configuration or usage, 1 otherwise.
+    /// Process exit code for this kind: 2 for bad configuration or usage, 3 for a restore that
+    /// finished with failed documents or indexes, 1 otherwise.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Config => 2,
+            ErrorKind::Incomplete => 3,
             _ => 1,
         }
     }

@@ -7,6 +7,8 @@
 //! - `config`: config.properties reader and typed settings (with the storage target).
 //! - `archive`: streaming tar.gz create/extract with the old entry names and a tar-slip guard.
 //! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs): verified uploads, downloads, listing.
+//! - `mongo`: connection, mongodump-format dump and restore through the official driver.
+//! - `pipeline`: the flows (full backup, full restore) built from the parts above.
 //! - `runtime`, `logging`: the shared tokio runtime and plain log lines.
 //! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
 
@@ -15,6 +17,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod mongo;
+pub mod pipeline;
 pub mod runtime;
 pub mod storage;
 

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod commands;
+
 use crate::config;
 use crate::error::{Error, Result};
 
@@ -30,6 +32,36 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run one backup as configured (what start.py runs from cron).
+    Backup {
+        /// The config.properties to read.
+        #[arg(long, default_value = "config.properties")]
+        config: PathBuf,
+    },
+    /// Restore a full backup (mongodb_backup_titan_...) from the bucket into MongoDB.
+    Restore {
+        /// The config.properties naming the bucket and the MongoDB to restore into.
+        #[arg(long, default_value = "config.properties")]
+        config: PathBuf,
+        /// Name of a full-mode backup, e.g. mongodb_backup_titan_201512221438.
+        #[arg(long)]
+        full: String,
+        /// Suffix of the archive in the bucket.
+        #[arg(long, default_value = ".tar.gz")]
+        suffix: String,
+        /// Local directory to download and extract into [default: <db_backup_root_path>/restore].
+        #[arg(long)]
+        local_dir: Option<PathBuf>,
+        /// The backup is already extracted in --local-dir: do not download it.
+        #[arg(long)]
+        downloaded: bool,
+        /// Restore into this database instead of db_name.
+        #[arg(long)]
+        target_db: Option<String>,
+        /// Drop each collection before restoring it.
+        #[arg(long)]
+        drop: bool,
+    },
     /// Print the effective settings of a config.properties as one JSON object.
     CheckConfig {
         /// The config.properties to read.
@@ -62,6 +94,32 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Backup { config } => {
+            let settings = load_config(&config)?;
+            crate::logging::init(settings.log_level);
+            commands::backup(&settings)
+        }
+        Command::Restore {
+            config,
+            full,
+            suffix,
+            local_dir,
+            downloaded,
+            target_db,
+            drop,
+        } => {
+            let settings = load_config(&config)?;
+            crate::logging::init(settings.log_level);
+            let req = crate::pipeline::restore_full::RestoreFullRequest {
+                local_temp: local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore")),
+                name: full,
+                suffix,
+                already_downloaded: downloaded,
+                drop_existing: drop,
+                target_db,
+            };
+            commands::restore_full(&settings, &req)
+        }
         Command::CheckConfig {
             config,
             show_secrets,

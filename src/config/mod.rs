@@ -158,6 +158,30 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             line.line
         ));
     }
+    from_entries(entries, warnings, path, env)
+}
+
+/// Validates settings given as key/value pairs rather than a file (the variables at the top of the
+/// old restore scripts). `source` names them in messages, e.g. `restore_full.py`.
+pub fn from_pairs(source: &str, pairs: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded> {
+    let entries = pairs
+        .iter()
+        .map(|(k, v)| properties::Entry {
+            line: 0,
+            key: k.clone(),
+            value: v.trim().to_string(),
+        })
+        .collect();
+    from_entries(entries, Vec::new(), Path::new(source), env)
+}
+
+fn from_entries(
+    entries: Vec<properties::Entry>,
+    mut warnings: Vec<String>,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded> {
+    let file = path.display().to_string();
     let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
     for entry in entries {
         if !KNOWN_KEYS.contains(&entry.key.as_str()) {
@@ -202,7 +226,8 @@ impl Reader<'_> {
     /// The error for a bad value of `key` (never used for secrets: they are not validated).
     fn bad(&self, key: &str, reason: &str) -> Error {
         let (line, value) = &self.values[key];
-        Error::config(format!("{}:{line}: {key}: \"{value}\" {reason}", self.file))
+        let at = if *line > 0 { format!(":{line}") } else { String::new() };
+        Error::config(format!("{}{at}: {key}: \"{value}\" {reason}", self.file))
     }
 
     fn parsed<T>(

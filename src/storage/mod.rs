@@ -61,6 +61,9 @@ pub trait Storage: Send + Sync {
     /// Every object under `prefix`, recursively, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 
+    /// Checks, before any work, that the bucket exists and accepts our credentials.
+    async fn check(&self) -> Result<()>;
+
     /// Deletes objects; missing ones are not an error.
     async fn delete(&self, keys: &[String]) -> Result<()>;
 

@@ -522,6 +522,11 @@ impl Storage for OpendalStorage {
         Ok(out)
     }
 
+    async fn check(&self) -> Result<()> {
+        // A listing (not a HEAD) so that a missing bucket is told apart from a missing key.
+        self.list("mongo-oss-backup-check/").await.map(|_| ())
+    }
+
     async fn delete(&self, keys: &[String]) -> Result<()> {
         self.op
             .delete_iter(keys.iter().map(String::as_str))

@@ -1,0 +1,223 @@
+//! Dumping databases into mongodump's directory layout: `<dir>/<db>/<name>.bson` (the raw BSON
+//! documents as the server sent them, concatenated, never decoded) and `<name>.metadata.json`.
+//! Collections run in parallel (bounded); each is one streaming cursor, so memory stays bounded
+//! whatever the data size. System collections are skipped as mongodump skips them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+
+use super::connect::Mongo;
+use super::metadata::Metadata;
+use super::names;
+use crate::archive::create_private;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Databases never dumped when `db_name` is empty.
+pub const SKIPPED_DATABASES: &[&str] = &["admin", "local", "config"];
+
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// Collections dumped at once.
+    pub parallel_collections: usize,
+    /// A database without collections is an error unless this is set (incremental cycles accept it).
+    pub allow_empty: bool,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            parallel_collections: 4,
+            allow_empty: false,
+        }
+    }
+}
+
+/// What was dumped for one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionDump {
+    pub database: String,
+    pub collection: String,
+    pub documents: u64,
+    pub bytes: u64,
+    pub is_view: bool,
+}
+
+/// Dumps `db_name` (empty = every database but admin, local and config) into `out_dir/<db>/`.
+pub async fn dump(mongo: &Mongo, db_name: &str, out_dir: &Path, opts: &DumpOptions) -> Result<Vec<CollectionDump>> {
+    let databases = if db_name.is_empty() {
+        let names = mongo
+            .client
+            .list_database_names()
+            .await
+            .map_err(|e| mongo.error(e, "list databases"))?;
+        names
+            .into_iter()
+            .filter(|n| !SKIPPED_DATABASES.contains(&n.as_str()))
+            .collect()
+    } else {
+        vec![db_name.to_string()]
+    };
+    let mut all = Vec::new();
+    for db in databases {
+        all.extend(dump_database(mongo, &db, &out_dir.join(&db), opts).await?);
+    }
+    Ok(all)
+}
+
+/// Dumps one database into `dir` (created 0700).
+pub async fn dump_database(mongo: &Mongo, db: &str, dir: &Path, opts: &DumpOptions) -> Result<Vec<CollectionDump>> {
+    let started = Instant::now();
+    let specs = list_collections(mongo, db).await?;
+    if specs.is_empty() && !opts.allow_empty {
+        return Err(Error::new(
+            ErrorKind::MongoNotFound,
+            format!(
+                "database \"{db}\" does not exist on {} (it has no collections): check db_name",
+                mongo.target.describe()
+            ),
+        ));
+    }
+    create_private_dir(dir)?;
+    let results: Vec<CollectionDump> = futures::stream::iter(specs)
+        .map(|spec| dump_collection(mongo, db, dir, spec))
+        .buffer_unordered(opts.parallel_collections.max(1))
+        .try_collect()
+        .await?;
+    let docs: u64 = results.iter().map(|c| c.documents).sum();
+    let bytes: u64 = results.iter().map(|c| c.bytes).sum();
+    log::info!(
+        "dumped database {db}: {} collections, {docs} documents, {:.1} MB in {:.1}s",
+        results.len(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(results)
+}
+
+/// listCollections of `db`, without what mongodump leaves out.
+async fn list_collections(mongo: &Mongo, db: &str) -> Result<Vec<Document>> {
+    let doing = format!("list the collections of {db}");
+    let cursor = mongo
+        .client
+        .database(db)
+        .run_cursor_command(doc! {"listCollections": 1})
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    let specs: Vec<Document> = cursor.try_collect().await.map_err(|e| mongo.error(e, &doing))?;
+    Ok(specs
+        .into_iter()
+        .filter(|s| s.get_str("name").map(|n| !skip_collection(n)).unwrap_or(false))
+        .collect())
+}
+
+/// mongodump's rule: `system.*` except `system.js`, and `$` names (old index namespaces).
+fn skip_collection(name: &str) -> bool {
+    (name.starts_with("system.") && name != "system.js") || name.contains('$')
+}
+
+async fn dump_collection(mongo: &Mongo, db: &str, dir: &Path, spec: Document) -> Result<CollectionDump> {
+    let name = spec.get_str("name").unwrap_or_default().to_string();
+    let kind = spec.get_str("type").unwrap_or("collection").to_string();
+    let is_view = kind == "view";
+    let stem = names::file_stem(&name);
+    let started = Instant::now();
+    let mut metadata = Metadata {
+        options: spec.get_document("options").cloned().unwrap_or_default(),
+        indexes: Vec::new(),
+        uuid: spec.get_document("info").ok().and_then(|i| match i.get("uuid") {
+            Some(Bson::Binary(b)) => Some(b.bytes.iter().map(|x| format!("{x:02x}")).collect()),
+            _ => None,
+        }),
+        collection_name: Some(name.clone()),
+        kind: Some(kind),
+    };
+    let (mut documents, mut bytes) = (0u64, 0u64);
+    if !is_view {
+        let path = dir.join(format!("{stem}.bson"));
+        (documents, bytes) = dump_documents(mongo, db, &name, &path).await?;
+        metadata.indexes = list_indexes(mongo, db, &name).await?;
+    }
+    let meta_path = dir.join(format!("{stem}.metadata.json"));
+    let mut f = create_private(&meta_path)?;
+    f.write_all(metadata.to_json().as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &meta_path, e))?;
+    log::debug!(
+        "dumped {db}.{name}: {documents} documents, {bytes} bytes in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(CollectionDump {
+        database: db.to_string(),
+        collection: name,
+        documents,
+        bytes,
+        is_view,
+    })
+}
+
+/// Streams every document of `db.name` into `path`, raw. Returns (documents, bytes).
+async fn dump_documents(mongo: &Mongo, db: &str, name: &str, path: &Path) -> Result<(u64, u64)> {
+    let doing = format!("dump {db}.{name}");
+    let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
+    let mut cursor = collection
+        .find(doc! {})
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    let file = create_private(path)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let (mut documents, mut bytes) = (0u64, 0u64);
+    while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
+        let raw = cursor.current().as_bytes();
+        out.write_all(raw).map_err(|e| Error::io("write", path, e))?;
+        documents += 1;
+        bytes += raw.len() as u64;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io("write", path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+    Ok((documents, bytes))
+}
+
+async fn list_indexes(mongo: &Mongo, db: &str, name: &str) -> Result<Vec<Document>> {
+    let doing = format!("list the indexes of {db}.{name}");
+    let cursor = mongo
+        .client
+        .database(db)
+        .run_cursor_command(doc! {"listIndexes": name})
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    cursor.try_collect().await.map_err(|e| mongo.error(e, &doing))
+}
+
+/// Creates a directory (and parents) readable by its owner only: a dump holds the whole database.
+pub fn create_private_dir(dir: &Path) -> Result<PathBuf> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_like_mongodump() {
+        assert!(skip_collection("system.profile"));
+        assert!(!skip_collection("system.js"));
+        assert!(skip_collection("foo.$_id_"));
+        assert!(!skip_collection("users"));
+    }
+}

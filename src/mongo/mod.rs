@@ -1,0 +1,11 @@
+//! MongoDB through the official driver: connecting (`connect`), mongodump's file layout (`names`,
+//! `metadata`), dumping (`dump`) and restoring (`restore`). No mongodump/mongorestore binaries and
+//! no subprocess, so credentials never appear on a command line.
+
+pub mod connect;
+pub mod dump;
+pub mod metadata;
+pub mod names;
+pub mod restore;
+
+pub use connect::{connect, Mongo, MongoTarget};

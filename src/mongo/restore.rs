@@ -1,0 +1,389 @@
+//! Restoring one database directory in mongodump's layout into a (possibly differently named)
+//! database with ordinary commands only, so a user with readWrite + dbAdmin on the target is enough:
+//! create each collection with its options, insert the raw documents in large unordered batches with
+//! several in flight, then build the indexes of the metadata. Documents and indexes that fail are
+//! counted and reported with examples, never dropped silently.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::error::ErrorKind as DriverKind;
+use tokio::task::JoinSet;
+
+use super::connect::{first_line, Mongo};
+use super::metadata::Metadata;
+use super::names;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Collection options older servers wrote that a create command no longer accepts.
+const LEGACY_OPTIONS: &[&str] = &["flags", "autoIndexId", "recordIdsReplicated"];
+/// Examples of failed documents kept per collection.
+const MAX_EXAMPLES: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Drop each restored collection first (`is_drop_old_restore`).
+    pub drop_existing: bool,
+    /// Insert batches in flight per collection.
+    pub insert_workers: usize,
+    /// Bytes per insert batch.
+    pub batch_bytes: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            drop_existing: false,
+            insert_workers: 4,
+            batch_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The outcome for one collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectionRestore {
+    pub collection: String,
+    pub inserted: u64,
+    pub failed: u64,
+    /// `_id` and reason of some failed documents.
+    pub examples: Vec<String>,
+    pub indexes_built: usize,
+    /// `name: reason` of indexes that could not be built.
+    pub index_failures: Vec<String>,
+}
+
+/// What one database restore did.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseRestore {
+    pub database: String,
+    pub collections: Vec<CollectionRestore>,
+    /// Files in the directory that are not part of a dump (reported, not restored).
+    pub ignored_files: Vec<String>,
+}
+
+impl DatabaseRestore {
+    pub fn documents(&self) -> u64 {
+        self.collections.iter().map(|c| c.inserted).sum()
+    }
+    pub fn failed_documents(&self) -> u64 {
+        self.collections.iter().map(|c| c.failed).sum()
+    }
+    pub fn failed_indexes(&self) -> usize {
+        self.collections.iter().map(|c| c.index_failures.len()).sum()
+    }
+}
+
+/// One collection found in a dump directory.
+#[derive(Debug)]
+struct DumpedCollection {
+    name: String,
+    bson: Option<PathBuf>,
+    metadata: Metadata,
+}
+
+/// Restores the dump directory `dir` (one database) into database `target`.
+pub async fn restore_database(mongo: &Mongo, dir: &Path, target: &str, opts: &RestoreOptions) -> Result<DatabaseRestore> {
+    let started = Instant::now();
+    let (collections, ignored_files) = scan(dir)?;
+    let mut report = DatabaseRestore {
+        database: target.to_string(),
+        collections: Vec::new(),
+        ignored_files,
+    };
+    let (views, tables): (Vec<_>, Vec<_>) = collections.into_iter().partition(|c| c.metadata.is_view());
+    for c in tables.iter().chain(views.iter()) {
+        report.collections.push(restore_collection(mongo, target, c, opts).await?);
+    }
+    log::info!(
+        "restored database {target}: {} collections, {} documents ({} failed), {} index failures in {:.1}s",
+        report.collections.len(),
+        report.documents(),
+        report.failed_documents(),
+        report.failed_indexes(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
+
+/// Groups the files of a dump directory by collection.
+fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::new(ErrorKind::MongoNotFound, format!("no dump to restore at {}", dir.display()))
+        } else {
+            Error::io("read directory", dir, e)
+        }
+    })?;
+    let mut stems: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if !path.is_file() {
+            ignored.push(file_name);
+        } else if let Some(stem) = file_name.strip_suffix(".metadata.json") {
+            stems.entry(stem.to_string()).or_default().1 = Some(path);
+        } else if let Some(stem) = file_name.strip_suffix(".bson") {
+            stems.entry(stem.to_string()).or_default().0 = Some(path);
+        } else {
+            ignored.push(file_name);
+        }
+    }
+    let mut out = Vec::new();
+    for (stem, (bson, meta)) in stems {
+        let metadata = match &meta {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e))?;
+                Metadata::from_json(&text, p)?
+            }
+            None => Metadata::default(),
+        };
+        let name = match (&metadata.collection_name, names::is_truncated_stem(&stem)) {
+            (Some(n), _) => n.clone(),
+            (None, false) => names::query_unescape(&stem).unwrap_or_else(|| stem.clone()),
+            (None, true) => {
+                ignored.push(format!("{stem}.bson (a truncated long name without metadata)"));
+                continue;
+            }
+        };
+        if name.starts_with("system.") && name != "system.js" {
+            ignored.push(format!("{stem}.bson (system collection)"));
+            continue;
+        }
+        out.push(DumpedCollection { name, bson, metadata });
+    }
+    Ok((out, ignored))
+}
+
+async fn restore_collection(mongo: &Mongo, db: &str, c: &DumpedCollection, opts: &RestoreOptions) -> Result<CollectionRestore> {
+    let database = mongo.client.database(db);
+    let mut result = CollectionRestore {
+        collection: c.name.clone(),
+        ..Default::default()
+    };
+    if opts.drop_existing {
+        let doing = format!("drop {db}.{}", c.name);
+        database
+            .collection::<Document>(&c.name)
+            .drop()
+            .await
+            .map_err(|e| mongo.error(e, &doing))?;
+    }
+    create_collection(mongo, db, &c.name, &c.metadata.options).await?;
+    if let Some(bson) = &c.bson {
+        insert_file(mongo, db, &c.name, bson, opts, &mut result).await?;
+    }
+    build_indexes(mongo, db, &c.name, &c.metadata.indexes, &mut result).await?;
+    Ok(result)
+}
+
+/// `create` with the dumped options; an existing collection is kept (documents go into it).
+async fn create_collection(mongo: &Mongo, db: &str, name: &str, options: &Document) -> Result<()> {
+    let mut command = doc! {"create": name};
+    for (k, v) in options {
+        if !LEGACY_OPTIONS.contains(&k.as_str()) {
+            command.insert(k.clone(), v.clone());
+        }
+    }
+    match mongo.client.database(db).run_command(command).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(c) if c.code == 48) => Ok(()),
+        Err(e) => Err(mongo.error(e, &format!("create {db}.{name}"))),
+    }
+}
+
+/// Reads the concatenated documents of a .bson file and inserts them in batches, several in flight.
+async fn insert_file(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    path: &Path,
+    opts: &RestoreOptions,
+    result: &mut CollectionRestore,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
+    let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
+    let mut in_flight: JoinSet<(Vec<RawDocumentBuf>, std::result::Result<u64, mongodb::error::Error>)> = JoinSet::new();
+    loop {
+        let batch = reader.next_batch(opts.batch_bytes)?;
+        let done = batch.is_empty();
+        if !done {
+            let coll = collection.clone();
+            in_flight.spawn(async move {
+                let outcome = coll
+                    .insert_many(&batch)
+                    .ordered(false)
+                    .await
+                    .map(|r| r.inserted_ids.len() as u64);
+                (batch, outcome)
+            });
+        }
+        while in_flight.len() >= opts.insert_workers.max(1) || (done && !in_flight.is_empty()) {
+            let (batch, outcome) = in_flight
+                .join_next()
+                .await
+                .expect("a task is in flight")
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("insert task failed: {e}")))?;
+            account(mongo, db, name, batch, outcome, result)?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Adds a batch's outcome to `result`: write errors are counted with examples; anything else fails.
+fn account(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    batch: Vec<RawDocumentBuf>,
+    outcome: std::result::Result<u64, mongodb::error::Error>,
+    result: &mut CollectionRestore,
+) -> Result<()> {
+    let e = match outcome {
+        Ok(n) => {
+            result.inserted += n;
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let DriverKind::InsertMany(failure) = e.kind.as_ref() else {
+        return Err(mongo.error(e, &format!("insert into {db}.{name}")));
+    };
+    if failure.write_concern_error.is_some() && failure.write_errors.is_none() {
+        return Err(mongo.error(e, &format!("insert into {db}.{name}")));
+    }
+    let errors = failure.write_errors.as_deref().unwrap_or_default();
+    result.failed += errors.len() as u64;
+    result.inserted += (batch.len() - errors.len()) as u64;
+    for w in errors {
+        if result.examples.len() >= MAX_EXAMPLES {
+            break;
+        }
+        let id = batch
+            .get(w.index)
+            .and_then(|d| d.get("_id").ok().flatten())
+            .and_then(|v| Bson::try_from(v).ok())
+            .map(|v| v.into_relaxed_extjson().to_string())
+            .unwrap_or_else(|| "?".into());
+        result
+            .examples
+            .push(format!("_id {id}: {} (code {})", first_line(&w.message), w.code));
+    }
+    Ok(())
+}
+
+/// Builds the metadata's indexes (all at once; one by one if that fails, to build all it can).
+async fn build_indexes(mongo: &Mongo, db: &str, name: &str, specs: &[Document], result: &mut CollectionRestore) -> Result<()> {
+    let specs: Vec<Document> = specs
+        .iter()
+        .filter(|s| s.get_str("name").ok() != Some("_id_"))
+        .map(|s| {
+            let mut s = s.clone();
+            // The namespace is the target's, and the server picks the index version (as mongorestore).
+            s.remove("ns");
+            s.remove("v");
+            s
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let database = mongo.client.database(db);
+    let command = |indexes: Vec<Document>| {
+        doc! {"createIndexes": name, "indexes": indexes, "ignoreUnknownIndexOptions": true}
+    };
+    if database.run_command(command(specs.clone())).await.is_ok() {
+        result.indexes_built += specs.len();
+        return Ok(());
+    }
+    for spec in specs {
+        let index_name = spec.get_str("name").unwrap_or("?").to_string();
+        match database.run_command(command(vec![spec])).await {
+            Ok(_) => result.indexes_built += 1,
+            Err(e) => match e.kind.as_ref() {
+                DriverKind::Command(c) => result
+                    .index_failures
+                    .push(format!("{index_name}: {} (code {})", first_line(&c.message), c.code)),
+                _ => return Err(mongo.error(e, &format!("build index {index_name} on {db}.{name}"))),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Reads concatenated BSON documents from a stream, checking each length prefix.
+pub struct BsonReader<R> {
+    inner: R,
+    path: PathBuf,
+    offset: u64,
+}
+
+impl<R: Read> BsonReader<R> {
+    pub fn new(inner: R, path: &Path) -> Self {
+        BsonReader {
+            inner,
+            path: path.to_path_buf(),
+            offset: 0,
+        }
+    }
+
+    /// The next document, `None` at a clean end of file.
+    pub fn next_document(&mut self) -> Result<Option<RawDocumentBuf>> {
+        let mut len_bytes = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            let n = self
+                .inner
+                .read(&mut len_bytes[got..])
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            if n == 0 {
+                return if got == 0 { Ok(None) } else { Err(self.corrupt("truncated length")) };
+            }
+            got += n;
+        }
+        let len = i32::from_le_bytes(len_bytes);
+        if !(5..=(48 << 20)).contains(&len) {
+            return Err(self.corrupt(&format!("invalid document length {len}")));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        bytes[..4].copy_from_slice(&len_bytes);
+        self.inner
+            .read_exact(&mut bytes[4..])
+            .map_err(|_| self.corrupt("truncated document"))?;
+        let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| self.corrupt(&e.to_string()))?;
+        self.offset += len as u64;
+        Ok(Some(doc))
+    }
+
+    /// Documents up to about `max_bytes` (at least one); empty at the end.
+    pub fn next_batch(&mut self, max_bytes: usize) -> Result<Vec<RawDocumentBuf>> {
+        let mut batch = Vec::new();
+        let mut size = 0;
+        while size < max_bytes {
+            match self.next_document()? {
+                Some(d) => {
+                    size += d.as_bytes().len();
+                    batch.push(d);
+                }
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn corrupt(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::Archive,
+            format!("{} is not a valid BSON dump at byte {}: {why}", self.path.display(), self.offset),
+        )
+    }
+}

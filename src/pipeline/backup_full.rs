@@ -1,0 +1,72 @@
+//! Full mode (`is_inc_backup=0`), COMPAT §3: dump into `<root>/mongodb_backup_titan_<YYYYmmddHHMM>/`
+//! (data under `<db_name>/`), archive it to `<root>/<name>.tar.gz` with entries `<name>/...`, upload
+//! it to key `<name>.tar.gz` at the bucket root, verify, and only then delete the local copies.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Local};
+
+use super::{open_storage, store_archive, mongo_target};
+use crate::config::Settings;
+use crate::error::Result;
+use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::mongo::connect;
+use crate::storage::VerifiedUpload;
+
+pub const FULL_PREFIX: &str = "mongodb_backup_titan_";
+
+/// What a full backup produced.
+#[derive(Debug, Clone)]
+pub struct FullBackupReport {
+    /// `mongodb_backup_titan_<YYYYmmddHHMM>`
+    pub name: String,
+    pub collections: Vec<CollectionDump>,
+    /// The verified object, when uploading.
+    pub upload: Option<VerifiedUpload>,
+    /// Where the backup stays when it is not uploaded.
+    pub local_dir: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackupReport> {
+    let started = Instant::now();
+    let name = format!("{FULL_PREFIX}{}", now.format("%Y%m%d%H%M"));
+    // Both checks come first: a wrong password or bucket must not cost a whole dump.
+    let storage = match &settings.storage {
+        Some(target) => Some(open_storage(target, settings).await?),
+        None => None,
+    };
+    let mongo = connect(&mongo_target(settings)).await?;
+    let dir = settings.db_backup_root_path.join(&name);
+    if dir.exists() {
+        // Left by an interrupted run in this same minute: it is incomplete.
+        std::fs::remove_dir_all(&dir).map_err(|e| crate::error::Error::io("remove", &dir, e))?;
+    }
+    dump::create_private_dir(&dir)?;
+    log::info!("full backup {name}: dumping {} into {}", describe_db(&settings.db_name), dir.display());
+    let collections = dump::dump(&mongo, &settings.db_name, &dir, &DumpOptions::default()).await?;
+    let (upload, local_dir) = match storage {
+        Some(storage) => {
+            let done = store_archive(storage.as_ref(), &dir, &format!("{name}.tar.gz"), settings).await?;
+            (Some(done), None)
+        }
+        None => (None, Some(dir)),
+    };
+    let report = FullBackupReport {
+        name,
+        collections,
+        upload,
+        local_dir,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(report)
+}
+
+fn describe_db(db: &str) -> String {
+    if db.is_empty() {
+        "every database".into()
+    } else {
+        format!("database {db}")
+    }
+}

@@ -1,0 +1,68 @@
+//! The flows, one module each: full backups (`backup_full`) and their restore (`restore_full`).
+//! They order the steps (connect, dump, archive, upload, verify, clean up) and hold no mechanics of
+//! their own: those live in `mongo`, `archive` and `storage`.
+
+pub mod backup_full;
+pub mod restore_full;
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::archive;
+use crate::config::{Settings, StorageTarget};
+use crate::error::{Error, ErrorKind, Result};
+use crate::mongo::MongoTarget;
+use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
+
+/// The MongoDB side of the settings.
+pub fn mongo_target(settings: &Settings) -> MongoTarget {
+    MongoTarget {
+        host: settings.db_host.clone(),
+        port: settings.db_port,
+        user: settings.db_user.clone(),
+        password: settings.db_passwd.clone(),
+    }
+}
+
+/// Opens the bucket and checks it exists and takes our credentials.
+pub async fn open_storage(target: &StorageTarget, settings: &Settings) -> Result<Box<dyn Storage>> {
+    let opts = StorageOptions {
+        upload_concurrency: settings.upload_concurrency,
+        ..Default::default()
+    };
+    let storage = storage::open(target, &opts)?;
+    storage.check().await?;
+    Ok(storage)
+}
+
+/// Archives `dir` to `<dir>.tar.gz`, uploads it to `key`, verifies it, and only then deletes the
+/// directory and the archive. On any failure both stay where they are.
+pub async fn store_archive(storage: &dyn Storage, dir: &Path, key: &str, settings: &Settings) -> Result<VerifiedUpload> {
+    let archive_path = archive::archive_path_for(dir);
+    let started = Instant::now();
+    let level = settings.compression_level;
+    let (src, dest) = (dir.to_path_buf(), archive_path.clone());
+    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &dest, level))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
+    log::info!(
+        "archived {} ({} files, {:.1} MB → {:.1} MB) in {:.1}s",
+        dir.display(),
+        stats.files,
+        stats.input_bytes as f64 / 1e6,
+        stats.archive_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let done = storage.put_file(&archive_path, key, &|_| {}).await?;
+    log::info!(
+        "uploaded {key} to {} and verified it (size {}, CRC64 {}) in {:.1}s",
+        storage.describe(),
+        done.size,
+        done.crc64,
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
+    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
+    Ok(done)
+}
