@@ -79,6 +79,43 @@ create_exception!(
     "An unexpected internal failure."
 );
 
+create_exception!(
+    _core,
+    MongoUnreachableError,
+    MongoOssBackupError,
+    "MongoDB cannot be reached."
+);
+create_exception!(
+    _core,
+    MongoAuthError,
+    MongoOssBackupError,
+    "MongoDB refused the user name or password."
+);
+create_exception!(
+    _core,
+    MongoUnauthorizedError,
+    MongoOssBackupError,
+    "The MongoDB user lacks a privilege."
+);
+create_exception!(
+    _core,
+    MongoNotFoundError,
+    MongoOssBackupError,
+    "The database or dump does not exist."
+);
+create_exception!(
+    _core,
+    MongoError,
+    MongoOssBackupError,
+    "Another MongoDB failure."
+);
+create_exception!(
+    _core,
+    IncompleteError,
+    MongoOssBackupError,
+    "Some documents or indexes could not be restored."
+);
+
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e.kind() {
@@ -90,6 +127,12 @@ fn to_py(e: Error) -> PyErr {
         ErrorKind::Storage => StorageError::new_err(msg),
         ErrorKind::Archive => ArchiveError::new_err(msg),
         ErrorKind::Io => LocalIOError::new_err(msg),
+        ErrorKind::MongoUnreachable => MongoUnreachableError::new_err(msg),
+        ErrorKind::MongoAuth => MongoAuthError::new_err(msg),
+        ErrorKind::MongoUnauthorized => MongoUnauthorizedError::new_err(msg),
+        ErrorKind::MongoNotFound => MongoNotFoundError::new_err(msg),
+        ErrorKind::Mongo => MongoError::new_err(msg),
+        ErrorKind::Incomplete => IncompleteError::new_err(msg),
         ErrorKind::Busy => BusyError::new_err(msg),
         ErrorKind::Internal => InternalError::new_err(msg),
     }
@@ -119,6 +162,74 @@ fn check_config(
         loaded.settings.to_json(show_secrets).to_string(),
         loaded.warnings,
     ))
+}
+
+/// Runs one backup as the config file says; returns a summary dict.
+#[pyfunction]
+#[pyo3(signature = (*, config))]
+fn backup<'py>(py: Python<'py>, config: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let report = py
+        .detach(|| {
+            let settings = load(&config)?.settings;
+            if settings.is_inc_backup {
+                return Err(Error::config(
+                    "incremental mode is not available yet; set is_inc_backup=0",
+                ));
+            }
+            crate::runtime::block_on(crate::pipeline::backup_full::run(
+                &settings,
+                chrono::Local::now(),
+            ))
+        })
+        .map_err(to_py)?;
+    let d = PyDict::new(py);
+    d.set_item("name", &report.name)?;
+    d.set_item("collections", report.collections.len())?;
+    d.set_item(
+        "documents",
+        report.collections.iter().map(|c| c.documents).sum::<u64>(),
+    )?;
+    d.set_item("key", report.upload.as_ref().map(|u| u.key.clone()))?;
+    d.set_item("size", report.upload.as_ref().map(|u| u.size))?;
+    d.set_item("crc64", report.upload.as_ref().map(|u| u.crc64))?;
+    d.set_item(
+        "local_dir",
+        report
+            .local_dir
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    )?;
+    d.set_item("seconds", report.seconds)?;
+    Ok(d)
+}
+
+/// restore_full.py: settings as (key, value) pairs; prints the summary and returns the exit code.
+#[pyfunction]
+#[pyo3(signature = (pairs, *, name, suffix, local_temp, downloaded, drop, target_db = None))]
+#[allow(clippy::too_many_arguments)]
+fn run_restore_full(
+    py: Python<'_>,
+    pairs: Vec<(String, String)>,
+    name: String,
+    suffix: String,
+    local_temp: PathBuf,
+    downloaded: bool,
+    drop: bool,
+    target_db: Option<String>,
+) -> i32 {
+    py.detach(|| {
+        crate::cli::script_restore_full(
+            &pairs,
+            crate::pipeline::restore_full::RestoreFullRequest {
+                name,
+                suffix,
+                local_temp,
+                already_downloaded: downloaded,
+                drop_existing: drop,
+                target_db,
+            },
+        )
+    })
 }
 
 /// Archives directory `src` into `dest` (entries `<basename>/...`); returns its statistics.
@@ -252,9 +363,23 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ArchiveError", py.get_type::<ArchiveError>())?;
     m.add("LocalIOError", py.get_type::<LocalIOError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
+    m.add(
+        "MongoUnreachableError",
+        py.get_type::<MongoUnreachableError>(),
+    )?;
+    m.add("MongoAuthError", py.get_type::<MongoAuthError>())?;
+    m.add(
+        "MongoUnauthorizedError",
+        py.get_type::<MongoUnauthorizedError>(),
+    )?;
+    m.add("MongoNotFoundError", py.get_type::<MongoNotFoundError>())?;
+    m.add("MongoError", py.get_type::<MongoError>())?;
+    m.add("IncompleteError", py.get_type::<IncompleteError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
+    m.add_function(wrap_pyfunction!(backup, m)?)?;
+    m.add_function(wrap_pyfunction!(run_restore_full, m)?)?;
     m.add_function(wrap_pyfunction!(create_archive, m)?)?;
     m.add_function(wrap_pyfunction!(extract_archive, m)?)?;
     m.add_class::<Storage>()?;

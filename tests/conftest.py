@@ -196,3 +196,87 @@ def run_cli(*args: str, env: Optional[dict] = None, cwd: Optional[Path] = None, 
     assert exe, "mongo-oss-backup is not on PATH: pip install . first"
     return subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, **(env or {})),
                           cwd=cwd, timeout=timeout)
+
+
+# -- MongoDB: secantusdb --------------------------------------------------------------------------
+
+ROOT_USER, ROOT_PW = "root", "root-pw"
+BACKUP_USER, BACKUP_PW = "backup_user", "b@ck#up=pw"
+RESTORE_USER, RESTORE_PW = "restore_user", "rest0re-pw"
+NOBODY_USER, NOBODY_PW = "nobody", "nobody-pw"
+RESTORE_DBS = ("restored", "fixtures", "app")
+
+
+class Mongo:
+    """Handle on a running secantusdb."""
+
+    def __init__(self, proc: ServerProcess, auth: bool):
+        self.proc, self.port, self.auth = proc, proc.port, auth
+
+    def client(self, user: Optional[str] = ROOT_USER, password: Optional[str] = ROOT_PW, **kw):
+        import pymongo
+
+        creds = dict(username=user, password=password, authSource="admin") if self.auth and user else {}
+        return pymongo.MongoClient("127.0.0.1", self.port, directConnection=True, serverSelectionTimeoutMS=10000,
+                                   **creds, **kw)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def _ping(port: int) -> bool:
+    import pymongo
+
+    try:
+        c = pymongo.MongoClient("127.0.0.1", port, directConnection=True, serverSelectionTimeoutMS=300)
+        c.admin.command("ping")
+        c.close()
+        return True
+    except Exception:
+        return False
+
+
+def start_secantus(workdir: Path, auth: bool = False, oplog_max_entries: int = 10000,
+                   storage: Optional[Path] = None) -> Mongo:
+    exe = shutil.which("secantusd-py")
+    if exe is None:
+        pytest.fail("secantusd-py is not installed (pip install secantusdb)")
+    port = free_port()
+    storage = storage or (workdir / "data")
+    argv = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage),
+            "--oplog-max-entries", str(oplog_max_entries)]
+    if auth:
+        argv.append("--auth")
+    proc = ServerProcess("secantus", argv, port, workdir)
+    proc.start(lambda: _ping(port), timeout=30)
+    return Mongo(proc, auth)
+
+
+@pytest.fixture(scope="session")
+def mongo(tmp_path_factory) -> Mongo:
+    """secantusdb without authentication."""
+    server = start_secantus(tmp_path_factory.mktemp("secantus"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_auth(tmp_path_factory) -> Mongo:
+    """secantusdb with --auth and the users of a real deployment: a backup user (role backup), a
+    restore user (readWrite + dbAdmin on the restore targets only) and a user with no privileges."""
+    work = tmp_path_factory.mktemp("secantus-auth")
+    setup = start_secantus(work)
+    admin = setup.client(user=None).admin
+    admin.command("createUser", ROOT_USER, pwd=ROOT_PW, roles=["root"])
+    admin.command("createUser", BACKUP_USER, pwd=BACKUP_PW, roles=["backup"])
+    roles = [{"role": r, "db": db} for db in RESTORE_DBS for r in ("readWrite", "dbAdmin")]
+    admin.command("createUser", RESTORE_USER, pwd=RESTORE_PW, roles=roles)
+    admin.command("createUser", NOBODY_USER, pwd=NOBODY_PW, roles=[])
+    setup.stop()
+    server = start_secantus(work, auth=True, storage=work / "data")
+    try:
+        yield server
+    finally:
+        server.stop()

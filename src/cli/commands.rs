@@ -16,7 +16,10 @@ pub fn backup(settings: &Settings) -> Result<i32> {
     let report = block_on(backup_full::run(settings, chrono::Local::now()))?;
     let docs: u64 = report.collections.iter().map(|c| c.documents).sum();
     let place = match (&report.upload, &report.local_dir) {
-        (Some(up), _) => format!("stored as {} ({} bytes, CRC64 {})", up.key, up.size, up.crc64),
+        (Some(up), _) => format!(
+            "stored as {} ({} bytes, CRC64 {})",
+            up.key, up.size, up.crc64
+        ),
         (None, Some(dir)) => format!("kept in {}", dir.display()),
         (None, None) => String::new(),
     };

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod scripts;
 
 use crate::config;
 use crate::error::{Error, Result};
@@ -62,6 +63,12 @@ enum Command {
         #[arg(long)]
         drop: bool,
     },
+    /// Write start.py, restore_inc.py and restore_full.py into an existing installation's folder
+    /// (and config.properties only if none is there).
+    InstallScripts {
+        /// The folder of the old scripts (where the crontab's start.py lives).
+        dir: PathBuf,
+    },
     /// Print the effective settings of a config.properties as one JSON object.
     CheckConfig {
         /// The config.properties to read.
@@ -83,13 +90,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.kind().exit_code()
-        }
-    }
+    finish(run(cli))
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -111,7 +112,8 @@ fn run(cli: Cli) -> Result<i32> {
             let settings = load_config(&config)?;
             crate::logging::init(settings.log_level);
             let req = crate::pipeline::restore_full::RestoreFullRequest {
-                local_temp: local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore")),
+                local_temp: local_dir
+                    .unwrap_or_else(|| settings.db_backup_root_path.join("restore")),
                 name: full,
                 suffix,
                 already_downloaded: downloaded,
@@ -120,10 +122,43 @@ fn run(cli: Cli) -> Result<i32> {
             };
             commands::restore_full(&settings, &req)
         }
+        Command::InstallScripts { dir } => scripts::install(&dir),
         Command::CheckConfig {
             config,
             show_secrets,
         } => check_config(&config, show_secrets),
+    }
+}
+
+/// restore_full.py's entry: its variables as config pairs plus the request; returns the exit code.
+pub fn script_restore_full(
+    pairs: &[(String, String)],
+    req: crate::pipeline::restore_full::RestoreFullRequest,
+) -> i32 {
+    crate::logging::init(config::LogLevel::Info);
+    let run = || -> Result<i32> {
+        let mut all = pairs.to_vec();
+        all.push((
+            "db_backup_root_path".into(),
+            req.local_temp.to_string_lossy().into_owned(),
+        ));
+        all.push(("is_inc_backup".into(), "0".into()));
+        let upload = if req.already_downloaded { "0" } else { "1" };
+        all.push(("is_upload_to_oss".into(), upload.into()));
+        let loaded = config::from_pairs("restore_full.py", &all, &|k| std::env::var(k).ok())?;
+        commands::restore_full(&loaded.settings, &req)
+    };
+    finish(run())
+}
+
+/// Prints an error as one line and maps the outcome to an exit code.
+fn finish(outcome: Result<i32>) -> i32 {
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.kind().exit_code()
+        }
     }
 }
 

@@ -163,7 +163,11 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
 
 /// Validates settings given as key/value pairs rather than a file (the variables at the top of the
 /// old restore scripts). `source` names them in messages, e.g. `restore_full.py`.
-pub fn from_pairs(source: &str, pairs: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded> {
+pub fn from_pairs(
+    source: &str,
+    pairs: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded> {
     let entries = pairs
         .iter()
         .map(|(k, v)| properties::Entry {
@@ -226,7 +230,11 @@ impl Reader<'_> {
     /// The error for a bad value of `key` (never used for secrets: they are not validated).
     fn bad(&self, key: &str, reason: &str) -> Error {
         let (line, value) = &self.values[key];
-        let at = if *line > 0 { format!(":{line}") } else { String::new() };
+        let at = if *line > 0 {
+            format!(":{line}")
+        } else {
+            String::new()
+        };
         Error::config(format!("{}{at}: {key}: \"{value}\" {reason}", self.file))
     }
 

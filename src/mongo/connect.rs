@@ -26,7 +26,11 @@ impl MongoTarget {
     /// `host:port`, or the URI's hosts without credentials, for messages.
     pub fn describe(&self) -> String {
         if self.is_uri() {
-            let rest = self.host.split_once("://").map(|x| x.1).unwrap_or(&self.host);
+            let rest = self
+                .host
+                .split_once("://")
+                .map(|x| x.1)
+                .unwrap_or(&self.host);
             let rest = rest.rsplit_once('@').map(|x| x.1).unwrap_or(rest);
             rest.split(['/', '?']).next().unwrap_or(rest).to_string()
         } else {
@@ -50,7 +54,10 @@ pub struct Mongo {
 pub async fn connect(target: &MongoTarget) -> Result<Mongo> {
     let mut options = if target.is_uri() {
         ClientOptions::parse(&target.host).await.map_err(|e| {
-            Error::config(format!("db_host: not a valid MongoDB URI: {}", first_line(&e.to_string())))
+            Error::config(format!(
+                "db_host: not a valid MongoDB URI: {}",
+                first_line(&e.to_string())
+            ))
         })?
     } else {
         let mut o = ClientOptions::default();
@@ -72,8 +79,12 @@ pub async fn connect(target: &MongoTarget) -> Result<Mongo> {
         );
     }
     options.app_name = Some("mongo-oss-backup".into());
-    options.server_selection_timeout.get_or_insert(Duration::from_secs(10));
-    options.connect_timeout.get_or_insert(Duration::from_secs(10));
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(10));
+    options
+        .connect_timeout
+        .get_or_insert(Duration::from_secs(10));
     let client = Client::with_options(options)
         .map_err(|e| Error::config(format!("db_host: {}", first_line(&e.to_string()))))?;
     let mongo = Mongo {
@@ -127,9 +138,17 @@ pub fn classify(target: &MongoTarget, e: mongodb::error::Error, doing: &str) -> 
             ErrorKind::MongoUnreachable,
             format!("lost the connection to MongoDB at {server} during {doing}: {}", first_line(&e.to_string())),
         ),
+        K::Command(c) => (
+            ErrorKind::Mongo,
+            format!("MongoDB refused to {doing}: {} (code {})", short(&c.message), c.code),
+        ),
+        K::Write(mongodb::error::WriteFailure::WriteError(w)) => (
+            ErrorKind::Mongo,
+            format!("MongoDB refused to {doing}: {} (code {})", short(&w.message), w.code),
+        ),
         _ => (
             ErrorKind::Mongo,
-            format!("MongoDB error during {doing}: {}", first_line(&e.to_string())),
+            format!("MongoDB error during {doing}: {}", short(&e.to_string())),
         ),
     };
     Error::new(kind, message).with_source(e)
@@ -151,6 +170,15 @@ fn unreachable_cause(e: &mongodb::error::Error) -> String {
         }
     }
     "no server answered within 10 s".to_string()
+}
+
+/// The first line of a server message, at most 300 characters.
+fn short(s: &str) -> String {
+    let line = first_line(s);
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 pub fn first_line(s: &str) -> &str {

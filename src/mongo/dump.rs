@@ -47,7 +47,12 @@ pub struct CollectionDump {
 }
 
 /// Dumps `db_name` (empty = every database but admin, local and config) into `out_dir/<db>/`.
-pub async fn dump(mongo: &Mongo, db_name: &str, out_dir: &Path, opts: &DumpOptions) -> Result<Vec<CollectionDump>> {
+pub async fn dump(
+    mongo: &Mongo,
+    db_name: &str,
+    out_dir: &Path,
+    opts: &DumpOptions,
+) -> Result<Vec<CollectionDump>> {
     let databases = if db_name.is_empty() {
         let names = mongo
             .client
@@ -69,7 +74,12 @@ pub async fn dump(mongo: &Mongo, db_name: &str, out_dir: &Path, opts: &DumpOptio
 }
 
 /// Dumps one database into `dir` (created 0700).
-pub async fn dump_database(mongo: &Mongo, db: &str, dir: &Path, opts: &DumpOptions) -> Result<Vec<CollectionDump>> {
+pub async fn dump_database(
+    mongo: &Mongo,
+    db: &str,
+    dir: &Path,
+    opts: &DumpOptions,
+) -> Result<Vec<CollectionDump>> {
     let started = Instant::now();
     let specs = list_collections(mongo, db).await?;
     if specs.is_empty() && !opts.allow_empty {
@@ -107,10 +117,17 @@ async fn list_collections(mongo: &Mongo, db: &str) -> Result<Vec<Document>> {
         .run_cursor_command(doc! {"listCollections": 1})
         .await
         .map_err(|e| mongo.error(e, &doing))?;
-    let specs: Vec<Document> = cursor.try_collect().await.map_err(|e| mongo.error(e, &doing))?;
+    let specs: Vec<Document> = cursor
+        .try_collect()
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
     Ok(specs
         .into_iter()
-        .filter(|s| s.get_str("name").map(|n| !skip_collection(n)).unwrap_or(false))
+        .filter(|s| {
+            s.get_str("name")
+                .map(|n| !skip_collection(n))
+                .unwrap_or(false)
+        })
         .collect())
 }
 
@@ -119,7 +136,12 @@ fn skip_collection(name: &str) -> bool {
     (name.starts_with("system.") && name != "system.js") || name.contains('$')
 }
 
-async fn dump_collection(mongo: &Mongo, db: &str, dir: &Path, spec: Document) -> Result<CollectionDump> {
+async fn dump_collection(
+    mongo: &Mongo,
+    db: &str,
+    dir: &Path,
+    spec: Document,
+) -> Result<CollectionDump> {
     let name = spec.get_str("name").unwrap_or_default().to_string();
     let kind = spec.get_str("type").unwrap_or("collection").to_string();
     let is_view = kind == "view";
@@ -128,10 +150,13 @@ async fn dump_collection(mongo: &Mongo, db: &str, dir: &Path, spec: Document) ->
     let mut metadata = Metadata {
         options: spec.get_document("options").cloned().unwrap_or_default(),
         indexes: Vec::new(),
-        uuid: spec.get_document("info").ok().and_then(|i| match i.get("uuid") {
-            Some(Bson::Binary(b)) => Some(b.bytes.iter().map(|x| format!("{x:02x}")).collect()),
-            _ => None,
-        }),
+        uuid: spec
+            .get_document("info")
+            .ok()
+            .and_then(|i| match i.get("uuid") {
+                Some(Bson::Binary(b)) => Some(b.bytes.iter().map(|x| format!("{x:02x}")).collect()),
+                _ => None,
+            }),
         collection_name: Some(name.clone()),
         kind: Some(kind),
     };
@@ -172,7 +197,8 @@ async fn dump_documents(mongo: &Mongo, db: &str, name: &str, path: &Path) -> Res
     let (mut documents, mut bytes) = (0u64, 0u64);
     while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
         let raw = cursor.current().as_bytes();
-        out.write_all(raw).map_err(|e| Error::io("write", path, e))?;
+        out.write_all(raw)
+            .map_err(|e| Error::io("write", path, e))?;
         documents += 1;
         bytes += raw.len() as u64;
     }
@@ -191,7 +217,10 @@ async fn list_indexes(mongo: &Mongo, db: &str, name: &str) -> Result<Vec<Documen
         .run_cursor_command(doc! {"listIndexes": name})
         .await
         .map_err(|e| mongo.error(e, &doing))?;
-    cursor.try_collect().await.map_err(|e| mongo.error(e, &doing))
+    cursor
+        .try_collect()
+        .await
+        .map_err(|e| mongo.error(e, &doing))
 }
 
 /// Creates a directory (and parents) readable by its owner only: a dump holds the whole database.

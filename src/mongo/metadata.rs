@@ -38,7 +38,10 @@ impl Metadata {
         if let Some(uuid) = &self.uuid {
             doc.insert("uuid", uuid.clone());
         }
-        doc.insert("collectionName", self.collection_name.clone().unwrap_or_default());
+        doc.insert(
+            "collectionName",
+            self.collection_name.clone().unwrap_or_default(),
+        );
         if let Some(kind) = &self.kind {
             doc.insert("type", kind.clone());
         }
@@ -56,7 +59,8 @@ impl Metadata {
                 format!("{} is not valid mongodump metadata: {why}", path.display()),
             )
         };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let doc = match Bson::try_from(value).map_err(|e| bad(e.to_string()))? {
             Bson::Document(d) => d,
             _ => return Err(bad("not a JSON object".into())),
@@ -77,7 +81,12 @@ impl Metadata {
             None | Some(Bson::Null) => Vec::new(),
             Some(_) => return Err(bad("indexes is not an array".into())),
         };
-        let text_field = |k: &str| doc.get_str(k).ok().filter(|s| !s.is_empty()).map(str::to_string);
+        let text_field = |k: &str| {
+            doc.get_str(k)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         Ok(Metadata {
             options,
             indexes,
@@ -97,7 +106,10 @@ mod tests {
     fn writes_mongodump_shape() {
         let m = Metadata {
             options: Document::new(),
-            indexes: vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}, doc! {"v": 2, "key": {"f": 1.0}, "name": "f_1"}],
+            indexes: vec![
+                doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"},
+                doc! {"v": 2, "key": {"f": 1.0}, "name": "f_1"},
+            ],
             uuid: Some("0679db720f4944de90ae27472664e94a".into()),
             collection_name: Some("foo".into()),
             kind: None,
@@ -107,16 +119,23 @@ mod tests {
             m.to_json(),
             r#"{"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"},{"v":{"$numberInt":"2"},"key":{"f":{"$numberDouble":"1.0"}},"name":"f_1"}],"uuid":"0679db720f4944de90ae27472664e94a","collectionName":"foo"}"#
         );
-        assert_eq!(Metadata::from_json(&m.to_json(), Path::new("x")).unwrap(), m);
+        assert_eq!(
+            Metadata::from_json(&m.to_json(), Path::new("x")).unwrap(),
+            m
+        );
     }
 
     #[test]
     fn reads_legacy_and_empty() {
-        let legacy = r#"{"options":{},"indexes":[{"v":1,"key":{"_id":1},"name":"_id_","ns":"db1.c1"}]}"#;
+        let legacy =
+            r#"{"options":{},"indexes":[{"v":1,"key":{"_id":1},"name":"_id_","ns":"db1.c1"}]}"#;
         let m = Metadata::from_json(legacy, Path::new("c1.metadata.json")).unwrap();
         assert_eq!(m.indexes[0].get_str("ns").unwrap(), "db1.c1");
         assert_eq!(m.collection_name, None);
-        assert_eq!(Metadata::from_json("", Path::new("e")).unwrap(), Metadata::default());
+        assert_eq!(
+            Metadata::from_json("", Path::new("e")).unwrap(),
+            Metadata::default()
+        );
         assert!(Metadata::from_json("[1]", Path::new("e")).is_err());
     }
 }

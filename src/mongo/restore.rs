@@ -74,7 +74,10 @@ impl DatabaseRestore {
         self.collections.iter().map(|c| c.failed).sum()
     }
     pub fn failed_indexes(&self) -> usize {
-        self.collections.iter().map(|c| c.index_failures.len()).sum()
+        self.collections
+            .iter()
+            .map(|c| c.index_failures.len())
+            .sum()
     }
 }
 
@@ -87,7 +90,12 @@ struct DumpedCollection {
 }
 
 /// Restores the dump directory `dir` (one database) into database `target`.
-pub async fn restore_database(mongo: &Mongo, dir: &Path, target: &str, opts: &RestoreOptions) -> Result<DatabaseRestore> {
+pub async fn restore_database(
+    mongo: &Mongo,
+    dir: &Path,
+    target: &str,
+    opts: &RestoreOptions,
+) -> Result<DatabaseRestore> {
     let started = Instant::now();
     let (collections, ignored_files) = scan(dir)?;
     let mut report = DatabaseRestore {
@@ -95,9 +103,12 @@ pub async fn restore_database(mongo: &Mongo, dir: &Path, target: &str, opts: &Re
         collections: Vec::new(),
         ignored_files,
     };
-    let (views, tables): (Vec<_>, Vec<_>) = collections.into_iter().partition(|c| c.metadata.is_view());
+    let (views, tables): (Vec<_>, Vec<_>) =
+        collections.into_iter().partition(|c| c.metadata.is_view());
     for c in tables.iter().chain(views.iter()) {
-        report.collections.push(restore_collection(mongo, target, c, opts).await?);
+        report
+            .collections
+            .push(restore_collection(mongo, target, c, opts).await?);
     }
     log::info!(
         "restored database {target}: {} collections, {} documents ({} failed), {} index failures in {:.1}s",
@@ -114,7 +125,10 @@ pub async fn restore_database(mongo: &Mongo, dir: &Path, target: &str, opts: &Re
 fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(ErrorKind::MongoNotFound, format!("no dump to restore at {}", dir.display()))
+            Error::new(
+                ErrorKind::MongoNotFound,
+                format!("no dump to restore at {}", dir.display()),
+            )
         } else {
             Error::io("read directory", dir, e)
         }
@@ -148,7 +162,9 @@ fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
             (Some(n), _) => n.clone(),
             (None, false) => names::query_unescape(&stem).unwrap_or_else(|| stem.clone()),
             (None, true) => {
-                ignored.push(format!("{stem}.bson (a truncated long name without metadata)"));
+                ignored.push(format!(
+                    "{stem}.bson (a truncated long name without metadata)"
+                ));
                 continue;
             }
         };
@@ -156,12 +172,21 @@ fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
             ignored.push(format!("{stem}.bson (system collection)"));
             continue;
         }
-        out.push(DumpedCollection { name, bson, metadata });
+        out.push(DumpedCollection {
+            name,
+            bson,
+            metadata,
+        });
     }
     Ok((out, ignored))
 }
 
-async fn restore_collection(mongo: &Mongo, db: &str, c: &DumpedCollection, opts: &RestoreOptions) -> Result<CollectionRestore> {
+async fn restore_collection(
+    mongo: &Mongo,
+    db: &str,
+    c: &DumpedCollection,
+    opts: &RestoreOptions,
+) -> Result<CollectionRestore> {
     let database = mongo.client.database(db);
     let mut result = CollectionRestore {
         collection: c.name.clone(),
@@ -210,7 +235,10 @@ async fn insert_file(
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
     let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
-    let mut in_flight: JoinSet<(Vec<RawDocumentBuf>, std::result::Result<u64, mongodb::error::Error>)> = JoinSet::new();
+    let mut in_flight: JoinSet<(
+        Vec<RawDocumentBuf>,
+        std::result::Result<u64, mongodb::error::Error>,
+    )> = JoinSet::new();
     loop {
         let batch = reader.next_batch(opts.batch_bytes)?;
         let done = batch.is_empty();
@@ -274,15 +302,23 @@ fn account(
             .and_then(|v| Bson::try_from(v).ok())
             .map(|v| v.into_relaxed_extjson().to_string())
             .unwrap_or_else(|| "?".into());
-        result
-            .examples
-            .push(format!("_id {id}: {} (code {})", first_line(&w.message), w.code));
+        result.examples.push(format!(
+            "_id {id}: {} (code {})",
+            first_line(&w.message),
+            w.code
+        ));
     }
     Ok(())
 }
 
 /// Builds the metadata's indexes (all at once; one by one if that fails, to build all it can).
-async fn build_indexes(mongo: &Mongo, db: &str, name: &str, specs: &[Document], result: &mut CollectionRestore) -> Result<()> {
+async fn build_indexes(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    specs: &[Document],
+    result: &mut CollectionRestore,
+) -> Result<()> {
     let specs: Vec<Document> = specs
         .iter()
         .filter(|s| s.get_str("name").ok() != Some("_id_"))
@@ -291,6 +327,9 @@ async fn build_indexes(mongo: &Mongo, db: &str, name: &str, specs: &[Document], 
             // The namespace is the target's, and the server picks the index version (as mongorestore).
             s.remove("ns");
             s.remove("v");
+            if let Ok(key) = s.get_document_mut("key") {
+                convert_legacy_key(key);
+            }
             s
         })
         .collect();
@@ -310,14 +349,43 @@ async fn build_indexes(mongo: &Mongo, db: &str, name: &str, specs: &[Document], 
         match database.run_command(command(vec![spec])).await {
             Ok(_) => result.indexes_built += 1,
             Err(e) => match e.kind.as_ref() {
-                DriverKind::Command(c) => result
-                    .index_failures
-                    .push(format!("{index_name}: {} (code {})", first_line(&c.message), c.code)),
-                _ => return Err(mongo.error(e, &format!("build index {index_name} on {db}.{name}"))),
+                DriverKind::Command(c) => result.index_failures.push(format!(
+                    "{index_name}: {} (code {})",
+                    first_line(&c.message),
+                    c.code
+                )),
+                _ => {
+                    return Err(mongo.error(e, &format!("build index {index_name} on {db}.{name}")))
+                }
             },
         }
     }
     Ok(())
+}
+
+/// Key values old servers accepted and new ones refuse (0, "", non-numbers) become 1, as
+/// mongorestore's --convertLegacyIndexes does; valid directions and index types are kept.
+fn convert_legacy_key(key: &mut Document) {
+    for (_, value) in key.iter_mut() {
+        let legacy = match value {
+            Bson::Int32(0) | Bson::Int64(0) => true,
+            Bson::Double(d) => d.abs() < 1e-9,
+            Bson::Decimal128(d) => decimal_is_zero(&d.to_string()),
+            Bson::String(s) => s.is_empty(),
+            Bson::Int32(_) | Bson::Int64(_) => false,
+            _ => true,
+        };
+        if legacy {
+            let negative = matches!(value, Bson::Double(d) if *d < 0.0);
+            *value = Bson::Int32(if negative { -1 } else { 1 });
+        }
+    }
+}
+
+/// Whether a decimal's text (`-0`, `0.00`, `0E-6176`…) has no non-zero digit before its exponent.
+fn decimal_is_zero(text: &str) -> bool {
+    let mantissa = text.split(['E', 'e']).next().unwrap_or("");
+    mantissa.chars().all(|c| !c.is_ascii_digit() || c == '0')
 }
 
 /// Reads concatenated BSON documents from a stream, checking each length prefix.
@@ -346,7 +414,11 @@ impl<R: Read> BsonReader<R> {
                 .read(&mut len_bytes[got..])
                 .map_err(|e| Error::io("read", &self.path, e))?;
             if n == 0 {
-                return if got == 0 { Ok(None) } else { Err(self.corrupt("truncated length")) };
+                return if got == 0 {
+                    Ok(None)
+                } else {
+                    Err(self.corrupt("truncated length"))
+                };
             }
             got += n;
         }
@@ -383,7 +455,45 @@ impl<R: Read> BsonReader<R> {
     fn corrupt(&self, why: &str) -> Error {
         Error::new(
             ErrorKind::Archive,
-            format!("{} is not a valid BSON dump at byte {}: {why}", self.path.display(), self.offset),
+            format!(
+                "{} is not a valid BSON dump at byte {}: {why}",
+                self.path.display(),
+                self.offset
+            ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_index_keys_become_valid() {
+        let mut key =
+            doc! {"a": 0, "b": -1, "c": "", "d": "2dsphere", "e": 0.0, "f": true, "g": 1.0};
+        convert_legacy_key(&mut key);
+        assert_eq!(
+            key,
+            doc! {"a": 1, "b": -1, "c": 1, "d": "2dsphere", "e": 1, "f": 1, "g": 1.0}
+        );
+        assert!(decimal_is_zero("-0") && decimal_is_zero("0E-6176") && !decimal_is_zero("-1"));
+    }
+
+    #[test]
+    fn bson_reader_splits_and_rejects_garbage() {
+        let a = mongodb::bson::to_vec(&doc! {"_id": 1}).unwrap();
+        let b = mongodb::bson::to_vec(&doc! {"_id": 2, "x": "y"}).unwrap();
+        let data = [a.clone(), b.clone()].concat();
+        let mut r = BsonReader::new(&data[..], Path::new("t.bson"));
+        assert_eq!(r.next_batch(1).unwrap().len(), 1);
+        assert_eq!(r.next_batch(1 << 20).unwrap()[0].as_bytes(), &b[..]);
+        assert!(r.next_document().unwrap().is_none());
+        let mut bad = BsonReader::new(&data[..7], Path::new("t.bson"));
+        assert!(bad
+            .next_document()
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
     }
 }

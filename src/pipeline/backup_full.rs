@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use super::{open_storage, store_archive, mongo_target};
+use super::{mongo_target, open_storage, store_archive};
 use crate::config::Settings;
 use crate::error::Result;
-use crate::mongo::dump::{self, CollectionDump, DumpOptions};
 use crate::mongo::connect;
+use crate::mongo::dump::{self, CollectionDump, DumpOptions};
 use crate::storage::VerifiedUpload;
 
 pub const FULL_PREFIX: &str = "mongodb_backup_titan_";
@@ -44,11 +44,24 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackup
         std::fs::remove_dir_all(&dir).map_err(|e| crate::error::Error::io("remove", &dir, e))?;
     }
     dump::create_private_dir(&dir)?;
-    log::info!("full backup {name}: dumping {} into {}", describe_db(&settings.db_name), dir.display());
-    let collections = dump::dump(&mongo, &settings.db_name, &dir, &DumpOptions::default()).await?;
+    log::info!(
+        "full backup {name}: dumping {} into {}",
+        describe_db(&settings.db_name),
+        dir.display()
+    );
+    let collections =
+        match dump::dump(&mongo, &settings.db_name, &dir, &DumpOptions::default()).await {
+            Ok(c) => c,
+            Err(e) => {
+                // A partial dump is no backup: leave nothing behind that looks like one.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
     let (upload, local_dir) = match storage {
         Some(storage) => {
-            let done = store_archive(storage.as_ref(), &dir, &format!("{name}.tar.gz"), settings).await?;
+            let done =
+                store_archive(storage.as_ref(), &dir, &format!("{name}.tar.gz"), settings).await?;
             (Some(done), None)
         }
         None => (None, Some(dir)),

@@ -37,7 +37,12 @@ pub async fn open_storage(target: &StorageTarget, settings: &Settings) -> Result
 
 /// Archives `dir` to `<dir>.tar.gz`, uploads it to `key`, verifies it, and only then deletes the
 /// directory and the archive. On any failure both stay where they are.
-pub async fn store_archive(storage: &dyn Storage, dir: &Path, key: &str, settings: &Settings) -> Result<VerifiedUpload> {
+pub async fn store_archive(
+    storage: &dyn Storage,
+    dir: &Path,
+    key: &str,
+    settings: &Settings,
+) -> Result<VerifiedUpload> {
     let archive_path = archive::archive_path_for(dir);
     let started = Instant::now();
     let level = settings.compression_level;

@@ -54,7 +54,9 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
             jobs.push((backup_dir.join(&db), db));
         }
         if req.target_db.is_some() && jobs.len() > 1 {
-            return Err(Error::config("--target-db needs db_name: the backup holds several databases"));
+            return Err(Error::config(
+                "--target-db needs db_name: the backup holds several databases",
+            ));
         }
     } else {
         jobs.push((backup_dir.join(&settings.db_name), settings.db_name.clone()));
@@ -77,14 +79,20 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
 
 async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> Result<()> {
     let target = settings.storage.as_ref().ok_or_else(|| {
-        Error::config("no bucket configured to download the backup from (set endpoint/bucket or storage_url)")
+        Error::config(
+            "no bucket configured to download the backup from (set endpoint/bucket or storage_url)",
+        )
     })?;
     let storage = open_storage(target, settings).await?;
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
     let started = Instant::now();
     storage.get_file(&key, &local, &|_| {}).await?;
-    log::info!("downloaded {key} from {} in {:.1}s", storage.describe(), started.elapsed().as_secs_f64());
+    log::info!(
+        "downloaded {key} from {} in {:.1}s",
+        storage.describe(),
+        started.elapsed().as_secs_f64()
+    );
     let (archive_path, dest) = (local.clone(), req.local_temp.clone());
     tokio::task::spawn_blocking(move || archive::extract(&archive_path, &dest))
         .await
@@ -95,7 +103,10 @@ async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> 
 fn database_dirs(backup_dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(backup_dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(ErrorKind::MongoNotFound, format!("no backup at {}", backup_dir.display()))
+            Error::new(
+                ErrorKind::MongoNotFound,
+                format!("no backup at {}", backup_dir.display()),
+            )
         } else {
             Error::io("read directory", backup_dir, e)
         }

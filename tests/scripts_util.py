@@ -1,0 +1,41 @@
+"""Installing the compat scripts into an 'old installation' folder and running them as cron would."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+from conftest import run_cli
+
+
+def install_scripts(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    r = run_cli("install-scripts", str(folder))
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+def set_variables(script: Path, **values) -> None:
+    """Edits the `name = value` lines at the top of a restore script, as a user would."""
+    text = script.read_text()
+    for name, value in values.items():
+        text, n = re.subn(r"^%s = .*$" % re.escape(name), lambda m: "%s = %r" % (name, value), text,
+                          count=1, flags=re.M)
+        assert n == 1, name
+    script.write_text(text)
+
+
+def run_script(script: Path, env: Optional[dict] = None, python: str = sys.executable, timeout: float = 600):
+    """Runs a script like cron: no terminal, output captured."""
+    full_env = dict(os.environ)
+    for var in ("HTTP_PROXY", "http_proxy"):
+        full_env.pop(var, None)
+    full_env.update(env or {})
+    return subprocess.run([python, str(script)], capture_output=True, text=True, env=full_env,
+                          stdin=subprocess.DEVNULL, timeout=timeout, cwd="/")
+
+
+def error_lines(stderr: str):
+    return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -1,0 +1,177 @@
+"""Full mode end to end, as an existing installation runs it: start.py (is_inc_backup=0) from cron
+into the bucket, then restore_full.py into a fresh database. Every document must come back
+byte-identical (compared by _id on the raw BSON), with every index and collection option."""
+
+import re
+
+import pytest
+
+import datagen
+from conftest import (BACKUP_PW, BACKUP_USER, NOBODY_PW, NOBODY_USER, OSS_AK, OSS_SK, RESTORE_PW,
+                      RESTORE_USER, free_port, oss_config, start_secantus, write_config)
+from scripts_util import error_lines, install_scripts, run_script, set_variables
+
+
+def snapshot(db):
+    state = {"collections": datagen.collections(db), "docs": {}, "indexes": {}}
+    for name, info in state["collections"].items():
+        if info["type"] != "view":
+            state["docs"][name] = datagen.raw_documents(db, name)
+            state["indexes"][name] = datagen.indexes(db, name)
+    return state
+
+
+def test_full_mode_oss_with_least_privileged_users(tmp_path, mongo_auth, oss_server):
+    """Backup as the `backup` role to the OSS test server; restore as readWrite+dbAdmin only."""
+    root = mongo_auth.client()
+    root.drop_database("app")
+    datagen.populate(root.app)
+    before = snapshot(root.app)
+    bucket = oss_server.add_bucket("full-mode")
+    inst = tmp_path / "inst"
+    oss_config(inst, oss_server, bucket, db_port=str(mongo_auth.port), db_user=BACKUP_USER, db_passwd=BACKUP_PW,
+               db_name="app", db_backup_root_path=str(tmp_path / "backups") + "/")
+    install_scripts(inst)
+    env = {"HTTP_PROXY": oss_server.proxy}
+    r = run_script(inst / "start.py", env=env)
+    assert r.returncode == 0, r.stderr
+    name = re.search(r"backup (mongodb_backup_titan_\d{12}):", r.stdout).group(1)
+    keys = [o.key for o in oss_server.sdk_client().list_objects_v2(
+        __import__("alibabacloud_oss_v2").ListObjectsV2Request(bucket=bucket)).contents]
+    assert keys == [name + ".tar.gz"]
+    assert list((tmp_path / "backups").iterdir()) == []  # local copies deleted after the verified upload
+    assert "\x1b" not in r.stdout + r.stderr
+
+    root.drop_database("app")
+    script = inst / "restore_full.py"
+    set_variables(script, endpoint=oss_server.endpoint, accessKeyId=OSS_AK, accessKeySecret=OSS_SK, bucket=bucket,
+                  db_host="127.0.0.1", db_port=mongo_auth.port, db_user=RESTORE_USER, db_passwd=RESTORE_PW,
+                  db_name="app", last_circle_backup_dir_name=name, restore_local_temp_path=str(tmp_path / "rs") + "/",
+                  has_download_to_local=False, is_drop_old_restore=True)
+    text = script.read_text().replace('accessKeySecret = %r' % OSS_SK, 'accessKeySecret = %r\noss_region = "cn-hangzhou"' % OSS_SK)
+    script.write_text(text)
+    r = run_script(script, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "restored app:" in r.stdout and "0 failed documents, 0 failed indexes" in r.stdout
+    assert snapshot(root.app) == before
+
+
+def test_full_mode_folder_bucket_into_fresh_server(tmp_path, mongo):
+    src = mongo.client()
+    src.drop_database("folderapp")
+    datagen.populate(src.folderapp, n=300)
+    inst = tmp_path / "inst"
+    bucket_dir = tmp_path / "bucket"
+    write_config(inst, db_port=str(mongo.port), db_name="folderapp", storage_url="file://%s" % bucket_dir,
+                 db_backup_root_path=str(tmp_path / "backups"))
+    install_scripts(inst)
+    r = run_script(inst / "start.py")
+    assert r.returncode == 0, r.stderr
+    [archive] = list(bucket_dir.iterdir())
+    name = archive.name[: -len(".tar.gz")]
+
+    fresh = start_secantus(tmp_path / "fresh")
+    try:
+        script = inst / "restore_full.py"
+        set_variables(script, storage_url="file://%s" % bucket_dir, db_host="127.0.0.1", db_port=fresh.port,
+                      db_user="", db_passwd="", db_name="folderapp", last_circle_backup_dir_name=name,
+                      restore_local_temp_path=str(tmp_path / "rs"))
+        r = run_script(script)
+        assert r.returncode == 0, r.stdout + r.stderr
+        datagen.assert_same_database(src.folderapp, fresh.client().folderapp)
+    finally:
+        fresh.stop()
+
+
+def test_full_mode_keeps_local_backup_without_upload(tmp_path, mongo):
+    src = mongo.client()
+    src.drop_database("localonly")
+    src.localonly.c.insert_many([{"_id": i} for i in range(10)])
+    inst = tmp_path / "inst"
+    write_config(inst, db_port=str(mongo.port), db_name="localonly", is_upload_to_oss="0",
+                 db_backup_root_path=str(tmp_path / "backups"))
+    install_scripts(inst)
+    r = run_script(inst / "start.py")
+    assert r.returncode == 0, r.stderr
+    [backup] = list((tmp_path / "backups").iterdir())
+    assert backup.name.startswith("mongodb_backup_titan_")
+    assert (backup / "localonly" / "c.bson").stat().st_size > 0
+    assert oct(backup.stat().st_mode & 0o777) == "0o700"
+    assert oct((backup / "localonly" / "c.bson").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("case", ["wrong_password", "unreachable", "missing_database", "no_privileges"])
+def test_full_mode_failures_are_one_line_and_touch_nothing(tmp_path, mongo_auth, oss_server, case):
+    mongo_auth.client().errapp.c.replace_one({"_id": 1}, {"_id": 1}, upsert=True)
+    bucket = oss_server.add_bucket("full-fail-" + case.replace("_", "-"))
+    oss_server.sdk_client().put_object(__import__("alibabacloud_oss_v2").PutObjectRequest(
+        bucket=bucket, key="old-backup.tar.gz", body=b"old"))
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep-me.txt").write_text("x")
+    values = dict(db_port=str(mongo_auth.port), db_user=BACKUP_USER, db_passwd=BACKUP_PW, db_name="errapp",
+                  db_backup_root_path=str(backups))
+    port = mongo_auth.port
+    if case == "wrong_password":
+        values["db_passwd"] = "not-the-password"
+    elif case == "unreachable":
+        port = free_port()
+        values["db_port"] = str(port)
+    elif case == "missing_database":
+        values["db_name"] = "nosuchdb"
+    else:
+        values.update(db_user=NOBODY_USER, db_passwd=NOBODY_PW)
+    inst = tmp_path / "inst"
+    oss_config(inst, oss_server, bucket, **values)
+    install_scripts(inst)
+    r = run_script(inst / "start.py", env={"HTTP_PROXY": oss_server.proxy})
+    assert r.returncode == 1, r.stderr
+    [line] = error_lines(r.stderr)
+    expected = {
+        "wrong_password": 'MongoDB authentication failed for user "%s" at 127.0.0.1:%d' % (BACKUP_USER, port),
+        "unreachable": "cannot reach MongoDB at 127.0.0.1:%d: connection refused" % port,
+        "missing_database": 'database "nosuchdb" does not exist on 127.0.0.1:%d' % port,
+        "no_privileges": 'MongoDB user "%s" is not allowed to' % NOBODY_USER,
+    }[case]
+    assert expected in line
+    assert "not-the-password" not in r.stderr + r.stdout
+    keys = [o.key for o in oss_server.sdk_client().list_objects_v2(
+        __import__("alibabacloud_oss_v2").ListObjectsV2Request(bucket=bucket)).contents]
+    assert keys == ["old-backup.tar.gz"]
+    assert sorted(p.name for p in backups.iterdir()) == ["keep-me.txt"]
+    assert (backups / "keep-me.txt").read_text() == "x"
+
+
+def test_start_py_without_the_package_uses_the_console_script(tmp_path, mongo):
+    """A crontab's interpreter may lack the package: start.py re-runs through mongo-oss-backup."""
+    mongo.client().noimport.c.replace_one({"_id": 1}, {"_id": 1}, upsert=True)
+    inst = tmp_path / "inst"
+    write_config(inst, db_port=str(mongo.port), db_name="noimport", is_upload_to_oss="0",
+                 db_backup_root_path=str(tmp_path / "backups"))
+    install_scripts(inst)
+    import subprocess, sys, os
+    # -S: no site-packages, so `import mongo_oss_backup` fails as under a bare Python 2.
+    r = subprocess.run([sys.executable, "-S", str(inst / "start.py")], capture_output=True, text=True,
+                       env=dict(os.environ), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "backup mongodb_backup_titan_" in r.stdout
+    r = subprocess.run([sys.executable, "-S", str(inst / "start.py")], capture_output=True, text=True,
+                       env={"PATH": "/nonexistent"}, timeout=300)
+    # The recorded interpreter's bin/ still has the console script.
+    assert r.returncode == 0, r.stderr
+
+
+def test_start_py_is_valid_python2_syntax(tmp_path):
+    """start.py must parse under Python 2: no f-strings, annotations or print statements."""
+    import ast
+    from pathlib import Path
+    source = (Path(__file__).resolve().parent.parent / "python/mongo_oss_backup/scripts/start.py").read_text()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.JoinedStr), "f-string"
+        assert not isinstance(node, (ast.AnnAssign, ast.AsyncFunctionDef, ast.Await, ast.NamedExpr))
+        if isinstance(node, ast.FunctionDef):
+            assert node.returns is None and all(a.annotation is None for a in node.args.args)
+        if isinstance(node, ast.Call):
+            assert not any(isinstance(a, ast.Starred) for a in node.args[:-1]), "py3-only call unpacking"
+    assert "nonlocal" not in source and "yield from" not in source
