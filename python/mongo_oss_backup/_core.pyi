@@ -1,0 +1,91 @@
+"""Type stubs of the Rust extension `mongo_oss_backup._core`. Every function releases the GIL while
+it runs. Errors are raised as subclasses of MongoOssBackupError, one per kind."""
+
+from typing import Dict, List, Optional, Sequence, Tuple, TypedDict
+
+__version__: str
+
+class MongoOssBackupError(Exception): ...
+class ConfigError(MongoOssBackupError):
+    """config.properties or an argument is wrong (exit code 2)."""
+class StorageAuthError(MongoOssBackupError):
+    """The bucket refused the credentials."""
+class StorageNotFoundError(MongoOssBackupError):
+    """The bucket or an object does not exist."""
+class StorageUnreachableError(MongoOssBackupError):
+    """The storage endpoint cannot be reached."""
+class IntegrityError(MongoOssBackupError):
+    """An object in the bucket does not match its local file (size or CRC64)."""
+class StorageError(MongoOssBackupError): ...
+class ArchiveError(MongoOssBackupError):
+    """A tar.gz archive is malformed or would write outside its target."""
+class LocalIOError(MongoOssBackupError):
+    """A local file-system failure (disk full, permissions)."""
+class MongoUnreachableError(MongoOssBackupError): ...
+class MongoAuthError(MongoOssBackupError): ...
+class MongoUnauthorizedError(MongoOssBackupError): ...
+class MongoNotFoundError(MongoOssBackupError): ...
+class MongoError(MongoOssBackupError): ...
+class IncompleteError(MongoOssBackupError):
+    """Some documents or indexes could not be restored (exit code 3)."""
+class BusyError(MongoOssBackupError): ...
+class InternalError(MongoOssBackupError): ...
+
+class ObjectInfo(TypedDict):
+    key: str
+    size: int
+    crc64: Optional[int]
+    etag: Optional[str]
+    last_modified: Optional[int]
+
+class Uploaded(TypedDict):
+    key: str
+    size: int
+    crc64: int
+
+class BackupReport(TypedDict):
+    name: str
+    collections: int
+    documents: int
+    key: Optional[str]
+    size: Optional[int]
+    crc64: Optional[int]
+    local_dir: Optional[str]
+    seconds: float
+
+class ArchiveStats(TypedDict):
+    files: int
+    input_bytes: int
+    archive_bytes: int
+
+def cli_main(argv: List[str]) -> int:
+    """Run the command line (argv[0] is the program name); returns the exit code."""
+
+def check_config(path: str, *, show_secrets: bool = False) -> Tuple[str, List[str]]:
+    """Effective settings as JSON text, and warnings. Raises: ConfigError."""
+
+def backup(*, config: str) -> BackupReport:
+    """One backup as the config file says. Raises: ConfigError, Mongo*Error, Storage*Error,
+    IntegrityError, LocalIOError."""
+
+def run_restore_full(pairs: Sequence[Tuple[str, str]], *, name: str, suffix: str, local_temp: str,
+                     downloaded: bool, drop: bool, target_db: Optional[str] = None) -> int:
+    """restore_full.py's entry: prints a summary; returns the exit code (0, 1, 2 or 3)."""
+
+def create_archive(src: str, dest: str, *, level: int = 6) -> ArchiveStats:
+    """tar.gz of directory src, entries <basename>/...; file mode 0600. Raises: ArchiveError, LocalIOError."""
+
+def extract_archive(archive: str, dest: str) -> List[str]:
+    """Extracts into dest; returns the top-level names. Raises: ArchiveError (unsafe or corrupt)."""
+
+class Storage:
+    """The bucket a config file names (storage_url, or OSS endpoint + bucket)."""
+    def __init__(self, *, config: str) -> None: ...
+    def put_file(self, local: str, key: str) -> Uploaded:
+        """Upload (multipart above 8 MiB) and verify size and CRC64. Raises: IntegrityError, Storage*Error."""
+    def get_file(self, key: str, local: str) -> int:
+        """Download (verified); returns the CRC64 written. Raises: StorageNotFoundError, IntegrityError."""
+    def head(self, key: str) -> Optional[ObjectInfo]: ...
+    def list(self, prefix: str = "") -> List[ObjectInfo]: ...
+    def delete(self, keys: List[str]) -> None: ...
+    def describe(self) -> str: ...

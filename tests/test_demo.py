@@ -1,0 +1,12 @@
+"""The README's demo command runs a real backup and restore on embedded defaults and succeeds."""
+
+import subprocess
+import sys
+
+
+def test_demo_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mongo_oss_backup.demo"], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("byte-identical: True") == 2
+    assert "view restored: ['big_spenders']" in r.stdout
