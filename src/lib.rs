@@ -16,10 +16,12 @@ pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod lock;
 pub mod logging;
 pub mod mongo;
 pub mod pipeline;
 pub mod runtime;
+pub mod state;
 pub mod storage;
 
 #[cfg(feature = "python")]

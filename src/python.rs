@@ -164,42 +164,75 @@ fn check_config(
     ))
 }
 
-/// Runs one backup as the config file says; returns a summary dict.
+/// Runs one backup as the config file says (under the run lock); returns a summary dict.
 #[pyfunction]
 #[pyo3(signature = (*, config))]
 fn backup<'py>(py: Python<'py>, config: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let report = py
+    use crate::pipeline::{backup_full, backup_inc};
+    enum Done {
+        Full(backup_full::FullBackupReport),
+        Inc(backup_inc::IncReport),
+    }
+    let done = py
         .detach(|| {
             let settings = load(&config)?.settings;
+            let dir = config
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let _lock = crate::lock::acquire(dir)?;
+            let now = chrono::Local::now();
             if settings.is_inc_backup {
-                return Err(Error::config(
-                    "incremental mode is not available yet; set is_inc_backup=0",
-                ));
+                crate::runtime::block_on(backup_inc::run(&settings, now)).map(Done::Inc)
+            } else {
+                crate::runtime::block_on(backup_full::run(&settings, now)).map(Done::Full)
             }
-            crate::runtime::block_on(crate::pipeline::backup_full::run(
-                &settings,
-                chrono::Local::now(),
-            ))
         })
         .map_err(to_py)?;
     let d = PyDict::new(py);
-    d.set_item("name", &report.name)?;
-    d.set_item("collections", report.collections.len())?;
-    d.set_item(
-        "documents",
-        report.collections.iter().map(|c| c.documents).sum::<u64>(),
-    )?;
-    d.set_item("key", report.upload.as_ref().map(|u| u.key.clone()))?;
-    d.set_item("size", report.upload.as_ref().map(|u| u.size))?;
-    d.set_item("crc64", report.upload.as_ref().map(|u| u.crc64))?;
-    d.set_item(
-        "local_dir",
-        report
-            .local_dir
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-    )?;
-    d.set_item("seconds", report.seconds)?;
+    match done {
+        Done::Full(report) => {
+            d.set_item("mode", "full")?;
+            d.set_item("name", &report.name)?;
+            d.set_item("collections", report.collections.len())?;
+            d.set_item(
+                "documents",
+                report.collections.iter().map(|c| c.documents).sum::<u64>(),
+            )?;
+            d.set_item("key", report.upload.as_ref().map(|u| u.key.clone()))?;
+            d.set_item("size", report.upload.as_ref().map(|u| u.size))?;
+            d.set_item("crc64", report.upload.as_ref().map(|u| u.crc64))?;
+            d.set_item(
+                "local_dir",
+                report
+                    .local_dir
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            )?;
+            d.set_item("seconds", report.seconds)?;
+        }
+        Done::Inc(report) => {
+            d.set_item("mode", "incremental")?;
+            d.set_item("cycle", &report.cycle)?;
+            d.set_item(
+                "position",
+                (report.position.time, report.position.increment),
+            )?;
+            d.set_item("flushed", report.flushed.clone())?;
+            match report.outcome {
+                backup_inc::IncOutcome::FullDump { documents } => {
+                    d.set_item("outcome", "full_dump")?;
+                    d.set_item("documents", documents)?;
+                }
+                backup_inc::IncOutcome::Increment { name, entries } => {
+                    d.set_item("outcome", "increment")?;
+                    d.set_item("name", name)?;
+                    d.set_item("entries", entries)?;
+                }
+                backup_inc::IncOutcome::NothingNew => d.set_item("outcome", "nothing_new")?,
+            }
+        }
+    }
     Ok(d)
 }
 

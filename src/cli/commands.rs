@@ -2,16 +2,28 @@
 //! the final summary goes to stdout, one line per fact, so a cron log reads well.
 
 use crate::config::Settings;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
+use crate::pipeline::backup_inc::{self, IncOutcome};
 use crate::pipeline::{backup_full, restore_full};
 use crate::runtime::block_on;
 
+/// One backup run under the lock beside the config file (where start.py lives).
 pub fn backup(settings: &Settings) -> Result<i32> {
+    let lock_dir = settings
+        .source
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let _lock = match crate::lock::acquire(lock_dir) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == ErrorKind::Busy => {
+            eprintln!("{e}");
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
     if settings.is_inc_backup {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "incremental mode (is_inc_backup=1) is not available yet in this version; set is_inc_backup=0",
-        ));
+        return backup_inc(settings);
     }
     let report = block_on(backup_full::run(settings, chrono::Local::now()))?;
     let docs: u64 = report.collections.iter().map(|c| c.documents).sum();
@@ -28,6 +40,25 @@ pub fn backup(settings: &Settings) -> Result<i32> {
         report.name,
         report.collections.len(),
         report.seconds
+    );
+    Ok(0)
+}
+
+fn backup_inc(settings: &Settings) -> Result<i32> {
+    let report = block_on(backup_inc::run(settings, chrono::Local::now()))?;
+    for key in &report.flushed {
+        println!("stored {key}, left unstored by an earlier run");
+    }
+    let what = match &report.outcome {
+        IncOutcome::FullDump { documents } => format!("full dump of {documents} documents"),
+        IncOutcome::Increment { name, entries } => {
+            format!("increment {name} with {entries} oplog entries")
+        }
+        IncOutcome::NothingNew => "nothing new".to_string(),
+    };
+    println!(
+        "cycle {}: {what}; covered up to {}:{}",
+        report.cycle, report.position.time, report.position.increment
     );
     Ok(0)
 }

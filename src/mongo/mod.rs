@@ -6,6 +6,7 @@ pub mod connect;
 pub mod dump;
 pub mod metadata;
 pub mod names;
+pub mod oplog;
 pub mod restore;
 
 pub use connect::{connect, Mongo, MongoTarget};

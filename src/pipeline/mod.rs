@@ -1,8 +1,10 @@
-//! The flows, one module each: full backups (`backup_full`) and their restore (`restore_full`).
+//! The flows, one module each: full backups (`backup_full`), incremental cycles (`backup_inc`) and
+//! full restores (`restore_full`).
 //! They order the steps (connect, dump, archive, upload, verify, clean up) and hold no mechanics of
 //! their own: those live in `mongo`, `archive` and `storage`.
 
 pub mod backup_full;
+pub mod backup_inc;
 pub mod restore_full;
 
 use std::path::Path;

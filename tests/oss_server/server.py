@@ -8,6 +8,7 @@ http://127.0.0.1:PORT/bucket/key) or, virtual-hosted, through it acting as the c
 Test control, on http://127.0.0.1:PORT/__admin/... (never signed, never faulted):
   POST /__admin/faults       {"mode": "500"|"503"|"drop"|"stall"|"truncate", "count": N,
                               "methods": ["PUT", ...] (optional), "seconds": S (stall)}
+  POST /__admin/faults       {"clear": true}  (drop every pending fault)
   POST /__admin/credentials  {"access_key_id": ..., "access_key_secret": ...}
   POST /__admin/buckets      {"name": ...}
   POST /__admin/seed         {"bucket": ..., "keys": [...], "data": "..."}  (many objects at once)
@@ -296,7 +297,10 @@ class Handler(BaseHTTPRequestHandler):
     def _admin(self, path: str, query: str) -> None:
         body = b"".join(self._read_body_chunks())
         spec = json.loads(body or b"{}")
-        if path == "/__admin/faults":
+        if path == "/__admin/faults" and spec.get("clear"):
+            with self.server.faults.lock:
+                self.server.faults.plan.clear()
+        elif path == "/__admin/faults":
             self.server.faults.add(spec)
         elif path == "/__admin/credentials":
             self.server.access_key_id = spec.get("access_key_id", self.server.access_key_id)

@@ -1,0 +1,220 @@
+//! Reading `local.oplog.rs`: the newest and oldest positions, and capturing the entries of one
+//! database between two positions into an `oplog.bson` that `mongorestore --oplogReplay` reads.
+//!
+//! Invariants kept here:
+//! - A range is `(from, to]` on whole timestamps. secantusdb gives every entry of a transaction the
+//!   same ts, so a range never ends inside a transaction.
+//! - What a database is: CRUD on `<db>.*`, DDL on `<db>.$cmd`, and `admin.$cmd` entries that touch it
+//!   (`applyOps` of transactions and of batched inserts, kept whole; `commitTransaction` and
+//!   `abortTransaction`, kept so replay can close prepared transactions). The old scripts' `ns` regex
+//!   missed the `admin.$cmd` ones: transactions were silently absent from every increment.
+
+use std::io::Write;
+use std::path::Path;
+
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
+use mongodb::options::FindOptions;
+
+use super::connect::Mongo;
+use crate::archive::create_private;
+use crate::error::{Error, ErrorKind, Result};
+
+/// An oplog position as the old state file stores it: `{"time": "<secs>", "inc": "<n>"}`.
+pub type Position = Timestamp;
+
+/// Databases that belong to the server, never captured when every database is backed up.
+const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];
+
+async fn edge(mongo: &Mongo, direction: i32) -> Result<Option<Position>> {
+    let oplog = mongo
+        .client
+        .database("local")
+        .collection::<Document>("oplog.rs");
+    let options = FindOptions::builder()
+        .sort(doc! {"$natural": direction})
+        .limit(1)
+        .projection(doc! {"ts": 1})
+        .build();
+    let mut cursor = oplog
+        .find(doc! {})
+        .with_options(options)
+        .await
+        .map_err(|e| mongo.error(e, "read local.oplog.rs"))?;
+    if cursor
+        .advance()
+        .await
+        .map_err(|e| mongo.error(e, "read local.oplog.rs"))?
+    {
+        let d = cursor
+            .deserialize_current()
+            .map_err(|e| mongo.error(e, "read local.oplog.rs"))?;
+        Ok(d.get_timestamp("ts").ok())
+    } else {
+        Ok(None)
+    }
+}
+
+/// The newest position in the oplog (`None`: the oplog is empty or absent).
+pub async fn newest(mongo: &Mongo) -> Result<Option<Position>> {
+    edge(mongo, -1).await
+}
+
+/// The oldest position still in the oplog.
+pub async fn oldest(mongo: &Mongo) -> Result<Option<Position>> {
+    edge(mongo, 1).await
+}
+
+/// Fails with one line when the server has no oplog (a standalone server).
+pub async fn require_replica_set(mongo: &Mongo) -> Result<()> {
+    let hello = mongo
+        .client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .map_err(|e| mongo.error(e, "ask the server its role"))?;
+    let in_set = hello.get_str("setName").is_ok();
+    if !in_set || newest(mongo).await?.is_none() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{} is a standalone server without an oplog: incremental backups (is_inc_backup=1) need a replica set; use is_inc_backup=0 for full backups",
+                mongo.target.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an oplog entry belongs to database `db` (empty = every user database).
+pub fn belongs_to(entry: &RawDocument, db: &str) -> bool {
+    let ns = entry.get_str("ns").unwrap_or("");
+    let op = entry.get_str("op").unwrap_or("");
+    if op == "n" {
+        return false;
+    }
+    if ns == "admin.$cmd" {
+        return admin_command_touches(entry, db);
+    }
+    let entry_db = ns.split('.').next().unwrap_or("");
+    if db.is_empty() {
+        !SYSTEM_DATABASES.contains(&entry_db)
+    } else {
+        entry_db == db
+    }
+}
+
+fn admin_command_touches(entry: &RawDocument, db: &str) -> bool {
+    let Ok(o) = entry.get_document("o") else {
+        return false;
+    };
+    if o.get("commitTransaction").ok().flatten().is_some()
+        || o.get("abortTransaction").ok().flatten().is_some()
+    {
+        return true;
+    }
+    let Ok(ops) = o.get_array("applyOps") else {
+        return false;
+    };
+    ops.into_iter().any(|op| match op {
+        Ok(mongodb::bson::RawBsonRef::Document(inner)) => belongs_to(inner, db),
+        _ => false,
+    })
+}
+
+/// What `capture` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub entries: u64,
+    pub bytes: u64,
+    pub first: Option<Position>,
+    pub last: Option<Position>,
+}
+
+/// Writes the entries of `db` with `from < ts <= to` to `path` (raw BSON, in oplog order).
+/// Nothing is written (and the file not created) when no entry matches.
+pub async fn capture(
+    mongo: &Mongo,
+    db: &str,
+    from: Position,
+    to: Position,
+    path: &Path,
+) -> Result<Capture> {
+    let oplog = mongo
+        .client
+        .database("local")
+        .collection::<RawDocumentBuf>("oplog.rs");
+    let filter = doc! {"ts": {"$gt": Bson::Timestamp(from), "$lte": Bson::Timestamp(to)}};
+    let doing = "read local.oplog.rs";
+    let mut cursor = oplog
+        .find(filter)
+        .sort(doc! {"$natural": 1})
+        .await
+        .map_err(|e| mongo.error(e, doing))?;
+    let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
+    let mut capture = Capture {
+        entries: 0,
+        bytes: 0,
+        first: None,
+        last: None,
+    };
+    while cursor.advance().await.map_err(|e| mongo.error(e, doing))? {
+        let entry = cursor.current();
+        if !belongs_to(entry, db) {
+            continue;
+        }
+        if out.is_none() {
+            out = Some(std::io::BufWriter::with_capacity(
+                1 << 20,
+                create_private(path)?,
+            ));
+        }
+        let raw = entry.as_bytes();
+        out.as_mut()
+            .expect("just opened")
+            .write_all(raw)
+            .map_err(|e| Error::io("write", path, e))?;
+        let ts = entry.get_timestamp("ts").ok();
+        capture.first = capture.first.or(ts);
+        capture.last = ts.or(capture.last);
+        capture.entries += 1;
+        capture.bytes += raw.len() as u64;
+    }
+    if let Some(out) = out {
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io("write", path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+    }
+    Ok(capture)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(d: Document) -> RawDocumentBuf {
+        RawDocumentBuf::from_document(&d).unwrap()
+    }
+
+    #[test]
+    fn database_membership() {
+        let i = raw(doc! {"op": "i", "ns": "app.users", "o": {"_id": 1}});
+        assert!(belongs_to(&i, "app"));
+        assert!(!belongs_to(&i, "app2"));
+        assert!(belongs_to(&i, ""));
+        let ddl = raw(doc! {"op": "c", "ns": "app.$cmd", "o": {"create": "x"}});
+        assert!(belongs_to(&ddl, "app"));
+        let txn = raw(doc! {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": [
+            {"op": "i", "ns": "other.c", "o": {"_id": 1}},
+            {"op": "i", "ns": "app.c", "o": {"_id": 2}},
+        ]}});
+        assert!(belongs_to(&txn, "app"));
+        assert!(!belongs_to(&txn, "third"));
+        let commit = raw(doc! {"op": "c", "ns": "admin.$cmd", "o": {"commitTransaction": 1}});
+        assert!(belongs_to(&commit, "app"));
+        let noop = raw(doc! {"op": "n", "ns": "", "o": {"msg": "x"}});
+        assert!(!belongs_to(&noop, ""));
+        let local = raw(doc! {"op": "i", "ns": "local.x", "o": {"_id": 1}});
+        assert!(!belongs_to(&local, ""));
+    }
+}

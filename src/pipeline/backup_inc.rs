@@ -1,0 +1,479 @@
+//! Incremental mode (`is_inc_backup=1`), COMPAT §2 with its bugs fixed. One run:
+//! 1. store archives a previous run left unstored (in order), advancing B as each is verified;
+//! 2. pick the cycle from state A (a new one when missing, expired, or when the oplog rolled past B);
+//! 3. a cycle without B gets its full dump, with P read *before* the dump (writes during the dump are
+//!    replayed later; replay is idempotent); otherwise the oplog range (B, newest] is captured;
+//! 4. B (and A for a new cycle) advance only once the data is durable: fsynced locally and, when
+//!    uploading, verified in the bucket. A failed upload leaves archive + `.pos.json` for the next run.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local};
+use mongodb::bson::Timestamp;
+
+use super::{mongo_target, open_storage};
+use crate::archive;
+use crate::config::Settings;
+use crate::error::{Error, ErrorKind, Result};
+use crate::mongo::dump::{self, create_private_dir, DumpOptions};
+use crate::mongo::{connect, oplog, Mongo};
+use crate::state::{self, CycleInfo, OplogPosition};
+use crate::storage::Storage;
+
+/// What one incremental run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncOutcome {
+    /// A new or unfinished cycle got its full dump.
+    FullDump { documents: u64 },
+    /// Entries of the range were captured into `oplog_<name>`.
+    Increment { name: String, entries: u64 },
+    /// Nothing was written since the last run.
+    NothingNew,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncReport {
+    pub cycle: String,
+    pub outcome: IncOutcome,
+    /// The position the cycle is now covered up to.
+    pub position: Timestamp,
+    /// Archives of earlier runs stored by this one.
+    pub flushed: Vec<String>,
+}
+
+pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport> {
+    let root = settings.db_backup_root_path.clone();
+    let storage = match &settings.storage {
+        Some(target) => Some(open_storage(target, settings).await?),
+        None => None,
+    };
+    let mongo = connect(&mongo_target(settings)).await?;
+    oplog::require_replica_set(&mongo).await?;
+    create_private_dir(&root)?;
+    let flushed = match &storage {
+        Some(s) => flush_pending(s.as_ref(), &root, settings).await?,
+        None => Vec::new(),
+    };
+
+    let info: Option<CycleInfo> = state::read(&state::state_a_path(&root))?;
+    let mut cycle = match &info {
+        Some(i) if !expired(i, settings, now) => i.last_circle_backup_dir_name.clone(),
+        Some(i) => {
+            log::info!(
+                "cycle {} is older than {} days: starting a new cycle",
+                i.last_circle_backup_dir_name,
+                settings.full_backup_period_days
+            );
+            new_cycle_name(settings, now)
+        }
+        None => new_cycle_name(settings, now),
+    };
+    let mut position = read_b(&root.join(&cycle))?;
+    if let Some(b) = position {
+        if let Some(reason) = rolled_over(&mongo, b).await? {
+            log::warn!("{reason}; starting a new cycle with a full dump now");
+            cycle = new_cycle_name(settings, now);
+            position = None;
+        }
+    }
+    let cycle_dir = root.join(&cycle);
+    create_private_dir(&cycle_dir)?;
+
+    let Some(from) = position else {
+        let (documents, p) = full_dump(&mongo, settings, storage.as_deref(), &cycle_dir).await?;
+        let new_cycle = info
+            .as_ref()
+            .map(|i| i.last_circle_backup_dir_name != cycle)
+            .unwrap_or(true);
+        if new_cycle {
+            state::write(
+                &state::state_a_path(&root),
+                &CycleInfo {
+                    last_circle_backup_time: now.timestamp().to_string(),
+                    last_circle_backup_dir_name: cycle.clone(),
+                },
+            )?;
+            if let Some(old) = info
+                .as_ref()
+                .map(|i| root.join(&i.last_circle_backup_dir_name))
+            {
+                remove_previous_cycle(&old, storage.is_some());
+            }
+            if let Some(s) = &storage {
+                prune_bucket(s.as_ref(), settings, &cycle).await?;
+            }
+        }
+        return Ok(IncReport {
+            cycle,
+            outcome: IncOutcome::FullDump { documents },
+            position: p,
+            flushed,
+        });
+    };
+
+    let to = oplog::newest(&mongo).await?.unwrap_or(from);
+    if to <= from {
+        log::info!("cycle {cycle}: nothing new since {}", show(from));
+        return Ok(IncReport {
+            cycle,
+            outcome: IncOutcome::NothingNew,
+            position: from,
+            flushed,
+        });
+    }
+    let name = unique_oplog_name(&cycle_dir, now);
+    let dir = cycle_dir.join("inc_backup").join(&name);
+    create_private_dir(&dir)?;
+    let captured =
+        oplog::capture(&mongo, &settings.db_name, from, to, &dir.join("oplog.bson")).await?;
+    if let Some(reason) = rolled_over(&mongo, from).await? {
+        // Entries after B may have been pruned while we read: this increment could have a hole.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Error::new(
+            ErrorKind::Mongo,
+            format!(
+                "{reason} during the capture; nothing was stored, the next run starts a new cycle"
+            ),
+        ));
+    }
+    if captured.entries == 0 {
+        let _ = std::fs::remove_dir_all(&dir);
+        write_b(&cycle_dir, to)?;
+        log::info!(
+            "cycle {cycle}: no entry of the database in ({}, {}]",
+            show(from),
+            show(to)
+        );
+        return Ok(IncReport {
+            cycle,
+            outcome: IncOutcome::NothingNew,
+            position: to,
+            flushed,
+        });
+    }
+    log::info!(
+        "cycle {cycle}: captured {} oplog entries ({} bytes) in ({}, {}] into {name}",
+        captured.entries,
+        captured.bytes,
+        show(from),
+        show(to)
+    );
+    match &storage {
+        Some(s) => {
+            let key = format!("{cycle}/inc_backup/{name}.tar.gz");
+            store_with_position(s.as_ref(), &dir, &key, to, &cycle_dir, settings).await?
+        }
+        None => write_b(&cycle_dir, to)?,
+    }
+    Ok(IncReport {
+        cycle,
+        outcome: IncOutcome::Increment {
+            name,
+            entries: captured.entries,
+        },
+        position: to,
+        flushed,
+    })
+}
+
+fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool {
+    match info.started_at() {
+        Some(t) => now.timestamp() - t > 86_400 * i64::from(settings.full_backup_period_days),
+        None => true,
+    }
+}
+
+fn new_cycle_name(settings: &Settings, now: DateTime<Local>) -> String {
+    format!("{}{}", settings.cycle_prefix, now.format("%Y%m%d%H%M%S"))
+}
+
+/// `oplog_<YYYYmmddHHMMSS>`, one second later when that name is taken (two runs in one second).
+fn unique_oplog_name(cycle_dir: &Path, now: DateTime<Local>) -> String {
+    let mut t = now;
+    loop {
+        let name = format!("oplog_{}", t.format("%Y%m%d%H%M%S"));
+        let dir = cycle_dir.join("inc_backup").join(&name);
+        if !dir.exists() && !archive::archive_path_for(&dir).exists() {
+            return name;
+        }
+        t += chrono::Duration::seconds(1);
+    }
+}
+
+fn show(ts: Timestamp) -> String {
+    format!("{}:{}", ts.time, ts.increment)
+}
+
+fn read_b(cycle_dir: &Path) -> Result<Option<Timestamp>> {
+    let path = state::state_b_path(cycle_dir);
+    match state::read::<OplogPosition>(&path)? {
+        Some(p) => Ok(Some(p.to_ts(&path)?)),
+        None => Ok(None),
+    }
+}
+
+fn write_b(cycle_dir: &Path, ts: Timestamp) -> Result<()> {
+    state::write(&state::state_b_path(cycle_dir), &OplogPosition::from_ts(ts))
+}
+
+/// Why the oplog no longer covers `b`, if it does not.
+async fn rolled_over(mongo: &Mongo, b: Timestamp) -> Result<Option<String>> {
+    Ok(match oplog::oldest(mongo).await? {
+        Some(oldest) if oldest > b => Some(format!(
+            "the oplog rolled over: its oldest entry {} is newer than the cycle's position {}",
+            show(oldest),
+            show(b)
+        )),
+        _ => None,
+    })
+}
+
+/// The cycle's full dump into `<cycle>/full_backup/<db>`, stored, then B := P (P read first).
+async fn full_dump(
+    mongo: &Mongo,
+    settings: &Settings,
+    storage: Option<&dyn Storage>,
+    cycle_dir: &Path,
+) -> Result<(u64, Timestamp)> {
+    let p = oplog::newest(mongo).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Mongo,
+            "the oplog is empty: cannot fix the cycle's start",
+        )
+    })?;
+    let dir = cycle_dir.join("full_backup");
+    if dir.exists() {
+        // Left by a run that died during the dump: B is missing, so it is incomplete.
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+    }
+    create_private_dir(&dir)?;
+    let opts = DumpOptions {
+        allow_empty: true,
+        ..Default::default()
+    };
+    log::info!(
+        "cycle {}: full dump from position {}",
+        cycle_dir.display(),
+        show(p)
+    );
+    let collections = match dump::dump(mongo, &settings.db_name, &dir, &opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let documents = collections.iter().map(|c| c.documents).sum();
+    match storage {
+        Some(s) => {
+            let cycle = cycle_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            store_with_position(
+                s,
+                &dir,
+                &format!("{cycle}/full_backup.tar.gz"),
+                p,
+                cycle_dir,
+                settings,
+            )
+            .await?;
+        }
+        None => write_b(cycle_dir, p)?,
+    }
+    Ok((documents, p))
+}
+
+/// Archive `dir`, record the position it brings B to beside the archive, upload and verify it,
+/// then write B and remove the local copies. A failure leaves archive + sidecar for the next run.
+async fn store_with_position(
+    storage: &dyn Storage,
+    dir: &Path,
+    key: &str,
+    position: Timestamp,
+    cycle_dir: &Path,
+    settings: &Settings,
+) -> Result<()> {
+    let archive_path = archive::archive_path_for(dir);
+    let level = settings.compression_level;
+    let (src, dest) = (dir.to_path_buf(), archive_path.clone());
+    tokio::task::spawn_blocking(move || archive::create(&src, &dest, level))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
+    state::write(
+        &state::sidecar_path(&archive_path),
+        &OplogPosition::from_ts(position),
+    )?;
+    upload_pending(storage, &archive_path, key, cycle_dir).await
+}
+
+/// Uploads one archive whose sidecar holds its position, then advances B and cleans up.
+async fn upload_pending(
+    storage: &dyn Storage,
+    archive_path: &Path,
+    key: &str,
+    cycle_dir: &Path,
+) -> Result<()> {
+    let sidecar = state::sidecar_path(archive_path);
+    let position: OplogPosition = state::read(&sidecar)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("{} is missing", sidecar.display()),
+        )
+    })?;
+    let position = position.to_ts(&sidecar)?;
+    let done = storage.put_file(archive_path, key, &|_| {}).await?;
+    log::info!(
+        "stored {key} in {} (size {}, CRC64 {} verified)",
+        storage.describe(),
+        done.size,
+        done.crc64
+    );
+    let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
+    if newer {
+        write_b(cycle_dir, position)?;
+    }
+    let file_name = archive_path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let dir = archive_path.with_file_name(file_name.trim_end_matches(".tar.gz"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::remove_file(archive_path).map_err(|e| Error::io("remove", archive_path, e))?;
+    std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
+    Ok(())
+}
+
+/// Stores, in order, the archives earlier runs could not store (those with a `.pos.json`), and
+/// removes what a run that died left half-made (archives without sidecar, their directories).
+async fn flush_pending(
+    storage: &dyn Storage,
+    root: &Path,
+    settings: &Settings,
+) -> Result<Vec<String>> {
+    let mut cycles: Vec<PathBuf> = match std::fs::read_dir(root) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&settings.cycle_prefix))
+            })
+            .collect(),
+        Err(_) => return Ok(Vec::new()),
+    };
+    cycles.sort();
+    let mut stored = Vec::new();
+    for cycle_dir in cycles {
+        let cycle = cycle_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut archives = vec![cycle_dir.join("full_backup.tar.gz")];
+        if let Ok(entries) = std::fs::read_dir(cycle_dir.join("inc_backup")) {
+            let mut incs: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+                .collect();
+            incs.sort();
+            archives.extend(incs);
+        }
+        remove_unfinished_increments(&cycle_dir);
+        for archive_path in archives.into_iter().filter(|a| a.exists()) {
+            if !state::sidecar_path(&archive_path).exists() {
+                // Died between writing the archive and its sidecar: B never covered it.
+                let _ = std::fs::remove_file(&archive_path);
+                continue;
+            }
+            let rel = archive_path
+                .strip_prefix(&cycle_dir)
+                .unwrap_or(&archive_path);
+            let key = format!("{cycle}/{}", rel.to_string_lossy());
+            log::info!("storing {key}, left unstored by an earlier run");
+            upload_pending(storage, &archive_path, &key, &cycle_dir).await?;
+            stored.push(key);
+        }
+    }
+    Ok(stored)
+}
+
+/// Increment directories written after the cycle's B without an archive beside them: a run died
+/// while capturing or archiving them, and B does not cover them (their range is captured again).
+fn remove_unfinished_increments(cycle_dir: &Path) {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(b_time) = mtime(&state::state_b_path(cycle_dir)) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(cycle_dir.join("inc_backup")) else {
+        return;
+    };
+    for dir in entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+    {
+        let archive = archive::archive_path_for(&dir);
+        let unfinished =
+            !state::sidecar_path(&archive).exists() && mtime(&dir).is_some_and(|t| t > b_time);
+        if unfinished {
+            log::info!(
+                "removing {}, left unfinished by a run that died",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(&archive);
+        }
+    }
+}
+
+/// After a new cycle's full backup is stored, the previous cycle's local directory goes. When not
+/// uploading it holds the only copy of that cycle, so it stays.
+fn remove_previous_cycle(dir: &Path, uploading: bool) {
+    if uploading && dir.is_dir() {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => log::info!(
+                "removed the previous cycle's local directory {}",
+                dir.display()
+            ),
+            Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// With `keep_cycles = N`, deletes from the bucket the cycles older than the N newest (never the
+/// current one).
+async fn prune_bucket(storage: &dyn Storage, settings: &Settings, current: &str) -> Result<()> {
+    if settings.keep_cycles == 0 {
+        return Ok(());
+    }
+    let objects = storage.list(&settings.cycle_prefix).await?;
+    let mut cycles: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.key.split_once('/').map(|(c, _)| c.to_string()))
+        .collect();
+    cycles.sort();
+    cycles.dedup();
+    let keep = settings.keep_cycles as usize;
+    if cycles.len() <= keep {
+        return Ok(());
+    }
+    for old in &cycles[..cycles.len() - keep] {
+        if old == current {
+            continue;
+        }
+        let keys: Vec<String> = objects
+            .iter()
+            .filter(|o| o.key.starts_with(&format!("{old}/")))
+            .map(|o| o.key.clone())
+            .collect();
+        storage.delete(&keys).await?;
+        log::info!(
+            "keep_cycles={keep}: deleted cycle {old} ({} objects) from {}",
+            keys.len(),
+            storage.describe()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The old scripts' state files, in exactly their JSON shapes, so that a root left by them continues
+//! its cycle (COMPAT §2):
+//! - A, `<root>/mongodb_inc_backup_info.json`:
+//!   `{"last_circle_backup_time":"<unix seconds>","last_circle_backup_dir_name":"<cycle>"}`
+//! - B, `<root>/<cycle>/last.json`: `{"time":"<ts seconds>","inc":"<ts increment>"}`
+//!
+//! Plus our sidecar `<archive>.pos.json` (B's shape): the position an archive not yet stored in the
+//! bucket brings B to once it is. Every write is atomic: temp file, fsync, rename, fsync directory.
+
+use std::path::{Path, PathBuf};
+
+use mongodb::bson::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub const STATE_A: &str = "mongodb_inc_backup_info.json";
+pub const STATE_B: &str = "last.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleInfo {
+    pub last_circle_backup_time: String,
+    pub last_circle_backup_dir_name: String,
+}
+
+impl CycleInfo {
+    pub fn started_at(&self) -> Option<i64> {
+        self.last_circle_backup_time
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|t| t as i64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OplogPosition {
+    pub time: String,
+    pub inc: String,
+}
+
+impl OplogPosition {
+    pub fn from_ts(ts: Timestamp) -> Self {
+        OplogPosition {
+            time: ts.time.to_string(),
+            inc: ts.increment.to_string(),
+        }
+    }
+
+    pub fn to_ts(&self, path: &Path) -> Result<Timestamp> {
+        let bad = || {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}: {{\"time\":\"{}\",\"inc\":\"{}\"}} is not an oplog position",
+                    path.display(),
+                    self.time,
+                    self.inc
+                ),
+            )
+        };
+        Ok(Timestamp {
+            time: self.time.trim().parse().map_err(|_| bad())?,
+            increment: self.inc.trim().parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+pub fn state_a_path(root: &Path) -> PathBuf {
+    root.join(STATE_A)
+}
+
+pub fn state_b_path(cycle_dir: &Path) -> PathBuf {
+    cycle_dir.join(STATE_B)
+}
+
+/// Reads a JSON state file; `None` when it does not exist.
+pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "{} is not a valid state file ({e}); fix or remove it",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Writes a JSON state file atomically, in the compact form the old scripts wrote.
+pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text =
+        serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut f = crate::archive::create_private(&tmp)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// `<archive>.pos.json`
+pub fn sidecar_path(archive: &Path) -> PathBuf {
+    let mut name = archive.file_name().unwrap_or_default().to_os_string();
+    name.push(".pos.json");
+    archive.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_shapes_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = state_a_path(tmp.path());
+        std::fs::write(
+            &a,
+            r#"{"last_circle_backup_time": "1448345493.12", "last_circle_backup_dir_name": "mongodb_cycle_backup_titan_20151124141133"}"#,
+        )
+        .unwrap();
+        let info: CycleInfo = read(&a).unwrap().unwrap();
+        assert_eq!(info.started_at(), Some(1448345493));
+        write(&a, &info).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            r#"{"last_circle_backup_time":"1448345493.12","last_circle_backup_dir_name":"mongodb_cycle_backup_titan_20151124141133"}"#
+        );
+        let b = tmp.path().join("last.json");
+        write(
+            &b,
+            &OplogPosition::from_ts(Timestamp {
+                time: 5,
+                increment: 7,
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&b).unwrap(),
+            r#"{"time":"5","inc":"7"}"#
+        );
+        let pos: OplogPosition = read(&b).unwrap().unwrap();
+        assert_eq!(
+            pos.to_ts(&b).unwrap(),
+            Timestamp {
+                time: 5,
+                increment: 7
+            }
+        );
+        assert!(read::<CycleInfo>(&tmp.path().join("none"))
+            .unwrap()
+            .is_none());
+    }
+}
