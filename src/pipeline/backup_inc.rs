@@ -86,6 +86,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
             .map(|i| i.last_circle_backup_dir_name != cycle)
             .unwrap_or(true);
         if new_cycle {
+            super::crash_point("before_state_a");
             state::write(
                 &state::state_a_path(&root),
                 &CycleInfo {
@@ -126,6 +127,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     create_private_dir(&dir)?;
     let captured =
         oplog::capture(&mongo, &settings.db_name, from, to, &dir.join("oplog.bson")).await?;
+    super::crash_point("after_capture");
     if let Some(reason) = rolled_over(&mongo, from).await? {
         // Entries after B may have been pruned while we read: this increment could have a hole.
         let _ = std::fs::remove_dir_all(&dir);
@@ -264,6 +266,7 @@ async fn full_dump(
         }
     };
     let documents = collections.iter().map(|c| c.documents).sum();
+    super::crash_point("after_dump");
     match storage {
         Some(s) => {
             let cycle = cycle_dir
@@ -302,6 +305,7 @@ async fn store_with_position(
     tokio::task::spawn_blocking(move || archive::create(&src, &dest, level))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
+    super::crash_point("after_archive");
     state::write(
         &state::sidecar_path(&archive_path),
         &OplogPosition::from_ts(position),
@@ -331,6 +335,7 @@ async fn upload_pending(
         done.size,
         done.crc64
     );
+    super::crash_point("after_upload");
     let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
     if newer {
         write_b(cycle_dir, position)?;

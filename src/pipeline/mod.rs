@@ -16,6 +16,16 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::MongoTarget;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
+/// Test hook: when `MONGO_OSS_BACKUP_TEST_CRASH` names this point, the process dies on the spot
+/// (abort: no destructor, no cleanup), as under kill -9. The fault tests use it to stop a run
+/// between two exact steps; unset, it costs one environment lookup.
+pub fn crash_point(name: &str) {
+    if std::env::var("MONGO_OSS_BACKUP_TEST_CRASH").is_ok_and(|v| v == name) {
+        eprintln!("test crash at {name}");
+        std::process::abort();
+    }
+}
+
 /// The MongoDB side of the settings.
 pub fn mongo_target(settings: &Settings) -> MongoTarget {
     MongoTarget {

@@ -1,0 +1,120 @@
+"""A run of start.py killed at every step (a crash hook that aborts on the spot, as kill -9 does, and a
+real SIGKILL during a stalled upload): the next runs complete, and no write is missing from what the
+bucket holds — each inserted document is in the cycle's full dump or in exactly one increment."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import bson
+import pytest
+
+from conftest import oss_config, write_config
+from inc_util import folder_bucket_increments, oplog_entries_in_archive
+from scripts_util import install_scripts, run_script
+
+
+def dumped_ids(archive_bytes: bytes, db: str):
+    ids = set()
+    with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz") as t:
+        for m in t.getmembers():
+            if m.name.startswith("full_backup/%s/" % db) and m.name.endswith(".bson"):
+                ids |= {d["_id"] for d in bson.decode_all(t.extractfile(m).read())}
+    return ids
+
+
+def check_nothing_missing(bucket_files, db, inserted):
+    """bucket_files: key → bytes of the current cycle."""
+    full = [k for k in bucket_files if k.endswith("full_backup.tar.gz")]
+    assert len(full) == 1, sorted(bucket_files)
+    in_full = dumped_ids(bucket_files[full[0]], db)
+    seen = {}
+    for key, data in bucket_files.items():
+        if "/inc_backup/" in key:
+            for e in oplog_entries_in_archive(data):
+                if e["op"] == "i":
+                    assert e["o"]["_id"] not in seen, "entry in two increments: %s" % e
+                    seen[e["o"]["_id"]] = key
+    missing = [i for i in inserted if i not in in_full and i not in seen]
+    assert missing == []
+
+
+def folder_cycle_files(bucket, cycle):
+    return {str(p.relative_to(bucket)): p.read_bytes() for p in (bucket / cycle).rglob("*.tar.gz")}
+
+
+@pytest.mark.parametrize("point", ["during_dump", "after_dump", "after_archive", "after_upload", "before_state_a",
+                                   "after_capture", "inc:after_archive", "inc:after_upload"])
+def test_crash_at_every_step(tmp_path, mongo, point):
+    db = "crash_" + point.replace(":", "_")
+    client = mongo.client()
+    client.drop_database(db)
+    inserted = []
+
+    def insert(n):
+        ids = ["%s-%d" % (time.time(), i) for i in range(n)]
+        client[db].c.insert_many([{"_id": i} for i in ids])
+        inserted.extend(ids)
+
+    insert(5)
+    inst = tmp_path / "inst"
+    write_config(inst, db_port=str(mongo.port), db_name=db, is_inc_backup="1", full_backup_period="7",
+                 storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
+    install_scripts(inst)
+    stage = point.split(":")[-1]
+    if point.startswith("inc:") or point == "after_capture":
+        assert run_script(inst / "start.py").returncode == 0
+        insert(5)
+        time.sleep(1.1)
+    r = run_script(inst / "start.py", env={"MONGO_OSS_BACKUP_TEST_CRASH": stage})
+    assert r.returncode == -signal.SIGABRT, r.stdout + r.stderr
+    assert "test crash at " + stage in r.stderr
+    for _ in range(2):
+        insert(5)
+        time.sleep(1.1)
+        r = run_script(inst / "start.py")
+        assert r.returncode == 0, r.stdout + r.stderr
+    cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
+    check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle), db, inserted)
+
+
+def test_sigkill_during_a_stalled_upload(tmp_path, mongo, oss_server):
+    import alibabacloud_oss_v2 as oss
+    db = "killed_upload"
+    client = mongo.client()
+    client.drop_database(db)
+    inserted = ["a%d" % i for i in range(10)]
+    client[db].c.insert_many([{"_id": i} for i in inserted])
+    bucket = oss_server.add_bucket("inc-killed")
+    inst = tmp_path / "inst"
+    oss_config(inst, oss_server, bucket, db_port=str(mongo.port), db_name=db, is_inc_backup="1",
+               full_backup_period="7", db_backup_root_path=str(tmp_path / "root"))
+    install_scripts(inst)
+    env = dict(os.environ, HTTP_PROXY=oss_server.proxy)
+    oss_server.fault("stall", count=1, methods=["PUT"], seconds=20)
+    proc = subprocess.Popen([sys.executable, str(inst / "start.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and oss_server.stats()["faults_served"] == 0:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    oss_server.admin("faults", {"clear": True})
+    more = ["b%d" % i for i in range(10)]
+    client[db].c.insert_many([{"_id": i} for i in more])
+    time.sleep(1.1)
+    for _ in range(2):
+        r = run_script(inst / "start.py", env={"HTTP_PROXY": oss_server.proxy})
+        assert r.returncode == 0, r.stdout + r.stderr
+        time.sleep(1.1)
+    cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
+    sdk = oss_server.sdk_client()
+    keys = [o.key for o in sdk.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket, prefix=cycle + "/")).contents]
+    files = {k: sdk.get_object(oss.GetObjectRequest(bucket=bucket, key=k)).body.read() for k in keys}
+    check_nothing_missing(files, db, inserted + more)
