@@ -252,3 +252,68 @@ def test_failed_upload_is_kept_and_stored_first_next_time(tmp_path, mongo, oss_s
         ids += [e["o"]["_id"] for e in oplog_entries_in_archive(body) if e["op"] == "i"]
     assert ids == [1, 2]
     assert not pending[0].exists()
+
+
+def test_writer_during_runs_across_two_cycles(tmp_path, mongo):
+    """A writer inserts without pause while start.py runs every few seconds, across two cycles:
+    everything inserted is in the last cycle's full dump or in exactly one of its increments, and
+    the first cycle's increments are contiguous."""
+    import threading
+    from inc_util import check_nothing_missing, folder_cycle_files
+    client = mongo.client()
+    client.drop_database("busy")
+    inserted, stop = [], threading.Event()
+
+    def writer():
+        n = 0
+        while not stop.is_set():
+            ids = ["w%d" % (n + i) for i in range(20)]
+            client.busy.c.insert_many([{"_id": i, "pad": "x" * 200} for i in ids])
+            inserted.extend(ids)
+            n += 20
+            time.sleep(0.01)
+
+    inst = installation(tmp_path, mongo, "busy")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        run_ok(inst)
+        cycle1 = state_a(tmp_path)["last_circle_backup_dir_name"]
+        for _ in range(2):
+            time.sleep(1.1)
+            run_ok(inst)
+        info = state_a(tmp_path)
+        info["last_circle_backup_time"] = str(int(time.time()) - 8 * 86400)
+        (tmp_path / "root" / "mongodb_inc_backup_info.json").write_text(json.dumps(info))
+        for _ in range(3):
+            time.sleep(1.1)
+            run_ok(inst)
+    finally:
+        stop.set()
+        thread.join()
+    time.sleep(1.1)
+    run_ok(inst)
+    cycle2 = state_a(tmp_path)["last_circle_backup_dir_name"]
+    assert cycle2 != cycle1
+    check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle2), "busy", inserted)
+    ranges = [(min(ts_key(e["ts"]) for e in es), max(ts_key(e["ts"]) for e in es))
+              for es in folder_bucket_increments(tmp_path / "bucket", cycle1).values()]
+    assert len(ranges) == 2 and ranges[0][1] < ranges[1][0]
+
+
+def test_keep_cycles_prunes_the_bucket(tmp_path, mongo):
+    client = mongo.client()
+    client.pruned.c.replace_one({"_id": 1}, {"_id": 1}, upsert=True)
+    inst = installation(tmp_path, mongo, "pruned", keep_cycles="2")
+    cycles = []
+    for _ in range(3):
+        r = run_ok(inst)
+        cycles.append(state_a(tmp_path)["last_circle_backup_dir_name"])
+        info = state_a(tmp_path)
+        info["last_circle_backup_time"] = str(int(time.time()) - 8 * 86400)
+        (tmp_path / "root" / "mongodb_inc_backup_info.json").write_text(json.dumps(info))
+        time.sleep(1.1)
+    bucket = tmp_path / "bucket"
+    stored = {p.relative_to(bucket).parts[0] for p in bucket.rglob("*") if p.is_file()}
+    assert sorted(stored) == cycles[1:]
+    assert "keep_cycles=2: deleted cycle %s" % cycles[0] in r.stderr

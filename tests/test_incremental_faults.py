@@ -2,50 +2,18 @@
 real SIGKILL during a stalled upload): the next runs complete, and no write is missing from what the
 bucket holds — each inserted document is in the cycle's full dump or in exactly one increment."""
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
-import bson
 import pytest
 
 from conftest import oss_config, write_config
-from inc_util import folder_bucket_increments, oplog_entries_in_archive
+from inc_util import check_nothing_missing, folder_cycle_files
 from scripts_util import install_scripts, run_script
-
-
-def dumped_ids(archive_bytes: bytes, db: str):
-    ids = set()
-    with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz") as t:
-        for m in t.getmembers():
-            if m.name.startswith("full_backup/%s/" % db) and m.name.endswith(".bson"):
-                ids |= {d["_id"] for d in bson.decode_all(t.extractfile(m).read())}
-    return ids
-
-
-def check_nothing_missing(bucket_files, db, inserted):
-    """bucket_files: key → bytes of the current cycle."""
-    full = [k for k in bucket_files if k.endswith("full_backup.tar.gz")]
-    assert len(full) == 1, sorted(bucket_files)
-    in_full = dumped_ids(bucket_files[full[0]], db)
-    seen = {}
-    for key, data in bucket_files.items():
-        if "/inc_backup/" in key:
-            for e in oplog_entries_in_archive(data):
-                if e["op"] == "i":
-                    assert e["o"]["_id"] not in seen, "entry in two increments: %s" % e
-                    seen[e["o"]["_id"]] = key
-    missing = [i for i in inserted if i not in in_full and i not in seen]
-    assert missing == []
-
-
-def folder_cycle_files(bucket, cycle):
-    return {str(p.relative_to(bucket)): p.read_bytes() for p in (bucket / cycle).rglob("*.tar.gz")}
 
 
 @pytest.mark.parametrize("point", ["during_dump", "after_dump", "after_archive", "after_upload", "before_state_a",

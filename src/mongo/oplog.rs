@@ -196,6 +196,56 @@ mod tests {
         RawDocumentBuf::from_document(&d).unwrap()
     }
 
+    /// mongod's own entries (../shared fixtures from mongo-tools): CRUD, DDL and the `admin.$cmd`
+    /// applyOps of MongoDB 7+ batched inserts all belong to their database and to no other.
+    #[test]
+    fn mongod_fixture_entries_belong_to_their_database() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/mongo-tools/mongorestore-testdata/oplogs/bson");
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            eprintln!("skipped: {} is absent (a plain clone)", dir.display());
+            return;
+        };
+        let mut checked = 0;
+        for file in files.map(|f| f.unwrap().path()) {
+            let data = std::fs::read(&file).unwrap();
+            let mut reader = crate::mongo::restore::BsonReader::new(&data[..], &file);
+            while let Some(entry) = reader.next_document().unwrap() {
+                if entry.get_str("op").unwrap() == "n" {
+                    continue;
+                }
+                let ns = entry.get_str("ns").unwrap();
+                let db = if ns == "admin.$cmd" {
+                    let ops = entry
+                        .get_document("o")
+                        .unwrap()
+                        .get_array("applyOps")
+                        .unwrap();
+                    let first = ops.into_iter().next().unwrap().unwrap();
+                    first
+                        .as_document()
+                        .unwrap()
+                        .get_str("ns")
+                        .unwrap()
+                        .split('.')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                } else {
+                    ns.split('.').next().unwrap().to_string()
+                };
+                assert!(belongs_to(&entry, &db), "{}: {ns}", file.display());
+                assert!(
+                    !belongs_to(&entry, "some_other_db"),
+                    "{}: {ns}",
+                    file.display()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10);
+    }
+
     #[test]
     fn database_membership() {
         let i = raw(doc! {"op": "i", "ns": "app.users", "o": {"_id": 1}});

@@ -481,12 +481,20 @@ impl Storage for OpendalStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        if self.backend == Backend::Folder && !folder_exists(&self.op, prefix).await {
+        // A folder lists directories, not name prefixes: list the prefix's directory and filter.
+        let listed = match self.backend {
+            Backend::Folder => match prefix.rfind('/') {
+                Some(i) => &prefix[..=i],
+                None => "/",
+            },
+            Backend::Oss | Backend::S3 => prefix,
+        };
+        if self.backend == Backend::Folder && !folder_exists(&self.op, listed).await {
             return Ok(Vec::new());
         }
         let mut lister = self
             .op
-            .lister_with(prefix)
+            .lister_with(listed)
             .recursive(true)
             .await
             .map_err(|e| self.error("list", prefix, e))?;
@@ -500,6 +508,9 @@ impl Storage for OpendalStorage {
                 continue;
             }
             let key = entry.path().to_string();
+            if !key.starts_with(prefix) {
+                continue;
+            }
             let meta = entry.metadata();
             let info = if self.backend == Backend::Folder {
                 // The fs lister reports names only.
@@ -539,11 +550,7 @@ impl Storage for OpendalStorage {
     }
 }
 
-async fn folder_exists(op: &Operator, prefix: &str) -> bool {
-    let dir = match prefix.rfind('/') {
-        Some(i) => &prefix[..=i],
-        None => "/",
-    };
+async fn folder_exists(op: &Operator, dir: &str) -> bool {
     op.exists(dir).await.unwrap_or(false)
 }
 
