@@ -265,6 +265,40 @@ fn run_restore_full(
     })
 }
 
+/// restore_inc.py: settings as (key, value) pairs; prints the summary and returns the exit code.
+#[pyfunction]
+#[pyo3(signature = (pairs, *, cycle, local_temp, downloaded, drop, until = String::new(), target_db = None, dry_run = false, skip_unknown = false))]
+#[allow(clippy::too_many_arguments)]
+fn run_restore_inc(
+    py: Python<'_>,
+    pairs: Vec<(String, String)>,
+    cycle: String,
+    local_temp: PathBuf,
+    downloaded: bool,
+    drop: bool,
+    until: String,
+    target_db: Option<String>,
+    dry_run: bool,
+    skip_unknown: bool,
+) -> i32 {
+    py.detach(|| {
+        crate::cli::script_restore_inc(
+            &pairs,
+            crate::pipeline::restore_inc::RestoreIncRequest {
+                cycle,
+                local_temp,
+                already_downloaded: downloaded,
+                drop_existing: drop,
+                target_db,
+                until: None,
+                dry_run,
+                skip_unknown,
+            },
+            &until,
+        )
+    })
+}
+
 /// Archives directory `src` into `dest` (entries `<basename>/...`); returns its statistics.
 #[pyfunction]
 #[pyo3(signature = (src, dest, *, level = 6))]
@@ -413,6 +447,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_function(wrap_pyfunction!(backup, m)?)?;
     m.add_function(wrap_pyfunction!(run_restore_full, m)?)?;
+    m.add_function(wrap_pyfunction!(run_restore_inc, m)?)?;
     m.add_function(wrap_pyfunction!(create_archive, m)?)?;
     m.add_function(wrap_pyfunction!(extract_archive, m)?)?;
     m.add_class::<Storage>()?;

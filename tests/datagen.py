@@ -87,7 +87,7 @@ def collections(db) -> Dict[str, dict]:
 
 def assert_same_database(src_db, dst_db) -> None:
     src_colls, dst_colls = collections(src_db), collections(dst_db)
-    assert dst_colls == src_colls
+    assert dst_colls == src_colls, (sorted(dst_colls.items()), sorted(src_colls.items()))
     for name, info in src_colls.items():
         if info["type"] == "view":
             continue

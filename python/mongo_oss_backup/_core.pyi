@@ -72,6 +72,11 @@ def run_restore_full(pairs: Sequence[Tuple[str, str]], *, name: str, suffix: str
                      downloaded: bool, drop: bool, target_db: Optional[str] = None) -> int:
     """restore_full.py's entry: prints a summary; returns the exit code (0, 1, 2 or 3)."""
 
+def run_restore_inc(pairs: Sequence[Tuple[str, str]], *, cycle: str, local_temp: str, downloaded: bool,
+                    drop: bool, until: str = "", target_db: Optional[str] = None, dry_run: bool = False,
+                    skip_unknown: bool = False) -> int:
+    """restore_inc.py's entry: full dump then every increment (up to `until`); returns the exit code."""
+
 def create_archive(src: str, dest: str, *, level: int = 6) -> ArchiveStats:
     """tar.gz of directory src, entries <basename>/...; file mode 0600. Raises: ArchiveError, LocalIOError."""
 

@@ -29,11 +29,6 @@ def restore_full_script(variables: Dict[str, Any]) -> int:
 
 def restore_inc_script(variables: Dict[str, Any]) -> int:
     """What restore_inc.py runs: prints a summary, returns the exit code."""
-    import sys
-
-    if not hasattr(_core, "run_restore_inc"):
-        sys.stderr.write("error: restoring incremental cycles is not available in this version yet\n")
-        return 1
     return _core.run_restore_inc(
         settings_pairs(variables),
         cycle=str(variables["last_circle_backup_dir_name"]),

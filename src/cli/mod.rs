@@ -39,14 +39,27 @@ enum Command {
         #[arg(long, default_value = "config.properties")]
         config: PathBuf,
     },
-    /// Restore a full backup (mongodb_backup_titan_...) from the bucket into MongoDB.
+    /// Restore a full backup or an incremental cycle from the bucket into MongoDB.
     Restore {
         /// The config.properties naming the bucket and the MongoDB to restore into.
         #[arg(long, default_value = "config.properties")]
         config: PathBuf,
         /// Name of a full-mode backup, e.g. mongodb_backup_titan_201512221438.
+        #[arg(long, conflicts_with = "cycle", required_unless_present = "cycle")]
+        full: Option<String>,
+        /// Name of an incremental cycle, e.g. mongodb_cycle_backup_titan_20151124141133.
         #[arg(long)]
-        full: String,
+        cycle: Option<String>,
+        /// Cycle only: stop after the last oplog entry at or before this point
+        /// ("2015-11-24 18:30:00" local time, or an oplog timestamp "1448361000:1").
+        #[arg(long, requires = "cycle")]
+        until: Option<String>,
+        /// Cycle only: list what would be applied (files, entries per op, time range); touch nothing.
+        #[arg(long, requires = "cycle")]
+        dry_run: bool,
+        /// Cycle only: skip oplog entries of unknown kinds instead of stopping.
+        #[arg(long, requires = "cycle")]
+        skip_unknown: bool,
         /// Suffix of the archive in the bucket.
         #[arg(long, default_value = ".tar.gz")]
         suffix: String,
@@ -103,6 +116,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Restore {
             config,
             full,
+            cycle,
+            until,
+            dry_run,
+            skip_unknown,
             suffix,
             local_dir,
             downloaded,
@@ -111,10 +128,24 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let settings = load_config(&config)?;
             crate::logging::init(settings.log_level);
+            let local_temp =
+                local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
+            if let Some(cycle) = cycle {
+                let req = crate::pipeline::restore_inc::RestoreIncRequest {
+                    cycle,
+                    local_temp,
+                    already_downloaded: downloaded,
+                    drop_existing: drop,
+                    target_db,
+                    until: until.as_deref().map(commands::parse_until).transpose()?,
+                    dry_run,
+                    skip_unknown,
+                };
+                return commands::restore_inc(&settings, &req);
+            }
             let req = crate::pipeline::restore_full::RestoreFullRequest {
-                local_temp: local_dir
-                    .unwrap_or_else(|| settings.db_backup_root_path.join("restore")),
-                name: full,
+                local_temp,
+                name: full.unwrap_or_default(),
                 suffix,
                 already_downloaded: downloaded,
                 drop_existing: drop,
@@ -147,6 +178,32 @@ pub fn script_restore_full(
         all.push(("is_upload_to_oss".into(), upload.into()));
         let loaded = config::from_pairs("restore_full.py", &all, &|k| std::env::var(k).ok())?;
         commands::restore_full(&loaded.settings, &req)
+    };
+    finish(run())
+}
+
+/// restore_inc.py's entry: its variables as config pairs plus the request; returns the exit code.
+pub fn script_restore_inc(
+    pairs: &[(String, String)],
+    mut req: crate::pipeline::restore_inc::RestoreIncRequest,
+    until: &str,
+) -> i32 {
+    crate::logging::init(config::LogLevel::Info);
+    let mut run = || -> Result<i32> {
+        if !until.trim().is_empty() {
+            req.until = Some(commands::parse_until(until.trim())?);
+        }
+        let mut all = pairs.to_vec();
+        all.push((
+            "db_backup_root_path".into(),
+            req.local_temp.to_string_lossy().into_owned(),
+        ));
+        all.push(("is_inc_backup".into(), "1".into()));
+        all.push(("full_backup_period".into(), "7".into()));
+        let upload = if req.already_downloaded { "0" } else { "1" };
+        all.push(("is_upload_to_oss".into(), upload.into()));
+        let loaded = config::from_pairs("restore_inc.py", &all, &|k| std::env::var(k).ok())?;
+        commands::restore_inc(&loaded.settings, &req)
     };
     finish(run())
 }

@@ -7,6 +7,7 @@ pub mod dump;
 pub mod metadata;
 pub mod names;
 pub mod oplog;
+pub mod replay;
 pub mod restore;
 
 pub use connect::{connect, Mongo, MongoTarget};

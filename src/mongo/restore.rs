@@ -49,6 +49,8 @@ impl Default for RestoreOptions {
 pub struct CollectionRestore {
     pub collection: String,
     pub inserted: u64,
+    /// Documents already there with the same bytes (a restore over an earlier one).
+    pub already_present: u64,
     pub failed: u64,
     /// `_id` and reason of some failed documents.
     pub examples: Vec<String>,
@@ -259,7 +261,7 @@ async fn insert_file(
                 .await
                 .expect("a task is in flight")
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("insert task failed: {e}")))?;
-            account(mongo, db, name, batch, outcome, result)?;
+            account(mongo, db, name, batch, outcome, result).await?;
         }
         if done {
             return Ok(());
@@ -268,7 +270,9 @@ async fn insert_file(
 }
 
 /// Adds a batch's outcome to `result`: write errors are counted with examples; anything else fails.
-fn account(
+/// A duplicate `_id` whose stored document is byte-identical is no failure: that document is
+/// already restored (a second restore over the first).
+async fn account(
     mongo: &Mongo,
     db: &str,
     name: &str,
@@ -289,9 +293,15 @@ fn account(
     if failure.write_concern_error.is_some() && failure.write_errors.is_none() {
         return Err(mongo.error(e, &format!("insert into {db}.{name}")));
     }
-    let errors = failure.write_errors.as_deref().unwrap_or_default();
+    let all_errors = failure.write_errors.as_deref().unwrap_or_default();
+    result.inserted += (batch.len() - all_errors.len()) as u64;
+    let identical = already_present(mongo, db, name, &batch, all_errors).await?;
+    result.already_present += identical.len() as u64;
+    let errors: Vec<_> = all_errors
+        .iter()
+        .filter(|w| !identical.contains(&w.index))
+        .collect();
     result.failed += errors.len() as u64;
-    result.inserted += (batch.len() - errors.len()) as u64;
     for w in errors {
         if result.examples.len() >= MAX_EXAMPLES {
             break;
@@ -309,6 +319,45 @@ fn account(
         ));
     }
     Ok(())
+}
+
+/// Indexes (in the batch) of duplicate-_id failures whose stored document has the same bytes.
+async fn already_present(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    batch: &[RawDocumentBuf],
+    errors: &[mongodb::error::IndexedWriteError],
+) -> Result<Vec<usize>> {
+    let dups: Vec<(usize, Bson)> = errors
+        .iter()
+        .filter(|w| w.code == 11000)
+        .filter_map(|w| {
+            let id = batch.get(w.index)?.get("_id").ok().flatten()?;
+            Some((w.index, Bson::try_from(id).ok()?))
+        })
+        .collect();
+    if dups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Bson> = dups.iter().map(|(_, id)| id.clone()).collect();
+    let doing = format!("compare documents of {db}.{name}");
+    let mut cursor = mongo
+        .client
+        .database(db)
+        .collection::<RawDocumentBuf>(name)
+        .find(doc! {"_id": {"$in": ids}})
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
+        stored.push(cursor.current().as_bytes().to_vec());
+    }
+    Ok(dups
+        .into_iter()
+        .filter(|(i, _)| stored.iter().any(|s| s.as_slice() == batch[*i].as_bytes()))
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Builds the metadata's indexes (all at once; one by one if that fails, to build all it can).

@@ -6,6 +6,7 @@
 pub mod backup_full;
 pub mod backup_inc;
 pub mod restore_full;
+pub mod restore_inc;
 
 use std::path::Path;
 use std::time::Instant;

@@ -1,0 +1,536 @@
+//! Applies oplog entries in order with ordinary commands, so the restore user needs only readWrite +
+//! dbAdmin on the target database. Idempotent: every write is "make the document be this".
+//!
+//! Rules, in one place:
+//! - `i`: the whole document, upserted by `_id`; into `<db>.system.indexes` (≤ 3.x): an index build.
+//! - `u`: the current document is read, the entry applied on the client (`update`), written back whole.
+//!   A missing target is not an error (the document was deleted later); it is counted.
+//! - `d`: delete by `_id`. `n`: skipped.
+//! - Consecutive CRUD on one collection is one batch: one `find` of the targets, one `delete` and one
+//!   `update` (replacements, upsert) command, writes in the order of each document's last change.
+//! - `c`: the DDL commands below, run after the pending batch. `applyOps` recurses; mongod's
+//!   transactions (`partialTxn` chains, `prepare` + `commitTransaction`/`abortTransaction`) are
+//!   buffered per (lsid, txnNumber) and applied only at commit. secantusdb's per-op transaction
+//!   entries are plain CRUD and apply in order.
+//! - Anything else stops the replay with one line naming its ts, unless `skip_unknown`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mongodb::bson::{doc, Bson, Document, Timestamp};
+use mongodb::error::ErrorKind as DriverKind;
+
+use super::update;
+use crate::error::{Error, ErrorKind, Result};
+use crate::mongo::Mongo;
+
+/// Server error codes that mean "already done" when a DDL entry is applied again.
+const ALREADY_DONE: &[i32] = &[26, 27, 48, 85, 86];
+const BATCH_OPS: usize = 1000;
+
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// The database whose entries are replayed (empty: every database).
+    pub source_db: String,
+    /// Replay into this database instead (only with a source database).
+    pub target_db: Option<String>,
+    /// Stop after the last entry at or before this position.
+    pub until: Option<Timestamp>,
+    pub skip_unknown: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Entries applied, by kind: `i`, `u`, `d`, or the command name.
+    pub applied: BTreeMap<String, u64>,
+    pub skipped: u64,
+    pub missing_update_targets: u64,
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    /// The replay stopped at `until`.
+    pub stopped_at_until: bool,
+}
+
+enum Op {
+    Put(Document),
+    Update { o: Document, upsert: bool },
+    Delete,
+}
+
+struct Batch {
+    db: String,
+    coll: String,
+    ops: Vec<(Bson, Op)>,
+}
+
+pub struct Replayer<'a> {
+    mongo: &'a Mongo,
+    opts: ReplayOptions,
+    batch: Option<Batch>,
+    txns: HashMap<String, Vec<Document>>,
+    pub summary: ReplaySummary,
+}
+
+impl<'a> Replayer<'a> {
+    pub fn new(mongo: &'a Mongo, opts: ReplayOptions) -> Self {
+        Replayer {
+            mongo,
+            opts,
+            batch: None,
+            txns: HashMap::new(),
+            summary: ReplaySummary::default(),
+        }
+    }
+
+    /// Applies one top-level entry. Returns false once `until` is passed (stop reading).
+    pub async fn apply(&mut self, entry: Document) -> Result<bool> {
+        let ts = entry.get_timestamp("ts").ok();
+        if let (Some(ts), Some(until)) = (ts, self.opts.until) {
+            if ts > until {
+                self.summary.stopped_at_until = true;
+                return Ok(false);
+            }
+        }
+        self.summary.first = self.summary.first.or(ts);
+        self.summary.last = ts.or(self.summary.last);
+        self.apply_one(&entry).await?;
+        Ok(true)
+    }
+
+    /// Writes what is still batched. Call once after the last entry.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.flush().await
+    }
+
+    fn target_db(&self, db: &str) -> Option<String> {
+        if !self.opts.source_db.is_empty() && db != self.opts.source_db {
+            return None;
+        }
+        Some(
+            self.opts
+                .target_db
+                .clone()
+                .unwrap_or_else(|| db.to_string()),
+        )
+    }
+
+    fn count(&mut self, kind: &str) {
+        *self.summary.applied.entry(kind.to_string()).or_default() += 1;
+    }
+
+    async fn apply_one(&mut self, entry: &Document) -> Result<()> {
+        let op = entry.get_str("op").unwrap_or("");
+        let ns = entry.get_str("ns").unwrap_or("");
+        if op == "n" {
+            self.summary.skipped += 1;
+            return Ok(());
+        }
+        let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+        if op == "c" {
+            return Box::pin(self.command(entry, db)).await;
+        }
+        let Some(target) = self.target_db(db) else {
+            self.summary.skipped += 1;
+            return Ok(());
+        };
+        let o = entry
+            .get_document("o")
+            .map_err(|_| self.unknown(entry, "an entry without o"))?;
+        if op == "i" && coll == "system.indexes" {
+            self.flush().await?;
+            let mut spec = o.clone();
+            let on = spec
+                .get_str("ns")
+                .unwrap_or("")
+                .split_once('.')
+                .map(|x| x.1.to_string());
+            spec.remove("ns");
+            let on = on.ok_or_else(|| self.unknown(entry, "an index build without ns"))?;
+            self.create_indexes(&target, &on, vec![spec]).await?;
+            self.count("createIndexes");
+            return Ok(());
+        }
+        let id_source = entry
+            .get_document("o2")
+            .ok()
+            .filter(|o2| o2.contains_key("_id"))
+            .unwrap_or(o);
+        let id = id_source
+            .get("_id")
+            .cloned()
+            .ok_or_else(|| self.unknown(entry, "a CRUD entry without _id"))?;
+        let next = match op {
+            "i" => Op::Put(o.clone()),
+            "u" => Op::Update {
+                o: o.clone(),
+                upsert: entry.get_bool("b").unwrap_or(false),
+            },
+            "d" => Op::Delete,
+            _ => {
+                return self.skip_or_fail(entry, "an unknown op");
+            }
+        };
+        self.count(op);
+        let same = self
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.db == target && b.coll == coll && b.ops.len() < BATCH_OPS);
+        if !same {
+            self.flush().await?;
+            self.batch = Some(Batch {
+                db: target,
+                coll: coll.to_string(),
+                ops: Vec::new(),
+            });
+        }
+        self.batch.as_mut().expect("just set").ops.push((id, next));
+        Ok(())
+    }
+
+    fn unknown(&self, entry: &Document, what: &str) -> Error {
+        let ts = entry
+            .get_timestamp("ts")
+            .map(|t| format!("{}:{}", t.time, t.increment))
+            .unwrap_or_default();
+        let mut text = entry.to_string();
+        if text.len() > 300 {
+            text.truncate(300);
+            text.push('…');
+        }
+        Error::new(
+            ErrorKind::Mongo,
+            format!("cannot replay oplog entry at ts {ts}, {what}: {text} (use --skip-unknown to skip such entries)"),
+        )
+    }
+
+    fn skip_or_fail(&mut self, entry: &Document, what: &str) -> Result<()> {
+        if self.opts.skip_unknown {
+            log::warn!("{}", self.unknown(entry, what));
+            self.summary.skipped += 1;
+            Ok(())
+        } else {
+            Err(self.unknown(entry, what))
+        }
+    }
+
+    /// Writes the pending CRUD batch: final state per document, in the order of its last change.
+    async fn flush(&mut self) -> Result<()> {
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
+        let database = self.mongo.client.database(&batch.db);
+        let doing = format!("replay into {}.{}", batch.db, batch.coll);
+        let key = |id: &Bson| mongodb::bson::to_vec(&doc! {"_id": id.clone()}).unwrap_or_default();
+        // Documents an update needs and no earlier op of the batch provides.
+        let mut needed: Vec<Bson> = Vec::new();
+        let mut seen: HashMap<Vec<u8>, ()> = HashMap::new();
+        for (id, op) in &batch.ops {
+            let k = key(id);
+            if seen.insert(k, ()).is_none() && matches!(op, Op::Update { .. }) {
+                needed.push(id.clone());
+            }
+        }
+        let mut current: HashMap<Vec<u8>, Option<Document>> = HashMap::new();
+        if !needed.is_empty() {
+            let mut cursor = database
+                .collection::<Document>(&batch.coll)
+                .find(doc! {"_id": {"$in": needed.clone()}})
+                .await
+                .map_err(|e| self.mongo.error(e, &doing))?;
+            while cursor
+                .advance()
+                .await
+                .map_err(|e| self.mongo.error(e, &doing))?
+            {
+                let d = cursor
+                    .deserialize_current()
+                    .map_err(|e| self.mongo.error(e, &doing))?;
+                if let Some(id) = d.get("_id") {
+                    current.insert(key(id), Some(d.clone()));
+                }
+            }
+        }
+        let mut order: Vec<(Vec<u8>, Bson)> = Vec::new();
+        for (id, op) in batch.ops {
+            let k = key(&id);
+            let state = current.entry(k.clone()).or_insert(None);
+            match op {
+                Op::Put(d) => *state = Some(d),
+                Op::Delete => *state = None,
+                Op::Update { o, upsert } => {
+                    let base = match (state.take(), upsert) {
+                        (Some(d), _) => Some(d),
+                        (None, true) => Some(doc! {"_id": id.clone()}),
+                        (None, false) => None,
+                    };
+                    match base {
+                        Some(d) => {
+                            *state = Some(update::apply(&d, &o).map_err(|why| {
+                                Error::new(
+                                    ErrorKind::Mongo,
+                                    format!(
+                                        "cannot apply an update to {}.{}: {why}",
+                                        batch.db, batch.coll
+                                    ),
+                                )
+                            })?)
+                        }
+                        None => self.summary.missing_update_targets += 1,
+                    }
+                }
+            }
+            order.retain(|(o, _)| *o != k);
+            order.push((k, id));
+        }
+        let mut deletes = Vec::new();
+        let mut updates = Vec::new();
+        for (k, id) in order {
+            match current.remove(&k).flatten() {
+                Some(d) => updates.push(doc! {"q": {"_id": id}, "u": d, "upsert": true}),
+                None => deletes.push(doc! {"q": {"_id": id}, "limit": 1}),
+            }
+        }
+        if !deletes.is_empty() {
+            run_write(
+                self.mongo,
+                &database,
+                doc! {"delete": &batch.coll, "deletes": deletes, "ordered": true},
+                &doing,
+            )
+            .await?;
+        }
+        if !updates.is_empty() {
+            run_write(
+                self.mongo,
+                &database,
+                doc! {"update": &batch.coll, "updates": updates, "ordered": true},
+                &doing,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, entry: &Document, db: &str) -> Result<()> {
+        let o = entry
+            .get_document("o")
+            .map_err(|_| self.unknown(entry, "a command without o"))?
+            .clone();
+        let name = o.keys().next().cloned().unwrap_or_default();
+        self.flush().await?;
+        if name == "applyOps" {
+            return self.apply_ops(entry, &o).await;
+        }
+        if name == "commitTransaction" || name == "abortTransaction" {
+            let key = txn_key(entry);
+            if let Some(ops) = self.txns.remove(&key) {
+                if name == "commitTransaction" {
+                    for op in ops {
+                        Box::pin(self.apply_one(&op)).await?;
+                    }
+                    self.flush().await?;
+                    self.summary.transactions_committed += 1;
+                } else {
+                    self.summary.transactions_aborted += 1;
+                }
+            }
+            return Ok(());
+        }
+        let Some(target) = self.target_db(db) else {
+            self.summary.skipped += 1;
+            return Ok(());
+        };
+        let database = self.mongo.client.database(&target);
+        let coll = o.get_str(&name).unwrap_or("").to_string();
+        let command = match name.as_str() {
+            "create" => {
+                let mut c = Document::new();
+                for (k, v) in &o {
+                    match k.as_str() {
+                        "idIndex" => {}
+                        "viewPipeline" => {
+                            c.insert("pipeline", v.clone());
+                        }
+                        _ => {
+                            c.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                Some(c)
+            }
+            "drop" => Some(doc! {"drop": &coll}),
+            "createIndexes" => {
+                let specs = match o.get_array("indexes") {
+                    Ok(list) => list
+                        .iter()
+                        .filter_map(|s| s.as_document().cloned())
+                        .map(|mut s| {
+                            s.remove("entryFormat");
+                            s
+                        })
+                        .collect(),
+                    Err(_) => {
+                        let mut s = o.clone();
+                        s.remove("createIndexes");
+                        vec![s]
+                    }
+                };
+                self.create_indexes(&target, &coll, specs).await?;
+                None
+            }
+            "commitIndexBuild" => {
+                let specs = o
+                    .get_array("indexes")
+                    .map(|l| l.iter().filter_map(|s| s.as_document().cloned()).collect())
+                    .unwrap_or_default();
+                self.create_indexes(&target, &coll, specs).await?;
+                None
+            }
+            "startIndexBuild" | "abortIndexBuild" => None,
+            "dropIndexes" | "deleteIndexes" => {
+                let index = o.get("index").cloned().unwrap_or(Bson::String("*".into()));
+                Some(doc! {"dropIndexes": &coll, "index": index})
+            }
+            "collMod" => Some(o.clone()),
+            "convertToCapped" => Some(o.clone()),
+            "dropDatabase" => Some(doc! {"dropDatabase": 1}),
+            "renameCollection" => {
+                let from = o.get_str("renameCollection").unwrap_or("");
+                let to = o.get_str("to").unwrap_or("");
+                let (Some((_, from_coll)), Some((to_db, to_coll))) =
+                    (from.split_once('.'), to.split_once('.'))
+                else {
+                    return self.skip_or_fail(entry, "a malformed renameCollection");
+                };
+                if to_db != db {
+                    return self.skip_or_fail(entry, "a rename into another database");
+                }
+                let drop_target = !matches!(o.get("dropTarget"), None | Some(Bson::Boolean(false)));
+                let c = doc! {
+                    "renameCollection": format!("{target}.{from_coll}"),
+                    "to": format!("{target}.{to_coll}"),
+                    "dropTarget": drop_target,
+                };
+                let admin = self.mongo.client.database("admin");
+                match admin.run_command(c.clone()).await {
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 26) => {
+                    }
+                    // Applied again over a newer state: the target exists because this rename
+                    // already happened. Renaming over it, then replaying what follows, converges.
+                    Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 48) => {
+                        let mut again = c;
+                        again.insert("dropTarget", true);
+                        run_ddl(self.mongo, &admin, again, "renameCollection").await?;
+                    }
+                    Err(e) => return Err(self.mongo.error(e, "replay renameCollection")),
+                }
+                self.count("renameCollection");
+                return Ok(());
+            }
+            _ => return self.skip_or_fail(entry, "an unknown command"),
+        };
+        if let Some(c) = command {
+            run_ddl(self.mongo, &database, c, &name).await?;
+        }
+        self.count(&name);
+        Ok(())
+    }
+
+    async fn apply_ops(&mut self, entry: &Document, o: &Document) -> Result<()> {
+        let inner: Vec<Document> = o
+            .get_array("applyOps")
+            .map(|a| a.iter().filter_map(|x| x.as_document().cloned()).collect())
+            .unwrap_or_default();
+        let key = txn_key(entry);
+        let partial = o.get_bool("partialTxn").unwrap_or(false)
+            || entry.get_bool("partialTxn").unwrap_or(false);
+        let prepare =
+            o.get_bool("prepare").unwrap_or(false) || entry.get_bool("prepare").unwrap_or(false);
+        let has_txn = entry.contains_key("lsid") && entry.contains_key("txnNumber");
+        if has_txn && (partial || prepare) {
+            self.txns.entry(key).or_default().extend(inner);
+            return Ok(());
+        }
+        let mut ops = if has_txn {
+            self.txns.remove(&key).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        ops.extend(inner);
+        for op in ops {
+            Box::pin(self.apply_one(&op)).await?;
+        }
+        self.flush().await?;
+        if has_txn {
+            self.summary.transactions_committed += 1;
+        }
+        self.count("applyOps");
+        Ok(())
+    }
+
+    async fn create_indexes(&self, db: &str, coll: &str, specs: Vec<Document>) -> Result<()> {
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let command =
+            doc! {"createIndexes": coll, "indexes": specs, "ignoreUnknownIndexOptions": true};
+        run_ddl(
+            self.mongo,
+            &self.mongo.client.database(db),
+            command,
+            "createIndexes",
+        )
+        .await
+    }
+}
+
+fn txn_key(entry: &Document) -> String {
+    format!(
+        "{:?}/{:?}",
+        entry.get("lsid").cloned().unwrap_or(Bson::Null),
+        entry.get("txnNumber").cloned().unwrap_or(Bson::Null)
+    )
+}
+
+async fn run_write(
+    mongo: &Mongo,
+    db: &mongodb::Database,
+    command: Document,
+    doing: &str,
+) -> Result<()> {
+    let reply = db
+        .run_command(command)
+        .await
+        .map_err(|e| mongo.error(e, doing))?;
+    if let Ok(errors) = reply.get_array("writeErrors") {
+        let first = errors
+            .first()
+            .and_then(Bson::as_document)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::Mongo,
+            format!("{doing}: {} write errors, the first: {first}", errors.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A DDL command; "already done" answers (namespace missing or existing, index missing or
+/// existing) are success: the entry was applied before.
+async fn run_ddl(
+    mongo: &Mongo,
+    db: &mongodb::Database,
+    command: Document,
+    name: &str,
+) -> Result<()> {
+    match db.run_command(command).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(c) if ALREADY_DONE.contains(&c.code)) => {
+            Ok(())
+        }
+        Err(e) => Err(mongo.error(e, &format!("replay {name} on {}", db.name()))),
+    }
+}
