@@ -6,8 +6,9 @@
 //! - `u`: the current document is read, the entry applied on the client (`update`), written back whole.
 //!   A missing target is not an error (the document was deleted later); it is counted.
 //! - `d`: delete by `_id`. `n`: skipped.
-//! - Consecutive CRUD on one collection is one batch: one `find` of the targets, one `delete` and one
-//!   `update` (replacements, upsert) command, writes in the order of each document's last change.
+//! - CRUD between two commands is batched per collection (documents of different collections do not
+//!   depend on each other): per collection one `find` of the targets, one `delete` and one `update`
+//!   (replacements, upsert) command, writes in the order of each document's last change.
 //! - `c`: the DDL commands below, run after the pending batch. `applyOps` recurses; mongod's
 //!   transactions (`partialTxn` chains, `prepare` + `commitTransaction`/`abortTransaction`) are
 //!   buffered per (lsid, txnNumber) and applied only at commit. secantusdb's per-op transaction
@@ -25,7 +26,7 @@ use crate::mongo::Mongo;
 
 /// Server error codes that mean "already done" when a DDL entry is applied again.
 const ALREADY_DONE: &[i32] = &[26, 27, 48, 85, 86];
-const BATCH_OPS: usize = 1000;
+const BATCH_OPS: usize = 5000;
 
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
@@ -67,7 +68,9 @@ struct Batch {
 pub struct Replayer<'a> {
     mongo: &'a Mongo,
     opts: ReplayOptions,
-    batch: Option<Batch>,
+    /// Pending CRUD, one batch per collection in first-seen order.
+    batches: Vec<Batch>,
+    pending: usize,
     txns: HashMap<String, Vec<Document>>,
     pub summary: ReplaySummary,
 }
@@ -77,7 +80,8 @@ impl<'a> Replayer<'a> {
         Replayer {
             mongo,
             opts,
-            batch: None,
+            batches: Vec::new(),
+            pending: 0,
             txns: HashMap::new(),
             summary: ReplaySummary::default(),
         }
@@ -172,19 +176,26 @@ impl<'a> Replayer<'a> {
             }
         };
         self.count(op);
-        let same = self
-            .batch
-            .as_ref()
-            .is_some_and(|b| b.db == target && b.coll == coll && b.ops.len() < BATCH_OPS);
-        if !same {
+        let index = match self
+            .batches
+            .iter()
+            .position(|b| b.db == target && b.coll == coll)
+        {
+            Some(i) => i,
+            None => {
+                self.batches.push(Batch {
+                    db: target,
+                    coll: coll.to_string(),
+                    ops: Vec::new(),
+                });
+                self.batches.len() - 1
+            }
+        };
+        self.batches[index].ops.push((id, next));
+        self.pending += 1;
+        if self.pending >= BATCH_OPS {
             self.flush().await?;
-            self.batch = Some(Batch {
-                db: target,
-                coll: coll.to_string(),
-                ops: Vec::new(),
-            });
         }
-        self.batch.as_mut().expect("just set").ops.push((id, next));
         Ok(())
     }
 
@@ -214,11 +225,17 @@ impl<'a> Replayer<'a> {
         }
     }
 
-    /// Writes the pending CRUD batch: final state per document, in the order of its last change.
+    /// Writes every pending batch.
     async fn flush(&mut self) -> Result<()> {
-        let Some(batch) = self.batch.take() else {
-            return Ok(());
-        };
+        self.pending = 0;
+        for batch in std::mem::take(&mut self.batches) {
+            self.flush_one(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one collection's batch: final state per document, in the order of its last change.
+    async fn flush_one(&mut self, batch: Batch) -> Result<()> {
         let database = self.mongo.client.database(&batch.db);
         let doing = format!("replay into {}.{}", batch.db, batch.coll);
         let key = |id: &Bson| mongodb::bson::to_vec(&doc! {"_id": id.clone()}).unwrap_or_default();
