@@ -10,3 +10,4 @@ def test_demo_runs(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("byte-identical: True") == 2
     assert "view restored: ['big_spenders']" in r.stdout
+    assert r.stdout.count("inc_backup/oplog_") == 2

@@ -24,6 +24,7 @@ def restore_full_script(variables: Dict[str, Any]) -> int:
         local_temp=str(variables["restore_local_temp_path"]),
         downloaded=bool(variables.get("has_download_to_local")),
         drop=bool(variables.get("is_drop_old_restore")),
+        target_db=str(variables.get("restore_to_db_name") or "") or None,
     )
 
 
@@ -36,4 +37,5 @@ def restore_inc_script(variables: Dict[str, Any]) -> int:
         downloaded=bool(variables.get("has_download_to_local")),
         drop=bool(variables.get("is_drop_old_restore")),
         until=str(variables.get("restore_until") or ""),
+        target_db=str(variables.get("restore_to_db_name") or "") or None,
     )

@@ -1,8 +1,10 @@
 """`python -m mongo_oss_backup.demo`: a real backup and restore on this machine, with embedded
 defaults. It starts secantusdb (a MongoDB-compatible server) in a temporary folder on a free port,
 fills a database, installs the compat scripts into a fake old installation whose config.properties
-points at a folder bucket, runs start.py (full mode) as cron would, runs restore_full.py into a
-second database, compares the two document by document, and says what it did and where.
+points at a folder bucket (incremental mode), runs start.py as cron would for the cycle's full backup
+and two increments with writes in between (a transaction among them), restores the cycle into a
+second database with restore_inc.py, compares the two document by document, and says what it did,
+where the files are and how long each step took.
 
 Needs the demo extra: pip install 'mongo-oss-backup[demo]' (secantusdb and pymongo).
 """
@@ -71,58 +73,77 @@ def main() -> int:
         bucket = work / "bucket"
         (install / "config.properties").write_text(
             "db_host = 127.0.0.1\ndb_port = %d\ndb_user =\ndb_passwd =\ndb_name = shop\n"
-            "db_backup_root_path = %s/\nmongo_shell_path =\nis_inc_backup = 0\nfull_backup_period = 7\n"
+            "db_backup_root_path = %s/\nmongo_shell_path =\nis_inc_backup = 1\nfull_backup_period = 7\n"
             "is_upload_to_oss = 1\nstorage_url = file://%s\n" % (port, work / "backups", bucket))
         t = time.perf_counter()
         subprocess.run([cli, "install-scripts", str(install)], check=True, stdout=subprocess.DEVNULL)
-        _step("installed start.py, restore_full.py, restore_inc.py", t)
+        _step("installed start.py, restore_inc.py, restore_full.py", t)
 
+        def cron_run(label):
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, str(install / "start.py")], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(r.stdout + r.stderr)
+            _step("start.py: " + label, t)
+            return r.stdout.strip()
+
+        logs = [cron_run("the cycle's full backup")]
         t = time.perf_counter()
-        backup = subprocess.run([sys.executable, str(install / "start.py")], capture_output=True, text=True)
-        if backup.returncode != 0:
-            print(backup.stdout + backup.stderr)
-            return backup.returncode
-        name = re.search(r"backup (\S+):", backup.stdout).group(1)
-        _step("start.py: full backup %s" % name, t)
+        shop.customers.update_many({"city": "Hangzhou"}, {"$set": {"vip": True}, "$inc": {"since": 1}})
+        shop.orders.delete_many({"total": {"$lt": bson.Decimal128("10")}})
+        shop.customers.insert_many([{"_id": 100_000 + i, "name": "new customer %d" % i} for i in range(500)])
+        _step("writes: 10,000 updates, deletes, 500 inserts", t)
+        time.sleep(1.1)  # increments are named by the second
+        logs.append(cron_run("increment 1"))
+        t = time.perf_counter()
+        with client.start_session() as session:
+            with session.start_transaction():
+                shop.orders.insert_one({"customer": 100_000, "total": bson.Decimal128("999.99")}, session=session)
+                shop.customers.update_one({"_id": 100_000}, {"$push": {"tags": "first-order"}}, session=session)
+        shop.customers.create_index([("city", 1), ("since", -1)])
+        shop.customers.replace_one({"_id": 7}, {"name": "renamed customer", "city": "Shenzhen"})
+        _step("writes: a transaction, an index build, a replacement", t)
+        time.sleep(1.1)
+        logs.append(cron_run("increment 2"))
 
-        script = install / "restore_full.py"
+        cycle = re.search(r"cycle (\S+):", logs[0]).group(1)
+        script = install / "restore_inc.py"
         text = script.read_text()
         for var, value in (("storage_url", "file://%s" % bucket), ("db_host", "127.0.0.1"), ("db_port", port),
                            ("db_user", ""), ("db_passwd", ""), ("db_name", "shop"),
-                           ("last_circle_backup_dir_name", name),
+                           ("last_circle_backup_dir_name", cycle), ("restore_to_db_name", "shop_restored"),
                            ("restore_local_temp_path", str(work / "restore") + "/")):
             text = re.sub(r"^%s = .*$" % var, "%s = %r" % (var, value), text, count=1, flags=re.M)
         script.write_text(text)
-        client.drop_database("shop_before")
-        for coll in ("customers", "orders"):  # keep the original to compare with
-            client.shop[coll].aggregate([{"$out": {"db": "shop_before", "coll": coll}}])
-        client.drop_database("shop")
         t = time.perf_counter()
         restore = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         if restore.returncode != 0:
             print(restore.stdout + restore.stderr)
             return restore.returncode
-        _step("dropped shop, restore_full.py restored it", t)
+        _step("restore_inc.py: full dump + 2 increments into shop_restored", t)
 
         t = time.perf_counter()
         raw = bson.CodecOptions(document_class=RawBSONDocument)
         same = True
         for coll in ("customers", "orders"):
-            before = {d["_id"]: d.raw for d in client.shop_before.get_collection(coll, codec_options=raw).find()}
-            after = {d["_id"]: d.raw for d in client.shop.get_collection(coll, codec_options=raw).find()}
+            before = {d["_id"]: d.raw for d in client.shop.get_collection(coll, codec_options=raw).find()}
+            after = {d["_id"]: d.raw for d in client.shop_restored.get_collection(coll, codec_options=raw).find()}
             same &= before == after
-            print("    %-10s %6d documents before, %6d after, byte-identical: %s"
+            print("    %-10s %6d documents in shop, %6d in shop_restored, byte-identical: %s"
                   % (coll, len(before), len(after), before == after))
-        views = [c["name"] for c in client.shop.list_collections(filter={"type": "view"})]
-        indexes = sorted(i["name"] for i in client.shop.customers.list_indexes())
+        views = [c["name"] for c in client.shop_restored.list_collections(filter={"type": "view"})]
+        indexes = sorted(i["name"] for i in client.shop_restored.customers.list_indexes())
+        same &= indexes == sorted(i["name"] for i in client.shop.customers.list_indexes())
         print("    view restored: %s; customers indexes: %s" % (views, indexes))
-        _step("compared the restored database with the original", t)
+        _step("compared shop_restored with shop", t)
         print()
-        print("backup log:   " + backup.stdout.strip())
+        for line in logs:
+            print("backup log:   " + line.replace("\n", "\n              "))
         print("restore log:  " + restore.stdout.strip().replace("\n", "\n              "))
-        print("bucket:       %s" % bucket)
+        print("bucket:       %s (%s)" % (bucket, ", ".join(sorted(
+            str(p.relative_to(bucket)) for p in bucket.rglob("*.tar.gz")))))
         print("scripts:      %s" % install)
-        print("total:        %.1fs; incremental cycles arrive with the next releases" % (time.perf_counter() - started))
+        print("total:        %.1fs" % (time.perf_counter() - started))
         return 0 if same else 1
     finally:
         os.killpg(server.pid, 15)

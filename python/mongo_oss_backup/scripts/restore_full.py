@@ -31,6 +31,8 @@ mongo_shell_path = ""
 has_download_to_local = False
 # True: drop each collection before restoring it
 is_drop_old_restore = True
+# Optional: restore into this database instead of db_name (e.g. to compare before switching over)
+restore_to_db_name = ""
 
 INSTALLED_PYTHON = "@@PYTHON@@"
 

@@ -30,6 +30,8 @@ mongo_shell_path = ""
 has_download_to_local = False
 # True: drop each collection before restoring it
 is_drop_old_restore = True
+# Optional: restore into this database instead of db_name (e.g. to compare before switching over)
+restore_to_db_name = ""
 # Optional point in time: stop after the last oplog entry at or before it.
 # "" = everything; "2015-11-24 18:30:00" (local time); or an oplog timestamp "1448361000:1"
 restore_until = ""
