@@ -293,6 +293,7 @@ fn run_restore_inc(
                 until: None,
                 dry_run,
                 skip_unknown,
+                oplog_only: false,
             },
             &until,
         )

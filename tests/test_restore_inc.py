@@ -78,7 +78,8 @@ def test_restore_inc_equals_source(tmp_path, mongo):
         assert "transactions committed" in r.stdout
         datagen.assert_same_database(mongo.client().incsrc, fresh.client().incsrc)
 
-        # Replaying the same cycle again over the result changes nothing (idempotent).
+        # Restoring the same cycle again over the result (no drop) changes nothing: identical
+        # documents are recognised, and the replay is idempotent.
         set_variables(script, has_download_to_local=True, is_drop_old_restore=False)
         r = run_script(script)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -60,6 +60,9 @@ enum Command {
         /// Cycle only: skip oplog entries of unknown kinds instead of stopping.
         #[arg(long, requires = "cycle")]
         skip_unknown: bool,
+        /// Cycle only: replay the increments over the database as it is (no full dump restore).
+        #[arg(long, requires = "cycle")]
+        oplog_only: bool,
         /// Suffix of the archive in the bucket.
         #[arg(long, default_value = ".tar.gz")]
         suffix: String,
@@ -120,6 +123,7 @@ fn run(cli: Cli) -> Result<i32> {
             until,
             dry_run,
             skip_unknown,
+            oplog_only,
             suffix,
             local_dir,
             downloaded,
@@ -140,6 +144,7 @@ fn run(cli: Cli) -> Result<i32> {
                     until: until.as_deref().map(commands::parse_until).transpose()?,
                     dry_run,
                     skip_unknown,
+                    oplog_only,
                 };
                 return commands::restore_inc(&settings, &req);
             }

@@ -28,6 +28,8 @@ pub struct RestoreIncRequest {
     /// List what would be applied; touch no server.
     pub dry_run: bool,
     pub skip_unknown: bool,
+    /// Replay the increments over the database as it is, without restoring the full dump first.
+    pub oplog_only: bool,
 }
 
 /// One increment as read from disk (for `--dry-run`).
@@ -87,7 +89,7 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         drop_existing: req.drop_existing,
         ..Default::default()
     };
-    for (dir, db) in &jobs {
+    for (dir, db) in jobs.iter().filter(|_| !req.oplog_only) {
         let target = req.target_db.clone().unwrap_or_else(|| db.clone());
         if !dir.is_dir() {
             log::warn!(
