@@ -166,25 +166,42 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// The settings of an old restore script: its variables (the config keys of the same names) plus
+/// what the script implies. Validated like config.properties, errors naming the script.
+fn script_settings(
+    script: &str,
+    pairs: &[(String, String)],
+    local_temp: &std::path::Path,
+    downloaded: bool,
+) -> Result<config::Settings> {
+    let mut all = pairs.to_vec();
+    all.push((
+        "db_backup_root_path".into(),
+        local_temp.to_string_lossy().into_owned(),
+    ));
+    all.push(("is_inc_backup".into(), "0".into()));
+    all.push((
+        "is_upload_to_oss".into(),
+        if downloaded { "0" } else { "1" }.into(),
+    ));
+    Ok(config::from_pairs(script, &all, &|k| std::env::var(k).ok())?.settings)
+}
+
 /// restore_full.py's entry: its variables as config pairs plus the request; returns the exit code.
 pub fn script_restore_full(
     pairs: &[(String, String)],
     req: crate::pipeline::restore_full::RestoreFullRequest,
 ) -> i32 {
     crate::logging::init(config::LogLevel::Info);
-    let run = || -> Result<i32> {
-        let mut all = pairs.to_vec();
-        all.push((
-            "db_backup_root_path".into(),
-            req.local_temp.to_string_lossy().into_owned(),
-        ));
-        all.push(("is_inc_backup".into(), "0".into()));
-        let upload = if req.already_downloaded { "0" } else { "1" };
-        all.push(("is_upload_to_oss".into(), upload.into()));
-        let loaded = config::from_pairs("restore_full.py", &all, &|k| std::env::var(k).ok())?;
-        commands::restore_full(&loaded.settings, &req)
-    };
-    finish(run())
+    finish(
+        script_settings(
+            "restore_full.py",
+            pairs,
+            &req.local_temp,
+            req.already_downloaded,
+        )
+        .and_then(|settings| commands::restore_full(&settings, &req)),
+    )
 }
 
 /// restore_inc.py's entry: its variables as config pairs plus the request; returns the exit code.
@@ -198,17 +215,13 @@ pub fn script_restore_inc(
         if !until.trim().is_empty() {
             req.until = Some(commands::parse_until(until.trim())?);
         }
-        let mut all = pairs.to_vec();
-        all.push((
-            "db_backup_root_path".into(),
-            req.local_temp.to_string_lossy().into_owned(),
-        ));
-        all.push(("is_inc_backup".into(), "1".into()));
-        all.push(("full_backup_period".into(), "7".into()));
-        let upload = if req.already_downloaded { "0" } else { "1" };
-        all.push(("is_upload_to_oss".into(), upload.into()));
-        let loaded = config::from_pairs("restore_inc.py", &all, &|k| std::env::var(k).ok())?;
-        commands::restore_inc(&loaded.settings, &req)
+        let settings = script_settings(
+            "restore_inc.py",
+            pairs,
+            &req.local_temp,
+            req.already_downloaded,
+        )?;
+        commands::restore_inc(&settings, &req)
     };
     finish(run())
 }
