@@ -49,8 +49,11 @@ def test_old_file_unchanged(tmp_path):
     assert shown["accessKeySecret"] == "p#ss=w0rd!" and shown["db_passwd"] == "testb"
 
 
-def test_template_is_valid():
-    r = run_cli("check-config", "--config", str(REPO / "config.properties"))
+def test_template_is_valid(tmp_path):
+    cfg = tmp_path / "config.properties"
+    cfg.write_text((REPO / "config.properties").read_text())
+    cfg.chmod(0o600)
+    r = run_cli("check-config", "--config", str(cfg))
     assert r.returncode == 0 and r.stderr == ""
     assert set(json.loads(r.stdout)) >= {"endpoint", "storage_url", "keep_cycles", "log_level"}
 
@@ -96,6 +99,7 @@ def test_python_m_and_help(tmp_path):
 def test_python_api_check_config(tmp_path):
     cfg = tmp_path / "config.properties"
     cfg.write_text(OLD_FILE)
+    cfg.chmod(0o600)
     settings, warnings = mob.check_config(str(cfg))
     assert settings["db_name"] == "chen" and warnings == []
     cfg.write_text(OLD_FILE.replace("db_port= 27017", "db_port= x"))
@@ -103,3 +107,12 @@ def test_python_api_check_config(tmp_path):
         mob.check_config(str(cfg))
     assert str(err.value).endswith(':7: db_port: "x" is not a port number')
     assert isinstance(err.value, mob.MongoOssBackupError)
+
+
+def test_config_readable_by_others_is_warned(tmp_path):
+    cfg = tmp_path / "config.properties"
+    cfg.write_text(OLD_FILE)
+    cfg.chmod(0o644)
+    r = run_cli("check-config", "--config", str(cfg))
+    assert r.returncode == 0
+    assert r.stderr == "warning: %s has mode 0644: it holds the secrets, make it readable by its owner only (chmod 600)\n" % cfg

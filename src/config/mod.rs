@@ -144,7 +144,27 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded>
             e.utf8_error().valid_up_to()
         ))
     })?;
-    parse(&text, path, env)
+    let mut loaded = parse(&text, path, env)?;
+    if let Some(warning) = permission_warning(path) {
+        loaded.warnings.push(warning);
+    }
+    Ok(loaded)
+}
+
+/// The file holds the secrets: say so when group or others may read it.
+fn permission_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "{} has mode {mode:04o}: it holds the secrets, make it readable by its owner only (chmod 600)",
+                path.display()
+            ));
+        }
+    }
+    None
 }
 
 /// Validates the text of a config file; `path` is only used in messages.
