@@ -8,13 +8,14 @@ pub mod backup_inc;
 pub mod restore_full;
 pub mod restore_inc;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::archive;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
-use crate::mongo::MongoTarget;
+use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
+use crate::mongo::{Mongo, MongoTarget};
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
 /// Test hook: when `MONGO_OSS_BACKUP_TEST_CRASH` names this point, the process dies on the spot
@@ -83,4 +84,82 @@ pub async fn store_archive(
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
     Ok(done)
+}
+
+/// The bucket a restore downloads from; `what` names it in the error ("the backup", "the cycle").
+pub async fn open_source_storage(settings: &Settings, what: &str) -> Result<Box<dyn Storage>> {
+    let target = settings.storage.as_ref().ok_or_else(|| {
+        Error::config(format!(
+            "no bucket configured to download {what} from (set endpoint/bucket or storage_url)"
+        ))
+    })?;
+    open_storage(target, settings).await
+}
+
+/// Extracts a downloaded archive into the directory it sits in (off the async threads).
+pub async fn extract_beside(archive_path: PathBuf) -> Result<()> {
+    let dest = archive_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    tokio::task::spawn_blocking(move || archive::extract(&archive_path, &dest))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
+    Ok(())
+}
+
+/// Restores the database directories of a dump root (`<root>/<db>/`): `db_name`'s, or every one when
+/// it is empty. A missing directory of a named database is an error unless `missing_is_empty` (a
+/// cycle that started on an empty database has none).
+pub async fn restore_dump_root(
+    mongo: &Mongo,
+    root: &Path,
+    db_name: &str,
+    target_db: Option<&str>,
+    opts: &RestoreOptions,
+    missing_is_empty: bool,
+) -> Result<Vec<DatabaseRestore>> {
+    let dbs = if db_name.is_empty() {
+        database_dirs(root)?
+    } else {
+        vec![db_name.to_string()]
+    };
+    if target_db.is_some() && dbs.len() > 1 {
+        return Err(Error::config(
+            "--target-db needs db_name: the backup holds several databases",
+        ));
+    }
+    let mut restored = Vec::new();
+    for db in dbs {
+        let dir = root.join(&db);
+        if missing_is_empty && !dir.is_dir() {
+            log::warn!("{} is absent: the database was empty", dir.display());
+            continue;
+        }
+        let target = target_db.map(str::to_string).unwrap_or(db);
+        log::info!("restoring {} into database {target}", dir.display());
+        restored.push(restore_database(mongo, &dir, &target, opts).await?);
+    }
+    Ok(restored)
+}
+
+/// The database directories of a dump root, sorted.
+fn database_dirs(root: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(root).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::new(
+                ErrorKind::MongoNotFound,
+                format!("no backup at {}", root.display()),
+            )
+        } else {
+            Error::io("read directory", root, e)
+        }
+    })?;
+    let mut dbs: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dbs.sort();
+    Ok(dbs)
 }

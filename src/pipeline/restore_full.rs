@@ -2,15 +2,14 @@
 //! directory (unless already there), extract it, and restore `<tmp>/<name>/<db_name>` into
 //! `db_name` (or another target). An empty `db_name` restores every database the backup holds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{mongo_target, open_storage};
-use crate::archive;
+use super::{extract_beside, mongo_target, open_source_storage, restore_dump_root};
 use crate::config::Settings;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::mongo::connect;
-use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
 
 #[derive(Debug, Clone)]
 pub struct RestoreFullRequest {
@@ -47,30 +46,20 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
     if !req.already_downloaded {
         download_and_extract(settings, req).await?;
     }
-    let backup_dir = req.local_temp.join(&req.name);
-    let mut jobs: Vec<(PathBuf, String)> = Vec::new();
-    if settings.db_name.is_empty() {
-        for db in database_dirs(&backup_dir)? {
-            jobs.push((backup_dir.join(&db), db));
-        }
-        if req.target_db.is_some() && jobs.len() > 1 {
-            return Err(Error::config(
-                "--target-db needs db_name: the backup holds several databases",
-            ));
-        }
-    } else {
-        jobs.push((backup_dir.join(&settings.db_name), settings.db_name.clone()));
-    }
     let opts = RestoreOptions {
         drop_existing: req.drop_existing,
         ..Default::default()
     };
-    let mut databases = Vec::new();
-    for (dir, db) in jobs {
-        let target = req.target_db.clone().unwrap_or(db);
-        log::info!("restoring {} into database {target}", dir.display());
-        databases.push(restore_database(&mongo, &dir, &target, &opts).await?);
-    }
+    let backup_dir = req.local_temp.join(&req.name);
+    let databases = restore_dump_root(
+        &mongo,
+        &backup_dir,
+        &settings.db_name,
+        req.target_db.as_deref(),
+        &opts,
+        false,
+    )
+    .await?;
     Ok(RestoreReport {
         databases,
         seconds: started.elapsed().as_secs_f64(),
@@ -78,12 +67,7 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
 }
 
 async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> Result<()> {
-    let target = settings.storage.as_ref().ok_or_else(|| {
-        Error::config(
-            "no bucket configured to download the backup from (set endpoint/bucket or storage_url)",
-        )
-    })?;
-    let storage = open_storage(target, settings).await?;
+    let storage = open_source_storage(settings, "the backup").await?;
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
     let started = Instant::now();
@@ -93,29 +77,5 @@ async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> 
         storage.describe(),
         started.elapsed().as_secs_f64()
     );
-    let (archive_path, dest) = (local.clone(), req.local_temp.clone());
-    tokio::task::spawn_blocking(move || archive::extract(&archive_path, &dest))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
-    Ok(())
-}
-
-fn database_dirs(backup_dir: &Path) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(backup_dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(
-                ErrorKind::MongoNotFound,
-                format!("no backup at {}", backup_dir.display()),
-            )
-        } else {
-            Error::io("read directory", backup_dir, e)
-        }
-    })?;
-    let mut dbs: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    dbs.sort();
-    Ok(dbs)
+    extract_beside(local).await
 }

@@ -9,13 +9,12 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Document, Timestamp};
 
-use super::{mongo_target, open_storage};
-use crate::archive;
+use super::{extract_beside, mongo_target, open_source_storage, restore_dump_root};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::connect;
 use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary, Replayer};
-use crate::mongo::restore::{restore_database, BsonReader, DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{BsonReader, DatabaseRestore, RestoreOptions};
 
 #[derive(Debug, Clone)]
 pub struct RestoreIncRequest {
@@ -65,42 +64,20 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         return Ok(report);
     }
     let mongo = connect(&mongo_target(settings)).await?;
-    let full = cycle_dir.join("full_backup");
-    let mut jobs: Vec<(PathBuf, String)> = Vec::new();
-    if settings.db_name.is_empty() {
-        for entry in std::fs::read_dir(&full).map_err(|e| Error::io("read directory", &full, e))? {
-            let path = entry
-                .map_err(|e| Error::io("read directory", &full, e))?
-                .path();
-            if path.is_dir() {
-                let db = path
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                jobs.push((path, db));
-            }
-        }
-        jobs.sort();
-    } else {
-        jobs.push((full.join(&settings.db_name), settings.db_name.clone()));
-    }
-    let opts = RestoreOptions {
-        drop_existing: req.drop_existing,
-        ..Default::default()
-    };
-    for (dir, db) in jobs.iter().filter(|_| !req.oplog_only) {
-        let target = req.target_db.clone().unwrap_or_else(|| db.clone());
-        if !dir.is_dir() {
-            log::warn!(
-                "the cycle's full dump has no {}: the database was empty",
-                dir.display()
-            );
-            continue;
-        }
-        report
-            .databases
-            .push(restore_database(&mongo, dir, &target, &opts).await?);
+    if !req.oplog_only {
+        let opts = RestoreOptions {
+            drop_existing: req.drop_existing,
+            ..Default::default()
+        };
+        report.databases = restore_dump_root(
+            &mongo,
+            &cycle_dir.join("full_backup"),
+            &settings.db_name,
+            req.target_db.as_deref(),
+            &opts,
+            true,
+        )
+        .await?;
     }
     let mut replayer = Replayer::new(
         &mongo,
@@ -182,12 +159,7 @@ fn plan(dir: &Path, until: Option<Timestamp>) -> Result<IncrementPlan> {
 }
 
 async fn download_cycle(settings: &Settings, req: &RestoreIncRequest) -> Result<()> {
-    let target = settings.storage.as_ref().ok_or_else(|| {
-        Error::config(
-            "no bucket configured to download the cycle from (set endpoint/bucket or storage_url)",
-        )
-    })?;
-    let storage = open_storage(target, settings).await?;
+    let storage = open_source_storage(settings, "the cycle").await?;
     let objects = storage.list(&format!("{}/", req.cycle)).await?;
     if objects.is_empty() {
         return Err(Error::new(
@@ -218,10 +190,7 @@ async fn download_cycle(settings: &Settings, req: &RestoreIncRequest) -> Result<
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
     {
-        let dest = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        tokio::task::spawn_blocking(move || archive::extract(&path, &dest))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
+        extract_beside(path).await?;
     }
     Ok(())
 }
