@@ -8,8 +8,10 @@
 //! - `archive`: streaming tar.gz create/extract with the old entry names and a tar-slip guard.
 //! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs): verified uploads, downloads, listing.
 //! - `mongo`: connection, mongodump-format dump and restore through the official driver.
-//! - `pipeline`: the flows (full backup, full restore) built from the parts above.
-//! - `runtime`, `logging`: the shared tokio runtime and plain log lines.
+//! - `manifest`: what each cycle's archives must be (size, CRC64, oplog range, per-collection hash).
+//! - `state`, `lock`: the old scripts' state files and the run lock.
+//! - `pipeline`: the flows (backups, restores, list, status, verify, prune) built from the parts above.
+//! - `runtime`, `logging`, `progress`: the shared tokio runtime, plain log lines, progress bars.
 //! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
 
 pub mod archive;
@@ -18,8 +20,10 @@ pub mod config;
 pub mod error;
 pub mod lock;
 pub mod logging;
+pub mod manifest;
 pub mod mongo;
 pub mod pipeline;
+pub mod progress;
 pub mod runtime;
 pub mod state;
 pub mod storage;

@@ -1,7 +1,6 @@
 //! Log lines on stderr: one plain line per event, timestamped in local time, so that a cron log
 //! file reads well. No colours and no control characters; secrets never reach a log call.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 use crate::config::LogLevel;
@@ -24,7 +23,7 @@ impl log::Log for LineLogger {
         }
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
         let line = format!("{now} {:<5} {}\n", record.level(), record.args());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        crate::progress::log_line(&line);
     }
 
     fn flush(&self) {}

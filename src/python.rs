@@ -164,76 +164,225 @@ fn check_config(
     ))
 }
 
-/// Runs one backup as the config file says (under the run lock); returns a summary dict.
+/// Loads a config for an API call: warnings become log lines, the log level is the config's.
+fn api_settings(path: &std::path::Path) -> Result<config::Settings, Error> {
+    let loaded = load(path)?;
+    crate::logging::init(loaded.settings.log_level);
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    Ok(loaded.settings)
+}
+
+/// Runs `f` without the GIL, with `progress` (a callable taking one dict) receiving progress.
+fn detached<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    f: impl FnOnce() -> Result<T, Error> + Send,
+) -> PyResult<T> {
+    let _guard = progress.map(|callback| {
+        crate::progress::install(std::sync::Arc::new(PyProgress {
+            callback,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }))
+    });
+    py.detach(f).map_err(to_py)
+}
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Calls a Python callable with each progress update, as a dict.
+struct PyProgress {
+    callback: Py<PyAny>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl crate::progress::Sink for PyProgress {
+    fn update(&self, u: &crate::progress::Update<'_>) {
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        Python::attach(|py| {
+            let call = || -> PyResult<()> {
+                let d = PyDict::new(py);
+                d.set_item("task", u.label)?;
+                d.set_item(
+                    "unit",
+                    match u.unit {
+                        crate::progress::Unit::Documents => "documents",
+                        crate::progress::Unit::Bytes => "bytes",
+                    },
+                )?;
+                d.set_item("items", u.items)?;
+                d.set_item("bytes", u.bytes)?;
+                d.set_item("total", u.total)?;
+                d.set_item("finished", u.finished)?;
+                d.set_item("seconds", u.seconds)?;
+                self.callback.call1(py, (d,))?;
+                Ok(())
+            };
+            if let Err(e) = call() {
+                // A broken callback must not break the backup: say so once, then stop calling it.
+                self.failed.store(true, Ordering::Relaxed);
+                log::warn!("the progress callback raised {e}; it is no longer called");
+            }
+        });
+    }
+}
+
+/// One backup run as the config says (under the run lock); the result as JSON text.
+#[pyfunction]
+#[pyo3(signature = (*, config, progress = None))]
+fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> PyResult<String> {
+    detached(py, progress, || {
+        let settings = api_settings(&config)?;
+        crate::pipeline::backup::run(&settings).map(|o| o.to_json().to_string())
+    })
+}
+
+/// Restores a full backup (`full`) or a cycle (`cycle`); the report as JSON text.
+#[pyfunction]
+#[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
+    dry_run = false, drop = false, oplog_only = false, skip_unknown = false, local_dir = None,
+    downloaded = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn restore_json(
+    py: Python<'_>,
+    config: PathBuf,
+    cycle: Option<String>,
+    full: Option<String>,
+    until: Option<String>,
+    target_db: Option<String>,
+    dry_run: bool,
+    drop: bool,
+    oplog_only: bool,
+    skip_unknown: bool,
+    local_dir: Option<PathBuf>,
+    downloaded: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    use crate::pipeline::{restore_full, restore_inc};
+    detached(py, progress, || {
+        let settings = api_settings(&config)?;
+        let local_temp = local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
+        match (cycle, full) {
+            (Some(cycle), None) => {
+                let req = restore_inc::RestoreIncRequest {
+                    cycle,
+                    local_temp,
+                    already_downloaded: downloaded,
+                    drop_existing: drop,
+                    target_db,
+                    until: until.as_deref().map(crate::cli::parse_until).transpose()?,
+                    dry_run,
+                    skip_unknown,
+                    oplog_only,
+                };
+                let report = crate::runtime::block_on(restore_inc::run(&settings, &req))?;
+                Ok(json_text(&report))
+            }
+            (None, Some(name)) => {
+                let req = restore_full::RestoreFullRequest {
+                    name,
+                    suffix: ".tar.gz".into(),
+                    local_temp,
+                    already_downloaded: downloaded,
+                    drop_existing: drop,
+                    target_db,
+                };
+                let report = crate::runtime::block_on(restore_full::run(&settings, &req))?;
+                Ok(json_text(&report))
+            }
+            _ => Err(Error::config(
+                "restore needs exactly one of cycle= or full=",
+            )),
+        }
+    })
+}
+
+/// The bucket's cycles and full backups, as JSON text.
 #[pyfunction]
 #[pyo3(signature = (*, config))]
-fn backup<'py>(py: Python<'py>, config: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    use crate::pipeline::{backup_full, backup_inc};
-    enum Done {
-        Full(backup_full::FullBackupReport),
-        Inc(backup_inc::IncReport),
-    }
-    let done = py
-        .detach(|| {
-            let settings = load(&config)?.settings;
-            let dir = config
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let _lock = crate::lock::acquire(dir)?;
-            let now = chrono::Local::now();
-            if settings.is_inc_backup {
-                crate::runtime::block_on(backup_inc::run(&settings, now)).map(Done::Inc)
-            } else {
-                crate::runtime::block_on(backup_full::run(&settings, now)).map(Done::Full)
-            }
-        })
-        .map_err(to_py)?;
-    let d = PyDict::new(py);
-    match done {
-        Done::Full(report) => {
-            d.set_item("mode", "full")?;
-            d.set_item("name", &report.name)?;
-            d.set_item("collections", report.collections.len())?;
-            d.set_item(
-                "documents",
-                report.collections.iter().map(|c| c.documents).sum::<u64>(),
-            )?;
-            d.set_item("key", report.upload.as_ref().map(|u| u.key.clone()))?;
-            d.set_item("size", report.upload.as_ref().map(|u| u.size))?;
-            d.set_item("crc64", report.upload.as_ref().map(|u| u.crc64))?;
-            d.set_item(
-                "local_dir",
-                report
-                    .local_dir
-                    .as_ref()
-                    .map(|p| p.to_string_lossy().into_owned()),
-            )?;
-            d.set_item("seconds", report.seconds)?;
-        }
-        Done::Inc(report) => {
-            d.set_item("mode", "incremental")?;
-            d.set_item("cycle", &report.cycle)?;
-            d.set_item(
-                "position",
-                (report.position.time, report.position.increment),
-            )?;
-            d.set_item("flushed", report.flushed.clone())?;
-            match report.outcome {
-                backup_inc::IncOutcome::FullDump { documents } => {
-                    d.set_item("outcome", "full_dump")?;
-                    d.set_item("documents", documents)?;
-                }
-                backup_inc::IncOutcome::Increment { name, entries } => {
-                    d.set_item("outcome", "increment")?;
-                    d.set_item("name", name)?;
-                    d.set_item("entries", entries)?;
-                }
-                backup_inc::IncOutcome::NothingNew => d.set_item("outcome", "nothing_new")?,
-            }
-        }
-    }
-    Ok(d)
+fn list_json(py: Python<'_>, config: PathBuf) -> PyResult<String> {
+    detached(py, None, || {
+        let settings = api_settings(&config)?;
+        let catalog = crate::runtime::block_on(async {
+            let storage = crate::pipeline::open_source_storage(&settings, "the list").await?;
+            crate::pipeline::catalog::read(storage.as_ref(), &settings.cycle_prefix).await
+        })?;
+        Ok(json_text(&catalog))
+    })
+}
+
+/// The installation's status, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (*, config, max_age_seconds, interval_seconds = None))]
+fn status_json(
+    py: Python<'_>,
+    config: PathBuf,
+    max_age_seconds: i64,
+    interval_seconds: Option<i64>,
+) -> PyResult<String> {
+    detached(py, None, || {
+        let settings = api_settings(&config)?;
+        let req = crate::pipeline::status::StatusRequest {
+            max_age_seconds,
+            interval_seconds,
+        };
+        let st = crate::runtime::block_on(crate::pipeline::status::run(&settings, &req))?;
+        Ok(json_text(&st))
+    })
+}
+
+/// Verifies a backup against its manifest (and `deep`: by a scratch restore), as JSON text.
+#[pyfunction]
+#[pyo3(signature = (*, config, name = None, deep = false, local_dir = None, progress = None))]
+fn verify_json(
+    py: Python<'_>,
+    config: PathBuf,
+    name: Option<String>,
+    deep: bool,
+    local_dir: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    detached(py, progress, || {
+        let settings = api_settings(&config)?;
+        let req = crate::pipeline::verify::VerifyRequest {
+            name,
+            deep,
+            local_dir,
+        };
+        let report = crate::runtime::block_on(crate::pipeline::verify::run(&settings, &req))?;
+        Ok(json_text(&report))
+    })
+}
+
+/// Deletes the cycles older than the `keep` newest, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (*, config, keep, dry_run = false))]
+fn prune_json(py: Python<'_>, config: PathBuf, keep: usize, dry_run: bool) -> PyResult<String> {
+    detached(py, None, || {
+        let settings = api_settings(&config)?;
+        let current: Option<crate::state::CycleInfo> =
+            crate::state::read(&crate::state::state_a_path(&settings.db_backup_root_path))?;
+        let current = current.map(|c| c.last_circle_backup_dir_name);
+        let report = crate::runtime::block_on(async {
+            let storage =
+                crate::pipeline::open_source_storage(&settings, "the cycles to prune").await?;
+            crate::pipeline::prune::prune_cycles(
+                storage.as_ref(),
+                &settings.cycle_prefix,
+                keep,
+                current.as_deref(),
+                dry_run,
+            )
+            .await
+        })?;
+        Ok(json_text(&report))
+    })
 }
 
 /// restore_full.py: settings as (key, value) pairs; prints the summary and returns the exit code.
@@ -446,7 +595,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
-    m.add_function(wrap_pyfunction!(backup, m)?)?;
+    m.add_function(wrap_pyfunction!(backup_json, m)?)?;
+    m.add_function(wrap_pyfunction!(restore_json, m)?)?;
+    m.add_function(wrap_pyfunction!(list_json, m)?)?;
+    m.add_function(wrap_pyfunction!(status_json, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_json, m)?)?;
+    m.add_function(wrap_pyfunction!(prune_json, m)?)?;
     m.add_function(wrap_pyfunction!(run_restore_full, m)?)?;
     m.add_function(wrap_pyfunction!(run_restore_inc, m)?)?;
     m.add_function(wrap_pyfunction!(create_archive, m)?)?;

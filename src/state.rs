@@ -117,6 +117,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The sidecar of an archive waiting to be stored: the position it brings B to, plus its manifest
+/// entry (sidecars of earlier versions hold the position only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    #[serde(flatten)]
+    pub position: OplogPosition,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<crate::manifest::ArchiveEntry>,
+}
+
 /// `<archive>.pos.json`
 pub fn sidecar_path(archive: &Path) -> PathBuf {
     let mut name = archive.file_name().unwrap_or_default().to_os_string();

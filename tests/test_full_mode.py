@@ -38,8 +38,9 @@ def test_full_mode_oss_with_least_privileged_users(tmp_path, mongo_auth, oss_ser
     name = re.search(r"backup (mongodb_backup_titan_\d{12}):", r.stdout).group(1)
     keys = [o.key for o in oss_server.sdk_client().list_objects_v2(
         __import__("alibabacloud_oss_v2").ListObjectsV2Request(bucket=bucket)).contents]
-    assert keys == [name + ".tar.gz"]
-    assert list((tmp_path / "backups").iterdir()) == []  # local copies deleted after the verified upload
+    assert keys == [name + ".manifest.json", name + ".tar.gz"]
+    # Local copies are deleted after the verified upload; the record of the run for `status` stays.
+    assert [p.name for p in (tmp_path / "backups").iterdir()] == ["mongo_oss_backup_last_run.json"]
     assert "\x1b" not in r.stdout + r.stderr
 
     root.drop_database("app")
@@ -67,7 +68,8 @@ def test_full_mode_folder_bucket_into_fresh_server(tmp_path, mongo):
     install_scripts(inst)
     r = run_script(inst / "start.py")
     assert r.returncode == 0, r.stderr
-    [archive] = list(bucket_dir.iterdir())
+    [archive] = [p for p in bucket_dir.iterdir() if p.name.endswith(".tar.gz")]
+    assert (bucket_dir / archive.name.replace(".tar.gz", ".manifest.json")).exists()
     name = archive.name[: -len(".tar.gz")]
 
     fresh = start_secantus(tmp_path / "fresh")
@@ -93,7 +95,7 @@ def test_full_mode_keeps_local_backup_without_upload(tmp_path, mongo):
     install_scripts(inst)
     r = run_script(inst / "start.py")
     assert r.returncode == 0, r.stderr
-    [backup] = list((tmp_path / "backups").iterdir())
+    [backup] = [p for p in (tmp_path / "backups").iterdir() if p.is_dir()]
     assert backup.name.startswith("mongodb_backup_titan_")
     assert (backup / "localonly" / "c.bson").stat().st_size > 0
     assert oct(backup.stat().st_mode & 0o777) == "0o700"

@@ -11,8 +11,25 @@ STUB = Path(__file__).resolve().parent.parent / "python" / "mongo_oss_backup" / 
 def test_stub_names_match_the_extension():
     tree = ast.parse(STUB.read_text())
     stubbed = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    stubbed -= {"ObjectInfo", "Uploaded", "BackupReport", "ArchiveStats"}  # typing helpers only
+    stubbed -= {"ObjectInfo", "Uploaded", "ArchiveStats"}  # typing helpers only
     exported = {n for n in dir(core) if not n.startswith("_")}
     assert stubbed == exported
     for cls in [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Error")]:
         assert issubclass(getattr(core, cls.name), core.MongoOssBackupError)
+
+
+def test_api_functions_are_typed_and_keyword_only():
+    """The public functions take keyword-only options and return the dataclasses they announce."""
+    import dataclasses
+    import inspect
+    import typing
+
+    import mongo_oss_backup as mob
+    for name in ["backup", "restore", "list_cycles", "status", "verify", "prune"]:
+        fn = getattr(mob, name)
+        params = inspect.signature(fn).parameters.values()
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params), name
+        assert "config" in inspect.signature(fn).parameters
+        hints = typing.get_type_hints(fn)
+        assert dataclasses.is_dataclass(hints["return"]), name
+        assert fn.__doc__

@@ -1,6 +1,8 @@
 """mongo-oss-backup: MongoDB backups (full dumps + oplog increments) to Aliyun OSS, S3 or a folder.
 
-The engine is Rust (`mongo_oss_backup._core`); this package re-exports its public API.
+The engine is Rust (`mongo_oss_backup._core`). The API: backup(), restore(), list_cycles(), status(),
+verify(), prune() with keyword-only options and typed results (see mongo_oss_backup.api), errors as
+subclasses of MongoOssBackupError, one per kind.
 """
 
 import json as _json
@@ -26,12 +28,28 @@ from mongo_oss_backup._core import (
     StorageNotFoundError,
     StorageUnreachableError,
     __version__,
-    backup,
     cli_main,
     create_archive,
     extract_archive,
 )
 from mongo_oss_backup import _core
+from mongo_oss_backup.api import (
+    BackupResult,
+    Catalog,
+    Cycle,
+    FullBackup,
+    Progress,
+    PruneReport,
+    RestoreResult,
+    Status,
+    VerifyReport,
+    backup,
+    list_cycles,
+    prune,
+    restore,
+    status,
+    verify,
+)
 
 __all__ = [
     "ArchiveError",
@@ -53,11 +71,25 @@ __all__ = [
     "StorageNotFoundError",
     "StorageUnreachableError",
     "__version__",
+    "BackupResult",
+    "Catalog",
+    "Cycle",
+    "FullBackup",
+    "Progress",
+    "PruneReport",
+    "RestoreResult",
+    "Status",
+    "VerifyReport",
     "backup",
     "check_config",
     "cli_main",
     "create_archive",
     "extract_archive",
+    "list_cycles",
+    "prune",
+    "restore",
+    "status",
+    "verify",
 ]
 
 

@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension `mongo_oss_backup._core`. Every function releases the GIL while
 it runs. Errors are raised as subclasses of MongoOssBackupError, one per kind."""
 
-from typing import Dict, List, Optional, Sequence, Tuple, TypedDict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypedDict
 
 __version__: str
 
@@ -43,16 +43,6 @@ class Uploaded(TypedDict):
     size: int
     crc64: int
 
-class BackupReport(TypedDict):
-    name: str
-    collections: int
-    documents: int
-    key: Optional[str]
-    size: Optional[int]
-    crc64: Optional[int]
-    local_dir: Optional[str]
-    seconds: float
-
 class ArchiveStats(TypedDict):
     files: int
     input_bytes: int
@@ -64,9 +54,34 @@ def cli_main(argv: List[str]) -> int:
 def check_config(path: str, *, show_secrets: bool = False) -> Tuple[str, List[str]]:
     """Effective settings as JSON text, and warnings. Raises: ConfigError."""
 
-def backup(*, config: str) -> BackupReport:
-    """One backup as the config file says. Raises: ConfigError, Mongo*Error, Storage*Error,
-    IntegrityError, LocalIOError."""
+ProgressCallback = Callable[[Dict[str, Any]], None]
+"""Receives {"task", "unit", "items", "bytes", "total", "finished", "seconds"} about ten times a
+second per running task (called with the GIL held, from the engine's threads)."""
+
+def backup_json(*, config: str, progress: Optional[ProgressCallback] = None) -> str:
+    """One backup as the config file says, under the run lock; the result as JSON (what `backup
+    --json` prints). Raises: BusyError, ConfigError, Mongo*Error, Storage*Error, IntegrityError,
+    LocalIOError."""
+
+def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str] = None,
+                 until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
+                 drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
+                 local_dir: Optional[str] = None, downloaded: bool = False,
+                 progress: Optional[ProgressCallback] = None) -> str:
+    """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON."""
+
+def list_json(*, config: str) -> str:
+    """The bucket's cycles and full backups as JSON (what `list --json` prints)."""
+
+def status_json(*, config: str, max_age_seconds: int, interval_seconds: Optional[int] = None) -> str:
+    """The installation's status as JSON (what `status --json` prints)."""
+
+def verify_json(*, config: str, name: Optional[str] = None, deep: bool = False,
+                local_dir: Optional[str] = None, progress: Optional[ProgressCallback] = None) -> str:
+    """A backup checked against its manifest, as JSON (what `verify --json` prints)."""
+
+def prune_json(*, config: str, keep: int, dry_run: bool = False) -> str:
+    """Deletes the cycles older than the `keep` newest (never the current); the report as JSON."""
 
 def run_restore_full(pairs: Sequence[Tuple[str, str]], *, name: str, suffix: str, local_temp: str,
                      downloaded: bool, drop: bool, target_db: Optional[str] = None) -> int:

@@ -1,65 +1,276 @@
-//! The commands that do work: they call a pipeline and print its summary. Log lines go to stderr;
-//! the final summary goes to stdout, one line per fact, so a cron log reads well.
+//! The commands that do work: they call a pipeline and print its result. Log lines go to stderr;
+//! the result goes to stdout, one line per fact so a cron log reads well, or one JSON object.
 
 use crate::config::Settings;
 use crate::error::{ErrorKind, Result};
-use crate::pipeline::backup_inc::{self, IncOutcome};
-use crate::pipeline::{backup_full, restore_full, restore_inc};
+use crate::pipeline::backup::{self, BackupOutcome};
+use crate::pipeline::{catalog, open_source_storage, prune, restore_full, restore_inc};
+use crate::pipeline::{status, verify};
 use crate::runtime::block_on;
 
-/// One backup run under the lock beside the config file (where start.py lives).
-pub fn backup(settings: &Settings) -> Result<i32> {
-    let lock_dir = settings
-        .source
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let _lock = match crate::lock::acquire(lock_dir) {
-        Ok(lock) => lock,
+/// One backup run (under the lock beside the config file, where start.py lives).
+pub fn backup(settings: &Settings, json: bool) -> Result<i32> {
+    let outcome = match backup::run(settings) {
+        Ok(outcome) => outcome,
         Err(e) if e.kind() == ErrorKind::Busy => {
             eprintln!("{e}");
+            if json {
+                println!("{}", serde_json::json!({"busy": e.to_string()}));
+            }
             return Ok(0);
         }
         Err(e) => return Err(e),
     };
-    if settings.is_inc_backup {
-        return backup_inc(settings);
+    if json {
+        print_json(&outcome.to_json());
+        return Ok(0);
     }
-    let report = block_on(backup_full::run(settings, chrono::Local::now()))?;
-    let docs: u64 = report.collections.iter().map(|c| c.documents).sum();
-    let place = match (&report.upload, &report.local_dir) {
-        (Some(up), _) => format!(
-            "stored as {} ({} bytes, CRC64 {})",
-            up.key, up.size, up.crc64
-        ),
-        (None, Some(dir)) => format!("kept in {}", dir.display()),
-        (None, None) => String::new(),
-    };
-    println!(
-        "backup {}: {} collections, {docs} documents, {place} in {:.1}s",
-        report.name,
-        report.collections.len(),
-        report.seconds
-    );
+    if let BackupOutcome::Incremental(r) = &outcome {
+        for key in &r.flushed {
+            println!("stored {key}, left unstored by an earlier run");
+        }
+    }
+    println!("{}", outcome.summary());
     Ok(0)
 }
 
-fn backup_inc(settings: &Settings) -> Result<i32> {
-    let report = block_on(backup_inc::run(settings, chrono::Local::now()))?;
-    for key in &report.flushed {
-        println!("stored {key}, left unstored by an earlier run");
-    }
-    let what = match &report.outcome {
-        IncOutcome::FullDump { documents } => format!("full dump of {documents} documents"),
-        IncOutcome::Increment { name, entries } => {
-            format!("increment {name} with {entries} oplog entries")
-        }
-        IncOutcome::NothingNew => "nothing new".to_string(),
-    };
+fn print_json(value: &impl serde::Serialize) {
     println!(
-        "cycle {}: {what}; covered up to {}:{}",
-        report.cycle, report.position.time, report.position.increment
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+/// `list`: cycles and full backups in the bucket.
+pub fn list(settings: &Settings, json: bool) -> Result<i32> {
+    let catalog = block_on(async {
+        let storage = open_source_storage(settings, "the list").await?;
+        catalog::read(storage.as_ref(), &settings.cycle_prefix).await
+    })?;
+    if json {
+        print_json(&catalog);
+        return Ok(0);
+    }
+    if catalog.cycles.is_empty() && catalog.full_backups.is_empty() {
+        println!("no backup in the bucket");
+    }
+    for c in &catalog.cycles {
+        let inc_bytes: u64 = c.increments.iter().map(|i| i.size).sum();
+        println!(
+            "cycle {}  {}  {}  full {} + {} increments ({})  {} .. {}",
+            c.name,
+            if c.complete { "complete" } else { "INCOMPLETE" },
+            if c.has_manifest {
+                "manifest"
+            } else {
+                "no manifest"
+            },
+            c.full
+                .as_ref()
+                .map(|f| show_bytes(f.size))
+                .unwrap_or_else(|| "missing".into()),
+            c.increments.len(),
+            show_bytes(inc_bytes),
+            c.covers_from.as_deref().unwrap_or("?"),
+            c.covers_to.as_deref().unwrap_or("?"),
+        );
+        if let Some(f) = &c.full {
+            let docs = f
+                .documents
+                .map(|d| format!("  {d} documents"))
+                .unwrap_or_default();
+            println!("  {}  {}{docs}", f.key, show_bytes(f.size));
+        }
+        for i in &c.increments {
+            let range = match (&i.oplog_from, &i.oplog_to) {
+                (Some(a), Some(b)) => format!("  {a} .. {b}"),
+                _ => i
+                    .created
+                    .as_ref()
+                    .map(|t| format!("  {t}"))
+                    .unwrap_or_default(),
+            };
+            let entries = i
+                .entries
+                .map(|e| format!("  {e} entries"))
+                .unwrap_or_default();
+            println!("  {}  {}{entries}{range}", i.key, show_bytes(i.size));
+        }
+        for m in &c.missing {
+            println!("  MISSING {m} (named by the manifest)");
+        }
+    }
+    for f in &catalog.full_backups {
+        println!(
+            "full {}  {}  {}  {}",
+            f.name,
+            show_bytes(f.archive.size),
+            f.archive.created.as_deref().unwrap_or("?"),
+            if f.has_manifest {
+                "manifest"
+            } else {
+                "no manifest"
+            }
+        );
+    }
+    Ok(0)
+}
+
+fn show_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}
+
+/// `status`: exit 1 when the last backup is stale.
+pub fn status(settings: &Settings, req: &status::StatusRequest, json: bool) -> Result<i32> {
+    let st = block_on(status::run(settings, req))?;
+    if json {
+        print_json(&st);
+    } else {
+        let age = st
+            .last_backup_age_seconds
+            .map(|a| format!(" ({} ago)", status::show_duration(a)))
+            .unwrap_or_default();
+        println!(
+            "last backup: {}{age}  {}",
+            st.last_backup.as_deref().unwrap_or("none"),
+            if st.stale { "STALE" } else { "ok" }
+        );
+        if let Some(s) = &st.last_summary {
+            println!("  {s}");
+        }
+        if let Some(c) = &st.cycle {
+            println!(
+                "cycle: {c} started {}, covered up to {}",
+                st.cycle_started.as_deref().unwrap_or("?"),
+                st.position.as_deref().unwrap_or("nothing yet")
+            );
+        }
+        if let Some(w) = &st.oplog {
+            println!(
+                "oplog: {} of writes ({} .. {}){}",
+                status::show_duration(w.window_seconds),
+                w.oldest.as_deref().unwrap_or("?"),
+                w.newest.as_deref().unwrap_or("?"),
+                w.interval_seconds
+                    .map(|i| format!(", runs every {}", status::show_duration(i)))
+                    .unwrap_or_default()
+            );
+        }
+        for p in &st.pending_archives {
+            println!("pending upload: {p}");
+        }
+    }
+    for w in &st.warnings {
+        log::warn!("{w}");
+    }
+    Ok(if st.stale { 1 } else { 0 })
+}
+
+/// `verify`: exit 1 when the bucket does not match the manifest.
+pub fn verify(settings: &Settings, req: &verify::VerifyRequest, json: bool) -> Result<i32> {
+    let report = block_on(verify::run(settings, req))?;
+    if json {
+        print_json(&report);
+    } else {
+        if !report.has_manifest {
+            println!(
+                "{} has no manifest (stored before there were manifests): checking presence only",
+                report.name
+            );
+        }
+        for a in &report.archives {
+            match &a.problem {
+                None => println!(
+                    "ok   {}  {} bytes  CRC64 {}",
+                    a.key,
+                    a.size.unwrap_or_default(),
+                    a.crc64.as_deref().unwrap_or("not reported (size only)")
+                ),
+                Some(p) => println!("BAD  {}: {p}", a.key),
+            }
+        }
+        for u in &report.unrecorded {
+            println!("note {u}: in the bucket, not in the manifest");
+        }
+        if let Some(deep) = &report.deep {
+            for c in &deep.collections {
+                println!(
+                    "{}  {}: {} documents, hash {}",
+                    if c.ok { "ok  " } else { "BAD " },
+                    c.namespace,
+                    c.documents,
+                    c.hash
+                );
+            }
+            for i in &deep.increments {
+                println!(
+                    "{}  {}: {} oplog entries",
+                    if i.ok { "ok  " } else { "BAD " },
+                    i.key,
+                    i.entries
+                );
+            }
+        }
+        if report.ok {
+            println!(
+                "verified {}: {} archives{}",
+                report.name,
+                report.archives.len(),
+                if report.deep.is_some() {
+                    ", restored and compared"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    for p in &report.problems {
+        log::error!("{}: {p}", report.name);
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+/// `prune`: keep the newest cycles.
+pub fn prune(settings: &Settings, keep: Option<u32>, dry_run: bool, json: bool) -> Result<i32> {
+    let keep = keep.unwrap_or(settings.keep_cycles);
+    if keep == 0 {
+        return Err(crate::error::Error::config(
+            "nothing to prune: keep_cycles is 0 (keep everything); pass --keep N",
+        ));
+    }
+    let current: Option<crate::state::CycleInfo> =
+        crate::state::read(&crate::state::state_a_path(&settings.db_backup_root_path))?;
+    let current = current.map(|c| c.last_circle_backup_dir_name);
+    let report = block_on(async {
+        let storage = open_source_storage(settings, "the cycles to prune").await?;
+        prune::prune_cycles(
+            storage.as_ref(),
+            &settings.cycle_prefix,
+            keep as usize,
+            current.as_deref(),
+            dry_run,
+        )
+        .await
+    })?;
+    if json {
+        print_json(&report);
+    } else {
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        for c in &report.deleted {
+            println!("{verb} cycle {c}");
+        }
+        println!(
+            "kept {} cycles, {verb} {} ({} objects)",
+            report.kept.len(),
+            report.deleted.len(),
+            report.objects_deleted
+        );
+    }
     Ok(0)
 }
 

@@ -1,23 +1,26 @@
 //! The `mongo-oss-backup` command line: clap parsing, one function per command, exit codes.
 //! It calls the core and prints; it holds no backup logic of its own.
-//!
-//! Exit codes: 0 success; 1 the operation failed (the one-line cause is on stderr);
-//! 2 bad configuration or usage.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 mod commands;
+pub use commands::parse_until;
 mod scripts;
 
 use crate::config;
 use crate::error::{Error, Result};
 
-const EXIT_CODES: &str =
-    "Exit codes: 0 success; 1 the operation failed (one line on stderr says why); \
-2 bad configuration or usage.";
+const EXIT_CODES: &str = "Exit codes:
+  0  success (also: another run holds the lock, said on stderr)
+  1  the operation failed (one line on stderr says why); `status`: the last backup is stale;
+     `verify`: the backup does not match its manifest
+  2  bad configuration or usage
+  3  a restore finished but some documents or indexes could not be restored";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,23 +30,44 @@ const EXIT_CODES: &str =
     after_help = EXIT_CODES
 )]
 struct Cli {
+    #[command(flatten)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the run talks: progress bars on a terminal, plain log lines otherwise.
+#[derive(Args, Debug, Clone, Copy)]
+struct Output {
+    /// Print the result as one JSON object on stdout (log lines stay on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Only warnings and errors on stderr, no progress bars (the result line stays).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Debug log lines.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ConfigArg {
+    /// The config.properties to read.
+    #[arg(long, default_value = "config.properties")]
+    config: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one backup as configured (what start.py runs from cron).
     Backup {
-        /// The config.properties to read.
-        #[arg(long, default_value = "config.properties")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Restore a full backup or an incremental cycle from the bucket into MongoDB.
     Restore {
-        /// The config.properties naming the bucket and the MongoDB to restore into.
-        #[arg(long, default_value = "config.properties")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Name of a full-mode backup, e.g. mongodb_backup_titan_201512221438.
         #[arg(long, conflicts_with = "cycle", required_unless_present = "cycle")]
         full: Option<String>,
@@ -79,6 +103,48 @@ enum Command {
         #[arg(long)]
         drop: bool,
     },
+    /// List the cycles and full backups in the bucket: sizes, time ranges, whether complete.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Age of the last backup, current cycle, oplog window; exit 1 when the last backup is stale.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Stale when the last successful backup is older than this (90m, 26h, 2d).
+        #[arg(long, default_value = "26h")]
+        max_age: String,
+        /// The interval between runs, for the oplog window check [default: measured between the
+        /// last two runs].
+        #[arg(long)]
+        interval: Option<String>,
+    },
+    /// Check a cycle or full backup in the bucket against its manifest (size and CRC64 by HEAD).
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cycle or full backup [default: the newest cycle].
+        name: Option<String>,
+        /// Also restore the dump into a scratch database on the configured server and compare each
+        /// collection's count and hash with the manifest, and count every increment's entries.
+        #[arg(long)]
+        deep: bool,
+        /// Scratch directory for --deep [default: <db_backup_root_path>/verify].
+        #[arg(long)]
+        local_dir: Option<PathBuf>,
+    },
+    /// Delete from the bucket the cycles older than the newest keep_cycles (never the current one).
+    Prune {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How many cycles to keep [default: keep_cycles].
+        #[arg(long)]
+        keep: Option<u32>,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write start.py, restore_inc.py and restore_full.py into an existing installation's folder
     /// (and config.properties only if none is there).
     InstallScripts {
@@ -87,9 +153,8 @@ enum Command {
     },
     /// Print the effective settings of a config.properties as one JSON object.
     CheckConfig {
-        /// The config.properties to read.
-        #[arg(long, default_value = "config.properties")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Show secrets instead of "***".
         #[arg(long)]
         show_secrets: bool,
@@ -106,16 +171,40 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    finish(run(cli))
+    let output = cli.output;
+    // Bars only for a person watching: stderr is a terminal, and no --quiet or --json.
+    let _bars = (std::io::stderr().is_terminal() && !output.quiet && !output.json)
+        .then(|| crate::progress::install(Arc::new(crate::progress::TerminalBars::new())));
+    let outcome = run(cli);
+    if output.json {
+        if let Err(e) = &outcome {
+            println!(
+                "{}",
+                serde_json::json!({"error": {"kind": e.kind().name(), "message": e.to_string()}})
+            );
+        }
+    }
+    finish(outcome)
+}
+
+/// Loads the config and sets the log level it asks for, as --quiet / -v adjust it.
+fn settings_for(config: &ConfigArg, output: Output) -> Result<config::Settings> {
+    let settings = load_config(&config.config)?;
+    let level = if output.quiet {
+        config::LogLevel::Warn
+    } else if output.verbose {
+        config::LogLevel::Debug
+    } else {
+        settings.log_level
+    };
+    crate::logging::init(level);
+    Ok(settings)
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    let out = cli.output;
     match cli.command {
-        Command::Backup { config } => {
-            let settings = load_config(&config)?;
-            crate::logging::init(settings.log_level);
-            commands::backup(&settings)
-        }
+        Command::Backup { config } => commands::backup(&settings_for(&config, out)?, out.json),
         Command::Restore {
             config,
             full,
@@ -130,8 +219,7 @@ fn run(cli: Cli) -> Result<i32> {
             target_db,
             drop,
         } => {
-            let settings = load_config(&config)?;
-            crate::logging::init(settings.log_level);
+            let settings = settings_for(&config, out)?;
             let local_temp =
                 local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
             if let Some(cycle) = cycle {
@@ -158,12 +246,58 @@ fn run(cli: Cli) -> Result<i32> {
             };
             commands::restore_full(&settings, &req)
         }
+        Command::List { config } => commands::list(&settings_for(&config, out)?, out.json),
+        Command::Status {
+            config,
+            max_age,
+            interval,
+        } => {
+            let settings = settings_for(&config, out)?;
+            let req = crate::pipeline::status::StatusRequest {
+                max_age_seconds: duration_arg("--max-age", &max_age)?,
+                interval_seconds: interval
+                    .as_deref()
+                    .map(|i| duration_arg("--interval", i))
+                    .transpose()?,
+            };
+            commands::status(&settings, &req, out.json)
+        }
+        Command::Verify {
+            config,
+            name,
+            deep,
+            local_dir,
+        } => {
+            let settings = settings_for(&config, out)?;
+            let req = crate::pipeline::verify::VerifyRequest {
+                name,
+                deep,
+                local_dir,
+            };
+            commands::verify(&settings, &req, out.json)
+        }
+        Command::Prune {
+            config,
+            keep,
+            dry_run,
+        } => {
+            let settings = settings_for(&config, out)?;
+            commands::prune(&settings, keep, dry_run, out.json)
+        }
         Command::InstallScripts { dir } => scripts::install(&dir),
         Command::CheckConfig {
             config,
             show_secrets,
-        } => check_config(&config, show_secrets),
+        } => check_config(&config.config, show_secrets),
     }
+}
+
+fn duration_arg(flag: &str, text: &str) -> Result<i64> {
+    crate::pipeline::status::parse_duration(text).ok_or_else(|| {
+        Error::config(format!(
+            "{flag}: \"{text}\" is not a duration (90m, 26h, 2d)"
+        ))
+    })
 }
 
 /// The settings of an old restore script: its variables (the config keys of the same names) plus

@@ -15,6 +15,8 @@ use super::metadata::Metadata;
 use super::names;
 use crate::archive::create_private;
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::CollectionDigest;
+use crate::progress::{Task, Unit};
 
 /// Databases never dumped when `db_name` is empty.
 pub const SKIPPED_DATABASES: &[&str] = &["admin", "local", "config"];
@@ -44,6 +46,8 @@ pub struct CollectionDump {
     pub documents: u64,
     pub bytes: u64,
     pub is_view: bool,
+    /// Count and order-independent hash of the documents as dumped (recorded in the manifest).
+    pub digest: CollectionDigest,
 }
 
 /// Dumps `db_name` (empty = every database but admin, local and config) into `out_dir/<db>/`.
@@ -160,10 +164,10 @@ async fn dump_collection(
         collection_name: Some(name.clone()),
         kind: Some(kind),
     };
-    let (mut documents, mut bytes) = (0u64, 0u64);
+    let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
     if !is_view {
         let path = dir.join(format!("{stem}.bson"));
-        (documents, bytes) = dump_documents(mongo, db, &name, &path).await?;
+        (digest, bytes) = dump_documents(mongo, db, &name, &path).await?;
         metadata.indexes = list_indexes(mongo, db, &name).await?;
     }
     crate::pipeline::crash_point("during_dump");
@@ -173,20 +177,27 @@ async fn dump_collection(
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("write", &meta_path, e))?;
     log::debug!(
-        "dumped {db}.{name}: {documents} documents, {bytes} bytes in {:.2}s",
+        "dumped {db}.{name}: {} documents, {bytes} bytes in {:.2}s",
+        digest.documents,
         started.elapsed().as_secs_f64()
     );
     Ok(CollectionDump {
         database: db.to_string(),
         collection: name,
-        documents,
+        documents: digest.documents,
         bytes,
         is_view,
+        digest,
     })
 }
 
-/// Streams every document of `db.name` into `path`, raw. Returns (documents, bytes).
-async fn dump_documents(mongo: &Mongo, db: &str, name: &str, path: &Path) -> Result<(u64, u64)> {
+/// Streams every document of `db.name` into `path`, raw. Returns (count and hash, bytes).
+async fn dump_documents(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    path: &Path,
+) -> Result<(CollectionDigest, u64)> {
     let doing = format!("dump {db}.{name}");
     let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
     let mut cursor = collection
@@ -195,19 +206,22 @@ async fn dump_documents(mongo: &Mongo, db: &str, name: &str, path: &Path) -> Res
         .map_err(|e| mongo.error(e, &doing))?;
     let file = create_private(path)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let (mut documents, mut bytes) = (0u64, 0u64);
+    let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
+    let mut task = Task::start(format!("dump {db}.{name}"), Unit::Documents, None);
     while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
         let raw = cursor.current().as_bytes();
         out.write_all(raw)
             .map_err(|e| Error::io("write", path, e))?;
-        documents += 1;
+        digest.add(raw);
         bytes += raw.len() as u64;
+        task.add(1, raw.len() as u64);
     }
+    task.finish();
     let file = out
         .into_inner()
         .map_err(|e| Error::io("write", path, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
-    Ok((documents, bytes))
+    Ok((digest, bytes))
 }
 
 async fn list_indexes(mongo: &Mongo, db: &str, name: &str) -> Result<Vec<Document>> {

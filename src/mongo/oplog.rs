@@ -157,6 +157,11 @@ pub async fn capture(
         first: None,
         last: None,
     };
+    let mut task = crate::progress::Task::start(
+        format!("capture oplog of {db}"),
+        crate::progress::Unit::Documents,
+        None,
+    );
     while cursor.advance().await.map_err(|e| mongo.error(e, doing))? {
         let entry = cursor.current();
         if !belongs_to(entry, db) {
@@ -178,7 +183,9 @@ pub async fn capture(
         capture.last = ts.or(capture.last);
         capture.entries += 1;
         capture.bytes += raw.len() as u64;
+        task.add(1, raw.len() as u64);
     }
+    task.finish();
     if let Some(out) = out {
         let file = out
             .into_inner()

@@ -45,7 +45,7 @@ impl Default for RestoreOptions {
 }
 
 /// The outcome for one collection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CollectionRestore {
     pub collection: String,
     pub inserted: u64,
@@ -60,7 +60,7 @@ pub struct CollectionRestore {
 }
 
 /// What one database restore did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DatabaseRestore {
     pub database: String,
     pub collections: Vec<CollectionRestore>,
@@ -241,10 +241,17 @@ async fn insert_file(
         Vec<RawDocumentBuf>,
         std::result::Result<u64, mongodb::error::Error>,
     )> = JoinSet::new();
+    let mut task = crate::progress::Task::start(
+        format!("restore {db}.{name}"),
+        crate::progress::Unit::Documents,
+        None,
+    );
     loop {
         let batch = reader.next_batch(opts.batch_bytes)?;
         let done = batch.is_empty();
         if !done {
+            let bytes: usize = batch.iter().map(|d| d.as_bytes().len()).sum();
+            task.add(batch.len() as u64, bytes as u64);
             let coll = collection.clone();
             in_flight.spawn(async move {
                 let outcome = coll

@@ -10,6 +10,7 @@ use chrono::{DateTime, Local};
 use super::{mongo_target, open_storage, store_archive};
 use crate::config::Settings;
 use crate::error::Result;
+use crate::manifest::ArchiveKind;
 use crate::mongo::connect;
 use crate::mongo::dump::{self, CollectionDump, DumpOptions};
 use crate::storage::VerifiedUpload;
@@ -60,8 +61,8 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackup
         };
     let (upload, local_dir) = match storage {
         Some(storage) => {
-            let done =
-                store_archive(storage.as_ref(), &dir, &format!("{name}.tar.gz"), settings).await?;
+            let entry = super::manifest_entry(ArchiveKind::Full, &collections);
+            let done = store_archive(storage.as_ref(), &dir, &name, settings, entry).await?;
             (Some(done), None)
         }
         None => (None, Some(dir)),

@@ -15,9 +15,10 @@ use super::{mongo_target, open_storage};
 use crate::archive;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{self, ArchiveKind};
 use crate::mongo::dump::{self, create_private_dir, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
-use crate::state::{self, CycleInfo, OplogPosition};
+use crate::state::{self, CycleInfo, OplogPosition, Pending};
 use crate::storage::Storage;
 
 /// What one incremental run did.
@@ -100,8 +101,10 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
             {
                 remove_previous_cycle(&old, storage.is_some());
             }
-            if let Some(s) = &storage {
-                prune_bucket(s.as_ref(), settings, &cycle).await?;
+            if let (Some(s), keep @ 1..) = (&storage, settings.keep_cycles) {
+                let prefix = &settings.cycle_prefix;
+                super::prune::prune_cycles(s.as_ref(), prefix, keep as usize, Some(&cycle), false)
+                    .await?;
             }
         }
         return Ok(IncReport {
@@ -163,7 +166,15 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     match &storage {
         Some(s) => {
             let key = format!("{cycle}/inc_backup/{name}.tar.gz");
-            store_with_position(s.as_ref(), &dir, &key, to, &cycle_dir, settings).await?
+            let mut entry = super::manifest_entry(ArchiveKind::Increment, &[]);
+            entry.oplog_from = Some(from.into());
+            entry.oplog_to = Some(to.into());
+            entry.entries = Some(captured.entries);
+            let pending = Pending {
+                position: OplogPosition::from_ts(to),
+                entry: Some(entry),
+            };
+            store_with_position(s.as_ref(), &dir, &key, pending, &cycle_dir, settings).await?
         }
         None => write_b(&cycle_dir, to)?,
     }
@@ -266,6 +277,8 @@ async fn full_dump(
         }
     };
     let documents = collections.iter().map(|c| c.documents).sum();
+    let mut entry = super::manifest_entry(ArchiveKind::Full, &collections);
+    entry.oplog_start = Some(p.into());
     super::crash_point("after_dump");
     match storage {
         Some(s) => {
@@ -278,7 +291,10 @@ async fn full_dump(
                 s,
                 &dir,
                 &format!("{cycle}/full_backup.tar.gz"),
-                p,
+                Pending {
+                    position: OplogPosition::from_ts(p),
+                    entry: Some(entry),
+                },
                 cycle_dir,
                 settings,
             )
@@ -295,40 +311,36 @@ async fn store_with_position(
     storage: &dyn Storage,
     dir: &Path,
     key: &str,
-    position: Timestamp,
+    pending: Pending,
     cycle_dir: &Path,
     settings: &Settings,
 ) -> Result<()> {
     let archive_path = archive::archive_path_for(dir);
     let level = settings.compression_level;
-    let (src, dest) = (dir.to_path_buf(), archive_path.clone());
-    tokio::task::spawn_blocking(move || archive::create(&src, &dest, level))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
+    super::create_archive(dir, &archive_path, level).await?;
     super::crash_point("after_archive");
-    state::write(
-        &state::sidecar_path(&archive_path),
-        &OplogPosition::from_ts(position),
-    )?;
-    upload_pending(storage, &archive_path, key, cycle_dir).await
+    state::write(&state::sidecar_path(&archive_path), &pending)?;
+    upload_pending(storage, &archive_path, key, cycle_dir, settings).await
 }
 
-/// Uploads one archive whose sidecar holds its position, then advances B and cleans up.
+/// Uploads one archive whose sidecar holds its position, records it in the cycle's manifest, then
+/// advances B and cleans up.
 async fn upload_pending(
     storage: &dyn Storage,
     archive_path: &Path,
     key: &str,
     cycle_dir: &Path,
+    settings: &Settings,
 ) -> Result<()> {
     let sidecar = state::sidecar_path(archive_path);
-    let position: OplogPosition = state::read(&sidecar)?.ok_or_else(|| {
+    let pending: Pending = state::read(&sidecar)?.ok_or_else(|| {
         Error::new(
             ErrorKind::Internal,
             format!("{} is missing", sidecar.display()),
         )
     })?;
-    let position = position.to_ts(&sidecar)?;
-    let done = storage.put_file(archive_path, key, &|_| {}).await?;
+    let position = pending.position.to_ts(&sidecar)?;
+    let done = super::upload(storage, archive_path, key).await?;
     log::info!(
         "stored {key} in {} (size {}, CRC64 {} verified)",
         storage.describe(),
@@ -336,6 +348,25 @@ async fn upload_pending(
         done.crc64
     );
     super::crash_point("after_upload");
+    let kind = if key.ends_with("/full_backup.tar.gz") {
+        ArchiveKind::Full
+    } else {
+        ArchiveKind::Increment
+    };
+    let entry = pending
+        .entry
+        .unwrap_or_else(|| super::manifest_entry(kind, &[]));
+    let cycle = key.split('/').next().unwrap_or_default();
+    super::record_in_manifest(
+        storage,
+        &cycle_dir.join(manifest::FILE_NAME),
+        &format!("{cycle}/{}", manifest::FILE_NAME),
+        cycle,
+        &settings.db_name,
+        entry,
+        &done,
+    )
+    .await?;
     let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
     if newer {
         write_b(cycle_dir, position)?;
@@ -398,7 +429,7 @@ async fn flush_pending(
                 .unwrap_or(&archive_path);
             let key = format!("{cycle}/{}", rel.to_string_lossy());
             log::info!("storing {key}, left unstored by an earlier run");
-            upload_pending(storage, &archive_path, &key, &cycle_dir).await?;
+            upload_pending(storage, &archive_path, &key, &cycle_dir, settings).await?;
             stored.push(key);
         }
     }
@@ -445,40 +476,4 @@ fn remove_previous_cycle(dir: &Path, uploading: bool) {
             Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
         }
     }
-}
-
-/// With `keep_cycles = N`, deletes from the bucket the cycles older than the N newest (never the
-/// current one).
-async fn prune_bucket(storage: &dyn Storage, settings: &Settings, current: &str) -> Result<()> {
-    if settings.keep_cycles == 0 {
-        return Ok(());
-    }
-    let objects = storage.list(&settings.cycle_prefix).await?;
-    let mut cycles: Vec<String> = objects
-        .iter()
-        .filter_map(|o| o.key.split_once('/').map(|(c, _)| c.to_string()))
-        .collect();
-    cycles.sort();
-    cycles.dedup();
-    let keep = settings.keep_cycles as usize;
-    if cycles.len() <= keep {
-        return Ok(());
-    }
-    for old in &cycles[..cycles.len() - keep] {
-        if old == current {
-            continue;
-        }
-        let keys: Vec<String> = objects
-            .iter()
-            .filter(|o| o.key.starts_with(&format!("{old}/")))
-            .map(|o| o.key.clone())
-            .collect();
-        storage.delete(&keys).await?;
-        log::info!(
-            "keep_cycles={keep}: deleted cycle {old} ({} objects) from {}",
-            keys.len(),
-            storage.describe()
-        );
-    }
-    Ok(())
 }

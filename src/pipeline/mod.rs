@@ -1,12 +1,18 @@
-//! The flows, one module each: full backups (`backup_full`), incremental cycles (`backup_inc`) and
-//! full restores (`restore_full`).
+//! The flows, one module each: a backup run (`backup`: lock, then `backup_full` or `backup_inc`),
+//! restores (`restore_full`, `restore_inc`), and the operator's views of the bucket and the
+//! installation (`catalog` for `list`, `status`, `verify`, `prune`).
 //! They order the steps (connect, dump, archive, upload, verify, clean up) and hold no mechanics of
 //! their own: those live in `mongo`, `archive` and `storage`.
 
+pub mod backup;
 pub mod backup_full;
 pub mod backup_inc;
+pub mod catalog;
+pub mod prune;
 pub mod restore_full;
 pub mod restore_inc;
+pub mod status;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,8 +20,11 @@ use std::time::Instant;
 use crate::archive;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{ArchiveEntry, ArchiveKind, Manifest};
+use crate::mongo::dump::CollectionDump;
 use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
 use crate::mongo::{Mongo, MongoTarget};
+use crate::progress::{Task, Unit};
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
 /// Test hook: when `MONGO_OSS_BACKUP_TEST_CRASH` names this point, the process dies on the spot
@@ -49,19 +58,42 @@ pub async fn open_storage(target: &StorageTarget, settings: &Settings) -> Result
     Ok(storage)
 }
 
-/// Archives `dir` to `<dir>.tar.gz`, uploads it to `key`, verifies it, and only then deletes the
-/// directory and the archive. On any failure both stay where they are.
+/// Full mode: archives `dir` to `<dir>.tar.gz`, uploads it as `<name>.tar.gz`, verifies it,
+/// records it in `<name>.manifest.json`, and only then deletes the directory and the archive. On
+/// any failure both stay where they are.
 pub async fn store_archive(
     storage: &dyn Storage,
     dir: &Path,
-    key: &str,
+    name: &str,
     settings: &Settings,
+    entry: ArchiveEntry,
 ) -> Result<VerifiedUpload> {
     let archive_path = archive::archive_path_for(dir);
+    create_archive(dir, &archive_path, settings.compression_level).await?;
+    let done = upload(storage, &archive_path, &format!("{name}.tar.gz")).await?;
+    let manifest_key = format!("{name}.manifest.json");
+    let manifest_path = settings.db_backup_root_path.join(&manifest_key);
+    record_in_manifest(
+        storage,
+        &manifest_path,
+        &manifest_key,
+        name,
+        &settings.db_name,
+        entry,
+        &done,
+    )
+    .await?;
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
+    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
+    let _ = std::fs::remove_file(&manifest_path);
+    Ok(done)
+}
+
+/// Archives `dir` into `dest` off the async threads, logging what it took.
+pub async fn create_archive(dir: &Path, dest: &Path, level: u32) -> Result<()> {
     let started = Instant::now();
-    let level = settings.compression_level;
-    let (src, dest) = (dir.to_path_buf(), archive_path.clone());
-    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &dest, level))
+    let (src, out) = (dir.to_path_buf(), dest.to_path_buf());
+    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, level))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
     log::info!(
@@ -72,8 +104,22 @@ pub async fn store_archive(
         stats.archive_bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Uploads and verifies one file, with a progress bar.
+pub async fn upload(storage: &dyn Storage, local: &Path, key: &str) -> Result<VerifiedUpload> {
     let started = Instant::now();
-    let done = storage.put_file(&archive_path, key, &|_| {}).await?;
+    let total = std::fs::metadata(local).map(|m| m.len()).ok();
+    let task = std::sync::Mutex::new(Task::start(format!("upload {key}"), Unit::Bytes, total));
+    let done = storage
+        .put_file(local, key, &|sent| {
+            if let Ok(mut t) = task.lock() {
+                t.set_bytes(sent)
+            }
+        })
+        .await?;
+    drop(task);
     log::info!(
         "uploaded {key} to {} and verified it (size {}, CRC64 {}) in {:.1}s",
         storage.describe(),
@@ -81,9 +127,74 @@ pub async fn store_archive(
         done.crc64,
         started.elapsed().as_secs_f64()
     );
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
-    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
     Ok(done)
+}
+
+/// Downloads one object (of `total` bytes, when known) with a progress bar; returns the CRC64 of
+/// what was written.
+pub async fn download(
+    storage: &dyn Storage,
+    key: &str,
+    local: &Path,
+    total: Option<u64>,
+) -> Result<u64> {
+    let task = std::sync::Mutex::new(Task::start(format!("download {key}"), Unit::Bytes, total));
+    let crc = storage
+        .get_file(key, local, &|got| {
+            if let Ok(mut t) = task.lock() {
+                t.set_bytes(got)
+            }
+        })
+        .await?;
+    Ok(crc)
+}
+
+/// A manifest entry for a dump (its collections' counts and hashes) or an increment; key, size
+/// and CRC64 are filled in once the archive is stored.
+pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> ArchiveEntry {
+    ArchiveEntry {
+        key: String::new(),
+        kind,
+        size: 0,
+        crc64: String::new(),
+        stored_at: String::new(),
+        oplog_start: None,
+        oplog_from: None,
+        oplog_to: None,
+        entries: None,
+        collections: collections
+            .iter()
+            .filter(|c| !c.is_view)
+            .map(|c| {
+                (
+                    format!("{}.{}", c.database, c.collection),
+                    c.digest.summary(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Adds a verified archive to the manifest (local copy at `path`, stored at `key`) and stores the
+/// manifest again, verified. A manifest therefore never names an archive that is not stored.
+pub async fn record_in_manifest(
+    storage: &dyn Storage,
+    path: &Path,
+    key: &str,
+    name: &str,
+    database: &str,
+    mut entry: ArchiveEntry,
+    done: &VerifiedUpload,
+) -> Result<()> {
+    let mut manifest = Manifest::read_local(path)?.unwrap_or_else(|| Manifest::new(name, database));
+    entry.key = done.key.clone();
+    entry.size = done.size;
+    entry.crc64 = done.crc64.to_string();
+    entry.stored_at = crate::manifest::now();
+    manifest.record(entry);
+    crate::state::write_atomic(path, manifest.to_json().as_bytes())?;
+    storage.put_file(path, key, &|_| {}).await?;
+    Ok(())
 }
 
 /// The bucket a restore downloads from; `what` names it in the error ("the backup", "the cycle").

@@ -26,7 +26,7 @@ pub struct RestoreFullRequest {
     pub target_db: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
     pub databases: Vec<DatabaseRestore>,
     pub seconds: f64,
@@ -71,7 +71,7 @@ async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> 
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
     let started = Instant::now();
-    storage.get_file(&key, &local, &|_| {}).await?;
+    super::download(storage.as_ref(), &key, &local, None).await?;
     log::info!(
         "downloaded {key} from {} in {:.1}s",
         storage.describe(),

@@ -32,15 +32,17 @@ pub struct RestoreIncRequest {
 }
 
 /// One increment as read from disk (for `--dry-run`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IncrementPlan {
     pub name: String,
     pub entries_by_op: BTreeMap<String, u64>,
+    #[serde(serialize_with = "crate::manifest::serialize_ts")]
     pub first: Option<Timestamp>,
+    #[serde(serialize_with = "crate::manifest::serialize_ts")]
     pub last: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RestoreIncReport {
     pub databases: Vec<DatabaseRestore>,
     pub replay: ReplaySummary,
@@ -92,7 +94,13 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         let path = dir.join("oplog.bson");
         let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, file), &path);
+        let label = format!(
+            "replay {}",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let mut task = crate::progress::Task::start(label, crate::progress::Unit::Documents, None);
         while let Some(raw) = reader.next_document()? {
+            task.add(1, raw.as_bytes().len() as u64);
             let entry: Document = raw
                 .to_document()
                 .map_err(|e| Error::new(ErrorKind::Archive, format!("{}: {e}", path.display())))?;
@@ -172,8 +180,7 @@ async fn download_cycle(settings: &Settings, req: &RestoreIncRequest) -> Result<
     let paths: Vec<PathBuf> = futures::stream::iter(objects)
         .map(|o| async move {
             let local = req.local_temp.join(&o.key);
-            storage
-                .get_file(&o.key, &local, &|_| {})
+            super::download(storage.as_ref(), &o.key, &local, Some(o.size))
                 .await
                 .map(|_| local)
         })

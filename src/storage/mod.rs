@@ -55,8 +55,12 @@ pub trait Storage: Send + Sync {
     /// Returns the CRC64 of what was written, checked against the bucket's when it reports one.
     async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64>;
 
-    /// Metadata of one object, `None` when it does not exist.
+    /// Metadata of one object, `None` when it does not exist. The CRC64 is the bucket's own (OSS),
+    /// computed from the stored file (folder), or absent (S3).
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+
+    /// The whole content of a small object (a manifest), `None` when it does not exist.
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
     /// Every object under `prefix`, recursively, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;

@@ -425,7 +425,12 @@ impl Storage for OpendalStorage {
             .into_bytes_stream(..)
             .await
             .map_err(|e| self.error("download", key, e))?;
-        let mut out = tokio::fs::File::create(&partial)
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600); // a backup holds the whole database
+        let mut out = options
+            .open(&partial)
             .await
             .map_err(|e| Error::io("create", &partial, e))?;
         let mut crc = Crc64::default();
@@ -476,8 +481,25 @@ impl Storage for OpendalStorage {
         let Some(info) = self.stat(key).await? else {
             return Ok(None);
         };
-        let crc64 = self.oss_crc64(key).await?;
+        // A folder has no stored checksum, but reading it back is local and cheap.
+        let crc64 = match self.backend {
+            Backend::Folder => Some(self.readback_crc64(key).await?),
+            _ => self.oss_crc64(key).await?,
+        };
         Ok(Some(ObjectInfo { crc64, ..info }))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.op.read(key).await {
+            Ok(buf) => Ok(Some(buf.to_vec())),
+            Err(e)
+                if e.kind() == opendal::ErrorKind::NotFound
+                    && !format!("{e:?}").contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.error("download", key, e)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {

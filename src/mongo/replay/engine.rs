@@ -39,7 +39,7 @@ pub struct ReplayOptions {
     pub skip_unknown: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplaySummary {
     /// Entries applied, by kind: `i`, `u`, `d`, or the command name.
     pub applied: BTreeMap<String, u64>,
@@ -47,7 +47,9 @@ pub struct ReplaySummary {
     pub missing_update_targets: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
+    #[serde(serialize_with = "crate::manifest::serialize_ts")]
     pub first: Option<Timestamp>,
+    #[serde(serialize_with = "crate::manifest::serialize_ts")]
     pub last: Option<Timestamp>,
     /// The replay stopped at `until`.
     pub stopped_at_until: bool,

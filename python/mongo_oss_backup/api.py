@@ -1,0 +1,303 @@
+"""The Python API: the CLI's operations as functions with keyword-only options and typed results.
+
+Each call runs in the Rust core with the GIL released (other Python threads keep running) and raises
+one exception class per error kind, all subclasses of MongoOssBackupError. The results are frozen
+dataclasses built from the same JSON the CLI prints with --json.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from mongo_oss_backup import _core
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a running task (about ten per second per task, plus its end)."""
+    task: str  # e.g. "dump titan.users", "upload <key>"
+    unit: str  # "documents" or "bytes"
+    items: int  # documents or oplog entries done
+    bytes: int
+    total: Optional[int]  # bytes expected, for transfers
+    finished: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class OplogPosition:
+    t: int
+    i: int
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    mode: str  # "full" or "incremental"
+    summary: str  # the line a cron log gets
+    name: Optional[str] = None  # full backup name, or the increment's name
+    cycle: Optional[str] = None
+    outcome: Optional[str] = None  # incremental: "full_dump", "increment" or "nothing_new"
+    documents: Optional[int] = None
+    entries: Optional[int] = None
+    collections: Optional[int] = None
+    key: Optional[str] = None
+    size: Optional[int] = None
+    crc64: Optional[str] = None
+    local_dir: Optional[str] = None
+    position: Optional[OplogPosition] = None
+    flushed: List[str] = field(default_factory=list)
+    seconds: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Archive:
+    key: str
+    size: int
+    created: Optional[str] = None
+    entries: Optional[int] = None
+    oplog_from: Optional[str] = None
+    oplog_to: Optional[str] = None
+    documents: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Cycle:
+    name: str
+    complete: bool
+    has_manifest: bool
+    total_bytes: int
+    started: Optional[str] = None
+    full: Optional[Archive] = None
+    increments: List[Archive] = field(default_factory=list)
+    covers_from: Optional[str] = None
+    covers_to: Optional[str] = None
+    missing: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FullBackup:
+    name: str
+    has_manifest: bool
+    archive: Archive
+
+
+@dataclass(frozen=True)
+class Catalog:
+    cycles: List[Cycle]
+    full_backups: List[FullBackup]
+
+
+@dataclass(frozen=True)
+class OplogWindow:
+    window_seconds: int
+    at_risk: bool
+    oldest: Optional[str] = None
+    newest: Optional[str] = None
+    interval_seconds: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Status:
+    mode: str
+    stale: bool  # no successful backup, or older than max_age
+    max_age_seconds: int
+    last_backup: Optional[str] = None
+    last_backup_age_seconds: Optional[int] = None
+    last_summary: Optional[str] = None
+    cycle: Optional[str] = None
+    cycle_started: Optional[str] = None
+    position: Optional[str] = None
+    pending_archives: List[str] = field(default_factory=list)
+    oplog: Optional[OplogWindow] = None
+    warnings: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ArchiveCheck:
+    key: str
+    ok: bool
+    expected_size: Optional[int] = None
+    expected_crc64: Optional[str] = None
+    size: Optional[int] = None
+    crc64: Optional[str] = None
+    problem: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CollectionCheck:
+    namespace: str
+    documents: int
+    hash: str
+    ok: bool
+    expected_documents: Optional[int] = None
+    expected_hash: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class IncrementCheck:
+    key: str
+    entries: int
+    ok: bool
+    expected_entries: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DeepCheck:
+    scratch_database: str
+    collections: List[CollectionCheck]
+    increments: List[IncrementCheck]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    name: str
+    has_manifest: bool
+    ok: bool
+    archives: List[ArchiveCheck]
+    unrecorded: List[str] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
+    deep: Optional[DeepCheck] = None
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    kept: List[str]
+    deleted: List[str]
+    objects_deleted: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class CollectionRestore:
+    collection: str
+    inserted: int
+    already_present: int
+    failed: int
+    indexes_built: int
+    examples: List[str] = field(default_factory=list)
+    index_failures: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatabaseRestore:
+    database: str
+    collections: List[CollectionRestore]
+    ignored_files: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    applied: Dict[str, int]
+    skipped: int
+    missing_update_targets: int
+    transactions_committed: int
+    transactions_aborted: int
+    stopped_at_until: bool
+    first: Optional[OplogPosition] = None
+    last: Optional[OplogPosition] = None
+
+
+@dataclass(frozen=True)
+class IncrementPlan:
+    name: str
+    entries_by_op: Dict[str, int]
+    first: Optional[OplogPosition] = None
+    last: Optional[OplogPosition] = None
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    databases: List[DatabaseRestore]
+    seconds: float
+    replay: Optional[ReplaySummary] = None  # cycles only
+    plan: List[IncrementPlan] = field(default_factory=list)  # cycles with dry_run only
+
+
+def _build(cls: Any, value: Any) -> Any:
+    """Builds `cls` (a dataclass, list, dict or optional of them) from decoded JSON."""
+    origin = typing.get_origin(cls)
+    if origin is Union:
+        inner = [a for a in typing.get_args(cls) if a is not type(None)]
+        return None if value is None else _build(inner[0], value)
+    if origin in (list, List):
+        (item,) = typing.get_args(cls)
+        return [_build(item, v) for v in value]
+    if origin in (dict, Dict):
+        _, item = typing.get_args(cls)
+        return {k: _build(item, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: _build(hints[k], v) for k, v in value.items() if k in names})
+    return value
+
+
+def _progress(callback: Optional[Callable[[Progress], None]]) -> Optional[Callable[[dict], None]]:
+    if callback is None:
+        return None
+    return lambda d: callback(Progress(**d))
+
+
+def backup(*, config: PathLike, progress: Optional[Callable[[Progress], None]] = None) -> BackupResult:
+    """Runs one backup as the config file says (full or incremental), under the run lock.
+
+    Raises BusyError when another run holds the lock, ConfigError, Mongo*Error, Storage*Error,
+    IntegrityError or LocalIOError otherwise; nothing advances unless the data is stored.
+    """
+    text = _core.backup_json(config=os.fspath(config), progress=_progress(progress))
+    return _build(BackupResult, json.loads(text))
+
+
+def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str] = None,
+            until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
+            drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
+            local_dir: Optional[PathLike] = None, downloaded: bool = False,
+            progress: Optional[Callable[[Progress], None]] = None) -> RestoreResult:
+    """Restores a cycle (full dump then every increment, up to `until`) or a full-mode backup.
+
+    `until` is a local time "2015-11-24 18:30:00" or an oplog timestamp "1448361000:1".
+    Failed documents are counted in the result, not raised.
+    """
+    text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
+                              target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
+                              skip_unknown=skip_unknown,
+                              local_dir=None if local_dir is None else os.fspath(local_dir),
+                              downloaded=downloaded, progress=_progress(progress))
+    return _build(RestoreResult, json.loads(text))
+
+
+def list_cycles(*, config: PathLike) -> Catalog:
+    """The cycles and full backups in the bucket, with sizes, time ranges and completeness."""
+    return _build(Catalog, json.loads(_core.list_json(config=os.fspath(config))))
+
+
+def status(*, config: PathLike, max_age_seconds: int = 26 * 3600,
+           interval_seconds: Optional[int] = None) -> Status:
+    """Age of the last successful backup (stale past `max_age_seconds`), the current cycle, and the
+    oplog window against the interval between runs (measured, unless given)."""
+    text = _core.status_json(config=os.fspath(config), max_age_seconds=max_age_seconds,
+                             interval_seconds=interval_seconds)
+    return _build(Status, json.loads(text))
+
+
+def verify(*, config: PathLike, name: Optional[str] = None, deep: bool = False,
+           local_dir: Optional[PathLike] = None,
+           progress: Optional[Callable[[Progress], None]] = None) -> VerifyReport:
+    """Checks a cycle or full backup (default: the newest cycle) against its manifest; `deep` also
+    restores it into a scratch database and compares counts and hashes. Problems are in the
+    report (`ok` is False), not raised."""
+    text = _core.verify_json(config=os.fspath(config), name=name, deep=deep,
+                             local_dir=None if local_dir is None else os.fspath(local_dir),
+                             progress=_progress(progress))
+    return _build(VerifyReport, json.loads(text))
+
+
+def prune(*, config: PathLike, keep: int, dry_run: bool = False) -> PruneReport:
+    """Deletes from the bucket the cycles older than the `keep` newest (never the current one)."""
+    text = _core.prune_json(config=os.fspath(config), keep=keep, dry_run=dry_run)
+    return _build(PruneReport, json.loads(text))

@@ -1,0 +1,265 @@
+//! `status`: is the backup healthy? The age of the last successful run against a threshold (for
+//! monitoring: stale means exit 1), the current cycle and its position, archives waiting locally
+//! for upload, and, in incremental mode, the server's oplog window against the interval between
+//! runs: when the oplog would roll past the cycle's position before the next run, the next run
+//! has to start a new cycle with a full dump, so we warn before it happens.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::backup::{LastRun, LAST_RUN};
+use super::mongo_target;
+use crate::config::Settings;
+use crate::error::Result;
+use crate::manifest::Position;
+use crate::mongo::{connect, oplog};
+use crate::state::{self, CycleInfo, OplogPosition};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub mode: &'static str,
+    /// Local time of the last successful run, when known.
+    pub last_backup: Option<String>,
+    pub last_backup_age_seconds: Option<i64>,
+    pub max_age_seconds: i64,
+    /// No successful run, or the last one is older than `max_age_seconds`.
+    pub stale: bool,
+    pub last_summary: Option<String>,
+    pub cycle: Option<String>,
+    pub cycle_started: Option<String>,
+    /// The oplog position the cycle is covered up to (state B).
+    pub position: Option<String>,
+    /// Archives a failed upload left for the next run.
+    pub pending_archives: Vec<String>,
+    pub oplog: Option<OplogWindow>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OplogWindow {
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+    pub window_seconds: i64,
+    /// Between the last two runs, or as given.
+    pub interval_seconds: Option<i64>,
+    /// The oplog may not reach back to the cycle's position at the next run.
+    pub at_risk: bool,
+}
+
+pub struct StatusRequest {
+    pub max_age_seconds: i64,
+    /// The interval between runs, when the operator states it (else measured).
+    pub interval_seconds: Option<i64>,
+}
+
+pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
+    let root = &settings.db_backup_root_path;
+    let now = chrono::Local::now().timestamp();
+    let last: Option<LastRun> = state::read(&root.join(LAST_RUN))?;
+    let info: Option<CycleInfo> = if settings.is_inc_backup {
+        state::read(&state::state_a_path(root))?
+    } else {
+        None
+    };
+    let cycle = info.as_ref().map(|i| i.last_circle_backup_dir_name.clone());
+    let b_path = cycle.as_ref().map(|c| state::state_b_path(&root.join(c)));
+    let position = match &b_path {
+        Some(p) => match state::read::<OplogPosition>(p)? {
+            Some(b) => Some(b.to_ts(p)?),
+            None => None,
+        },
+        None => None,
+    };
+    // An installation switched over from the old scripts has no record yet: B's file time is
+    // when its last archive was stored.
+    let finished_at = last.as_ref().map(|l| l.finished_at).or_else(|| {
+        b_path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    });
+    let age = finished_at.map(|t| now - t);
+    let mut status = Status {
+        mode: if settings.is_inc_backup {
+            "incremental"
+        } else {
+            "full"
+        },
+        last_backup: finished_at.map(local_time),
+        last_backup_age_seconds: age,
+        max_age_seconds: req.max_age_seconds,
+        stale: age.is_none_or(|a| a > req.max_age_seconds),
+        last_summary: last.as_ref().map(|l| l.summary.clone()),
+        cycle: cycle.clone(),
+        cycle_started: info.as_ref().and_then(|i| i.started_at()).map(local_time),
+        position: position.map(|p| crate::pipeline::catalog::show_position(p.into())),
+        pending_archives: pending_archives(root, cycle.as_deref()),
+        oplog: None,
+        warnings: Vec::new(),
+    };
+    match age {
+        None => status.warnings.push(format!(
+            "no successful backup recorded in {}",
+            root.display()
+        )),
+        Some(a) if a > req.max_age_seconds => status.warnings.push(format!(
+            "the last successful backup is {} old (threshold {})",
+            show_duration(a),
+            show_duration(req.max_age_seconds)
+        )),
+        _ => {}
+    }
+    if !status.pending_archives.is_empty() {
+        status.warnings.push(format!(
+            "{} archive(s) wait for upload (an upload failed); the next run stores them first",
+            status.pending_archives.len()
+        ));
+    }
+    if settings.is_inc_backup {
+        let interval = req.interval_seconds.or_else(|| {
+            last.as_ref()
+                .and_then(|l| l.previous_finished_at.map(|p| l.finished_at - p))
+        });
+        let window = oplog_window(settings, position, finished_at, interval, now).await?;
+        if let Some(w) = &window.1 {
+            status.warnings.push(w.clone());
+        }
+        status.oplog = Some(window.0);
+    }
+    Ok(status)
+}
+
+/// The oplog's span and whether it will still reach back to `position` at the next run.
+async fn oplog_window(
+    settings: &Settings,
+    position: Option<mongodb::bson::Timestamp>,
+    last_run: Option<i64>,
+    interval: Option<i64>,
+    now: i64,
+) -> Result<(OplogWindow, Option<String>)> {
+    let mongo = connect(&mongo_target(settings)).await?;
+    oplog::require_replica_set(&mongo).await?;
+    let oldest = oplog::oldest(&mongo).await?;
+    let newest = oplog::newest(&mongo).await?;
+    let window = match (oldest, newest) {
+        (Some(a), Some(b)) => i64::from(b.time) - i64::from(a.time),
+        _ => 0,
+    };
+    let mut warning = None;
+    let mut at_risk = false;
+    if let (Some(b), Some(old)) = (position, oldest) {
+        if old > b {
+            at_risk = true;
+            warning = Some(format!(
+                "the oplog rolled over: its oldest entry {} is newer than the cycle's position {}; \
+                 the next run starts a new cycle with a full dump",
+                show(old),
+                show(b)
+            ));
+        } else if let Some(step) = interval {
+            // At the next run the oplog reaches back about `window` seconds from then; it must
+            // still hold the cycle's position.
+            let next_run = last_run.unwrap_or(now).max(now) + step;
+            let needed = next_run - i64::from(b.time);
+            if window < needed {
+                at_risk = true;
+                warning = Some(format!(
+                    "the oplog holds {} of writes, but the next run (every {}) needs {} back to the \
+                     cycle's position: it may roll over first; enlarge the oplog or run more often",
+                    show_duration(window),
+                    show_duration(step),
+                    show_duration(needed)
+                ));
+            }
+        }
+    }
+    Ok((
+        OplogWindow {
+            oldest: oldest.map(|t| crate::pipeline::catalog::show_position(t.into())),
+            newest: newest.map(|t| crate::pipeline::catalog::show_position(t.into())),
+            window_seconds: window,
+            interval_seconds: interval,
+            at_risk,
+        },
+        warning,
+    ))
+}
+
+fn show(ts: mongodb::bson::Timestamp) -> String {
+    crate::pipeline::catalog::show_position(Position::from(ts))
+}
+
+/// Archives with a `.pos.json` sidecar under the cycle's directory.
+fn pending_archives(root: &Path, cycle: Option<&str>) -> Vec<String> {
+    let Some(cycle) = cycle else {
+        return Vec::new();
+    };
+    let dir = root.join(cycle);
+    let mut found: Vec<PathBuf> = vec![dir.join("full_backup.tar.gz")];
+    if let Ok(entries) = std::fs::read_dir(dir.join("inc_backup")) {
+        found.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    let mut pending: Vec<String> = found
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz") && state::sidecar_path(p).exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    pending.sort();
+    pending
+}
+
+fn local_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `3725` as `1h2m5s`.
+pub fn show_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m{sec}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// `90m`, `26h`, `2d`, `3600` (seconds) as seconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = number.parse().ok()?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|s| *s > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m"), Some(5400));
+        assert_eq!(parse_duration("2d"), Some(172_800));
+        assert_eq!(parse_duration("30"), Some(30));
+        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration("0h"), None);
+        assert_eq!(show_duration(3725), "1h2m");
+        assert_eq!(show_duration(59), "59s");
+        assert_eq!(show_duration(90_000), "1d1h");
+    }
+}

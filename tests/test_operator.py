@@ -1,0 +1,265 @@
+"""The operator's commands on real servers: list, status, verify (HEAD and --deep), prune, --json, and
+the Python API on the same core (typed results, progress callback, GIL released)."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+import mongo_oss_backup as mob
+from conftest import oss_config, run_cli, write_config
+from datagen import assert_same_database, populate
+
+PREFIX = "mongodb_cycle_backup_titan_"
+
+
+def folder_installation(tmp_path, mongo, db, **extra):
+    values = dict(db_port=str(mongo.port), db_name=db, is_inc_backup="1", full_backup_period="7",
+                  storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
+    values.update(extra)
+    return write_config(tmp_path / "inst", **values)
+
+
+def stored_documents(database):
+    return sum(database[c["name"]].count_documents({}) for c in database.list_collections()
+               if c.get("type", "collection") == "collection")
+
+
+def cli_json(*args, ok=(0,)):
+    r = run_cli(*args, "--json")
+    assert r.returncode in ok, r.stdout + r.stderr
+    return json.loads(r.stdout), r
+
+
+def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
+    db = "op_cycle"
+    client = mongo.client()
+    client.drop_database(db)
+    populate(client[db], n=300)
+    cfg = folder_installation(tmp_path, mongo, db)
+    out, _ = cli_json("backup", "--config", str(cfg))
+    total = stored_documents(client[db])
+    assert out["outcome"] == "full_dump" and out["documents"] == total
+    cycle = out["cycle"]
+    client[db].extra.insert_many([{"_id": i, "v": "x" * i} for i in range(40)])
+    client[db].people.update_many({}, {"$set": {"seen": True}})
+    out, _ = cli_json("backup", "--config", str(cfg))
+    assert out["outcome"] == "increment" and out["entries"] >= 41
+
+    manifest = json.loads((tmp_path / "bucket" / cycle / "manifest.json").read_text())
+    assert manifest["tool"] == "mongo-oss-backup" and manifest["version"] == mob.__version__
+    full, inc = manifest["archives"]
+    assert full["kind"] == "full" and inc["kind"] == "increment"
+    stored = (tmp_path / "bucket" / full["key"]).read_bytes()
+    assert full["size"] == len(stored)
+    import fastcrc
+    assert full["crc64"] == str(fastcrc.crc64.xz(stored))
+    assert full["collections"]["%s.people" % db]["documents"] == client[db].people.count_documents({})
+    assert inc["entries"] == out["entries"] and inc["oplog_from"]["t"] <= inc["oplog_to"]["t"]
+
+    listing, r = cli_json("list", "--config", str(cfg))
+    (c,) = listing["cycles"]
+    assert c["name"] == cycle and c["complete"] and c["has_manifest"] and len(c["increments"]) == 1
+    assert c["increments"][0]["entries"] == inc["entries"]
+    r = run_cli("list", "--config", str(cfg))
+    assert r.returncode == 0 and cycle in r.stdout and "complete" in r.stdout
+
+    st, _ = cli_json("status", "--config", str(cfg))
+    assert st["stale"] is False and st["cycle"] == cycle and st["oplog"]["window_seconds"] >= 0
+    assert st["last_backup_age_seconds"] < 60
+
+    report, _ = cli_json("verify", "--config", str(cfg), "--deep")
+    assert report["ok"] and report["name"] == cycle
+    assert {a["key"] for a in report["archives"]} == {full["key"], inc["key"]}
+    deep = report["deep"]
+    assert all(col["ok"] for col in deep["collections"]) and len(deep["collections"]) >= 2
+    assert deep["increments"][0]["entries"] == inc["entries"]
+    assert not [n for n in client.list_database_names() if n.startswith("verify_")]
+
+    # The Python API gives the same facts, typed.
+    listed = mob.list_cycles(config=cfg)
+    assert isinstance(listed.cycles[0], mob.Cycle) and listed.cycles[0].increments[0].key == inc["key"]
+    assert mob.status(config=cfg).cycle == cycle
+    assert mob.verify(config=cfg).ok
+
+
+def test_verify_detects_truncated_and_replaced_objects_on_oss(tmp_path, mongo, oss_server):
+    import alibabacloud_oss_v2 as oss
+    db = "op_verify"
+    client = mongo.client()
+    client.drop_database(db)
+    populate(client[db], n=200)
+    bucket = oss_server.add_bucket("op-verify")
+    cfg = oss_config(tmp_path / "inst", oss_server, bucket, db_port=str(mongo.port), db_name=db,
+                     is_inc_backup="1", full_backup_period="7", db_backup_root_path=str(tmp_path / "root"))
+    env = {"HTTP_PROXY": oss_server.proxy}
+    r = run_cli("backup", "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stderr
+    client[db].more.insert_many([{"_id": i} for i in range(20)])
+    r = run_cli("backup", "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("verify", "--config", str(cfg), env=env)
+    assert r.returncode == 0 and "CRC64" in r.stdout, r.stdout + r.stderr
+
+    sdk = oss_server.sdk_client()
+    keys = [o.key for o in sdk.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket)).contents]
+    full_key = next(k for k in keys if k.endswith("full_backup.tar.gz"))
+    inc_key = next(k for k in keys if "/inc_backup/" in k)
+    original = oss_server.object_bytes(bucket, full_key)
+    # Truncated: size differs.
+    sdk.put_object(oss.PutObjectRequest(bucket=bucket, key=full_key, body=original[:-100]))
+    r = run_cli("verify", "--config", str(cfg), env=env)
+    assert r.returncode == 1 and "truncated or replaced" in r.stderr, r.stdout + r.stderr
+    assert "BAD  %s" % full_key in r.stdout
+    # Replaced with the same size: only the CRC64 differs.
+    sdk.put_object(oss.PutObjectRequest(bucket=bucket, key=full_key, body=original))
+    inc = oss_server.object_bytes(bucket, inc_key)
+    sdk.put_object(oss.PutObjectRequest(bucket=bucket, key=inc_key, body=bytes(reversed(inc))))
+    r = run_cli("verify", "--config", str(cfg), env=env)
+    assert r.returncode == 1 and "content replaced" in r.stderr, r.stdout + r.stderr
+    # Deleted.
+    sdk.put_object(oss.PutObjectRequest(bucket=bucket, key=inc_key, body=inc))
+    assert run_cli("verify", "--config", str(cfg), env=env).returncode == 0
+    sdk.delete_object(oss.DeleteObjectRequest(bucket=bucket, key=inc_key))
+    r = run_cli("verify", "--config", str(cfg), "--json", env=env)
+    report = json.loads(r.stdout)
+    assert r.returncode == 1 and not report["ok"]
+    assert [a["problem"] for a in report["archives"] if not a["ok"]] == ["missing from the bucket"]
+    listing = json.loads(run_cli("list", "--config", str(cfg), "--json", env=env).stdout)
+    assert listing["cycles"][0]["complete"] is False and listing["cycles"][0]["missing"] == [inc_key]
+
+
+def test_deep_verify_detects_a_changed_document_count(tmp_path, mongo):
+    """A full dump whose archive is rebuilt with one document fewer (and the manifest's size and CRC64
+    updated, as a careless repair would) passes the HEAD check but not --deep."""
+    import io
+    import tarfile
+    db = "op_deep"
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_many([{"_id": i, "v": i} for i in range(50)])
+    cfg = folder_installation(tmp_path, mongo, db)
+    out, _ = cli_json("backup", "--config", str(cfg))
+    cycle = out["cycle"]
+    path = tmp_path / "bucket" / cycle / "full_backup.tar.gz"
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for m, data in members:
+            if data is not None and m.name.endswith("c.bson"):
+                first_len = int.from_bytes(data[:4], "little")
+                data = data[first_len:]  # one document fewer
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(data) if data is not None else None)
+    path.write_bytes(buf.getvalue())
+    manifest_path = tmp_path / "bucket" / cycle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    import fastcrc
+    manifest["archives"][0]["size"] = len(buf.getvalue())
+    manifest["archives"][0]["crc64"] = str(fastcrc.crc64.xz(buf.getvalue()))
+    manifest_path.write_text(json.dumps(manifest))
+    assert run_cli("verify", "--config", str(cfg)).returncode == 0
+    r = run_cli("verify", "--config", str(cfg), "--deep")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "%s.c: restored 49 documents" % db in r.stderr and "recorded 50" in r.stderr
+
+
+def test_status_is_stale_and_warns_of_a_short_oplog(tmp_path, mongo):
+    db = "op_status"
+    client = mongo.client()
+    client.drop_database(db)
+    cfg = folder_installation(tmp_path, mongo, db)
+    r = run_cli("status", "--config", str(cfg))
+    assert r.returncode == 1 and "STALE" in r.stdout and "no successful backup" in r.stderr
+    client[db].c.insert_one({"_id": 1})
+    assert run_cli("backup", "--config", str(cfg)).returncode == 0
+    assert run_cli("status", "--config", str(cfg), "--max-age", "1h").returncode == 0
+    # Two hours pass without a backup: the record says so.
+    record = tmp_path / "root" / "mongo_oss_backup_last_run.json"
+    data = json.loads(record.read_text())
+    data["finished_at"] -= 7200
+    record.write_text(json.dumps(data))
+    r = run_cli("status", "--config", str(cfg), "--max-age", "1h")
+    assert r.returncode == 1 and "STALE" in r.stdout and "2h0m old" in r.stderr, r.stdout + r.stderr
+    # Runs a week apart cannot be covered by the oplog this server holds (seconds of writes).
+    st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h", "--interval", "7d")
+    assert st["stale"] is False and st["oplog"]["at_risk"] is True
+    assert "may roll over" in r.stderr
+
+
+def test_prune_keeps_the_newest_and_the_current(tmp_path, mongo):
+    db = "op_prune"
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_one({"_id": 1})
+    cfg = folder_installation(tmp_path, mongo, db)
+    bucket = tmp_path / "bucket"
+    made = []
+    for n in range(3):
+        # Each run after the state file is removed starts a new cycle.
+        state = tmp_path / "root" / "mongodb_inc_backup_info.json"
+        if state.exists():
+            state.unlink()
+        out, _ = cli_json("backup", "--config", str(cfg))
+        made.append(out["cycle"])
+        time.sleep(1.1)
+    assert sorted(p.name for p in bucket.iterdir()) == sorted(made)
+    out, _ = cli_json("prune", "--config", str(cfg), "--keep", "1", "--dry-run")
+    assert out["deleted"] == made[:2] and sorted(p.name for p in bucket.iterdir()) == sorted(made)
+    r = run_cli("prune", "--config", str(cfg), "--keep", "1")
+    assert r.returncode == 0 and "deleted cycle %s" % made[0] in r.stdout
+    left = sorted(p.name for p in bucket.iterdir() if any(p.rglob("*.tar.gz")))
+    assert left == [made[2]]
+    r = run_cli("prune", "--config", str(cfg))
+    assert r.returncode == 2 and "keep_cycles is 0" in r.stderr
+
+
+def test_python_api_full_mode_progress_and_gil(tmp_path, mongo):
+    db = "op_api"
+    client = mongo.client()
+    client.drop_database(db)
+    populate(client[db], n=2000)
+    cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="0",
+                       storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
+    updates = []
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():  # runs only while the engine has released the GIL
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        result = mob.backup(config=cfg, progress=updates.append)
+    finally:
+        stop.set()
+        t.join()
+    assert isinstance(result, mob.BackupResult) and result.mode == "full"
+    total = stored_documents(client[db])
+    assert result.documents == total and result.key == result.name + ".tar.gz"
+    assert len(ticks) > 5
+    assert all(isinstance(u, mob.Progress) for u in updates)
+    dumps = [u for u in updates if u.task == "dump %s.people" % db and u.finished]
+    assert dumps and dumps[-1].items == client[db].people.count_documents({})
+    assert any(u.task.startswith("upload ") and u.finished and u.bytes == u.total for u in updates)
+    assert (tmp_path / "bucket" / (result.name + ".manifest.json")).exists()
+
+    listed = mob.list_cycles(config=cfg)
+    assert [f.name for f in listed.full_backups] == [result.name]
+    assert mob.verify(config=cfg, deep=True).ok
+    client.drop_database("op_api_restored")
+    restored = mob.restore(config=cfg, full=result.name, target_db="op_api_restored")
+    assert isinstance(restored, mob.RestoreResult) and restored.databases[0].database == "op_api_restored"
+    assert_same_database(client[db], client["op_api_restored"])
+    with pytest.raises(mob.ConfigError):
+        mob.restore(config=cfg)
+    with pytest.raises(mob.StorageNotFoundError):
+        mob.verify(config=cfg, name="no_such_backup")
+    with pytest.raises(TypeError):
+        mob.backup(cfg)  # keyword-only
