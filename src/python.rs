@@ -505,6 +505,7 @@ impl Storage {
         })?;
         let opts = storage::StorageOptions {
             upload_concurrency: settings.upload_concurrency,
+            io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
             ..Default::default()
         };
         let inner = storage::open(target, &opts).map_err(to_py)?;

@@ -39,6 +39,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "oss_signature_version",
     "oss_region",
     "upload_concurrency",
+    "storage_timeout_seconds",
     "compression_level",
     "cycle_prefix",
     "keep_cycles",
@@ -112,6 +113,8 @@ pub struct Settings {
     pub oss_signature_version: SignatureVersion,
     pub oss_region: Option<String>,
     pub upload_concurrency: usize,
+    /// A storage request that stalls longer than this is abandoned and retried.
+    pub storage_timeout_seconds: u64,
     pub compression_level: u32,
     pub cycle_prefix: String,
     pub keep_cycles: u32,
@@ -358,6 +361,12 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         (1, 64),
         "is not a number from 1 to 64",
     )?;
+    let storage_timeout_seconds = r.number(
+        "storage_timeout_seconds",
+        Some(60u64),
+        (1, 3600),
+        "is not a number of seconds from 1 to 3600",
+    )?;
     let compression_level = r.number(
         "compression_level",
         Some(6u32),
@@ -427,6 +436,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         oss_signature_version,
         oss_region,
         upload_concurrency,
+        storage_timeout_seconds,
         compression_level,
         cycle_prefix,
         keep_cycles,
@@ -481,6 +491,7 @@ impl Settings {
             "oss_signature_version": self.oss_signature_version.number(),
             "oss_region": region,
             "upload_concurrency": self.upload_concurrency,
+            "storage_timeout_seconds": self.storage_timeout_seconds,
             "compression_level": self.compression_level,
             "cycle_prefix": self.cycle_prefix,
             "keep_cycles": self.keep_cycles,

@@ -39,7 +39,9 @@ impl Default for RestoreOptions {
         RestoreOptions {
             drop_existing: false,
             insert_workers: 4,
-            batch_bytes: 8 << 20,
+            // Small enough that progress moves and memory stays low (workers × batch), large
+            // enough that the per-command cost vanishes next to the server's per-document work.
+            batch_bytes: 1 << 20,
         }
     }
 }
@@ -250,8 +252,6 @@ async fn insert_file(
         let batch = reader.next_batch(opts.batch_bytes)?;
         let done = batch.is_empty();
         if !done {
-            let bytes: usize = batch.iter().map(|d| d.as_bytes().len()).sum();
-            task.add(batch.len() as u64, bytes as u64);
             let coll = collection.clone();
             in_flight.spawn(async move {
                 let outcome = coll
@@ -268,6 +268,8 @@ async fn insert_file(
                 .await
                 .expect("a task is in flight")
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("insert task failed: {e}")))?;
+            let bytes: usize = batch.iter().map(|d| d.as_bytes().len()).sum();
+            task.add(batch.len() as u64, bytes as u64);
             account(mongo, db, name, batch, outcome, result).await?;
         }
         if done {

@@ -51,6 +51,7 @@ pub fn mongo_target(settings: &Settings) -> MongoTarget {
 pub async fn open_storage(target: &StorageTarget, settings: &Settings) -> Result<Box<dyn Storage>> {
     let opts = StorageOptions {
         upload_concurrency: settings.upload_concurrency,
+        io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
         ..Default::default()
     };
     let storage = storage::open(target, &opts)?;
