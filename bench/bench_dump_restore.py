@@ -130,7 +130,7 @@ def main():
         ours_full_s, ours_full_rss, _ = timed([exe, "backup", "--config", str(full_cfg)])
         dump_cfg = write_config(work / "local", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
         ours_dump_s, ours_dump_rss, _ = timed([exe, "backup", "--config", str(dump_cfg)])
-        [dump_dir] = list((work / "local" / "work").iterdir())
+        [dump_dir] = [p for p in (work / "local" / "work").iterdir() if p.is_dir()]
 
         restore_cfg = write_config(work / "restore", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
         ours_restore_s, ours_restore_rss, _ = timed([exe, "restore", "--config", str(restore_cfg), "--full",

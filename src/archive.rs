@@ -14,6 +14,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::progress::{Task, Unit};
 
 const IO_BUFFER: usize = 1 << 20;
 
@@ -48,8 +49,14 @@ pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
         input_bytes: 0,
         archive_bytes: 0,
     };
-    append_tree(&mut builder, src, Path::new(name), &mut stats)
+    let mut task = Task::start(
+        format!("archive {}", name.to_string_lossy()),
+        Unit::Bytes,
+        None,
+    );
+    append_tree(&mut builder, src, Path::new(name), &mut stats, &mut task)
         .map_err(|e| Error::io("archive", src, e))?;
+    task.finish();
     let gz = builder
         .into_inner()
         .map_err(|e| Error::io("write archive", dest, e))?;
@@ -76,6 +83,7 @@ fn append_tree<W: Write>(
     dir: &Path,
     name: &Path,
     stats: &mut ArchiveStats,
+    task: &mut Task,
 ) -> std::io::Result<()> {
     builder.append_dir(name, dir)?;
     let mut children: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
@@ -85,17 +93,37 @@ fn append_tree<W: Write>(
         let entry_name = name.join(child.file_name());
         let kind = child.file_type()?;
         if kind.is_dir() {
-            append_tree(builder, &path, &entry_name, stats)?;
+            append_tree(builder, &path, &entry_name, stats, task)?;
         } else if kind.is_file() {
             let mut f = File::open(&path)?;
             stats.input_bytes += f.metadata()?.len();
             stats.files += 1;
-            builder.append_file(&entry_name, &mut f)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_metadata(&f.metadata()?);
+            let mut counted = Counted {
+                inner: &mut f,
+                task,
+            };
+            builder.append_data(&mut header, &entry_name, &mut counted)?;
         } else {
             builder.append_path_with_name(&path, &entry_name)?;
         }
     }
     Ok(())
+}
+
+/// A reader that reports the bytes read through it to a progress task.
+struct Counted<'a, R> {
+    inner: R,
+    task: &'a mut Task,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.task.add(0, n as u64);
+        Ok(n)
+    }
 }
 
 /// Extracts `archive` into directory `dest` (created if needed). Returns the top-level names.
@@ -107,7 +135,15 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
         )
     };
     let file = File::open(archive).map_err(|e| Error::io("open archive", archive, e))?;
-    std::fs::create_dir_all(dest).map_err(|e| Error::io("create directory", dest, e))?;
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        dirs.mode(0o700); // what it holds is a backup
+    }
+    dirs.create(dest)
+        .map_err(|e| Error::io("create directory", dest, e))?;
     let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(
         IO_BUFFER, file,
     )));

@@ -303,8 +303,16 @@ fn print_database(db: &crate::mongo::restore::DatabaseRestore) {
     }
 }
 
-pub fn restore_full(settings: &Settings, req: &restore_full::RestoreFullRequest) -> Result<i32> {
+pub fn restore_full(
+    settings: &Settings,
+    req: &restore_full::RestoreFullRequest,
+    json: bool,
+) -> Result<i32> {
     let report = block_on(restore_full::run(settings, req))?;
+    if json {
+        print_json(&report);
+        return Ok(if report.failed() { 3 } else { 0 });
+    }
     for db in &report.databases {
         print_database(db);
     }
@@ -345,8 +353,20 @@ pub fn parse_until(text: &str) -> Result<mongodb::bson::Timestamp> {
     )))
 }
 
-pub fn restore_inc(settings: &Settings, req: &restore_inc::RestoreIncRequest) -> Result<i32> {
+pub fn restore_inc(
+    settings: &Settings,
+    req: &restore_inc::RestoreIncRequest,
+    json: bool,
+) -> Result<i32> {
     let report = block_on(restore_inc::run(settings, req))?;
+    let failed = report
+        .databases
+        .iter()
+        .any(|db| db.failed_documents() > 0 || db.failed_indexes() > 0);
+    if json {
+        print_json(&report);
+        return Ok(if failed { 3 } else { 0 });
+    }
     if req.dry_run {
         println!("dry run of cycle {}: nothing was changed", req.cycle);
         for p in &report.plan {
@@ -365,10 +385,8 @@ pub fn restore_inc(settings: &Settings, req: &restore_inc::RestoreIncRequest) ->
         }
         return Ok(0);
     }
-    let mut failed = false;
     for db in &report.databases {
         print_database(db);
-        failed |= db.failed_documents() > 0 || db.failed_indexes() > 0;
     }
     let r = &report.replay;
     let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();

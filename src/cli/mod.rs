@@ -234,7 +234,7 @@ fn run(cli: Cli) -> Result<i32> {
                     skip_unknown,
                     oplog_only,
                 };
-                return commands::restore_inc(&settings, &req);
+                return commands::restore_inc(&settings, &req, out.json);
             }
             let req = crate::pipeline::restore_full::RestoreFullRequest {
                 local_temp,
@@ -244,7 +244,7 @@ fn run(cli: Cli) -> Result<i32> {
                 drop_existing: drop,
                 target_db,
             };
-            commands::restore_full(&settings, &req)
+            commands::restore_full(&settings, &req, out.json)
         }
         Command::List { config } => commands::list(&settings_for(&config, out)?, out.json),
         Command::Status {
@@ -334,7 +334,7 @@ pub fn script_restore_full(
             &req.local_temp,
             req.already_downloaded,
         )
-        .and_then(|settings| commands::restore_full(&settings, &req)),
+        .and_then(|settings| commands::restore_full(&settings, &req, false)),
     )
 }
 
@@ -355,7 +355,7 @@ pub fn script_restore_inc(
             &req.local_temp,
             req.already_downloaded,
         )?;
-        commands::restore_inc(&settings, &req)
+        commands::restore_inc(&settings, &req, false)
     };
     finish(run())
 }

@@ -411,7 +411,12 @@ impl Storage for OpendalStorage {
         })?;
         let expected_crc = self.oss_crc64(key).await?;
         if let Some(dir) = local.parent() {
-            tokio::fs::create_dir_all(dir)
+            let mut builder = tokio::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            builder.mode(0o700); // a download is a backup: readable by its owner only
+            builder
+                .create(dir)
                 .await
                 .map_err(|e| Error::io("create directory", dir, e))?;
         }
