@@ -3,13 +3,14 @@ Python's tarfile around a mongodump directory with 3.0-era metadata, and increme
 holds MongoDB 3.0 entries (h, v, unversioned $set/$unset updates) — restores with restore_inc.py."""
 
 import io
+import json
 import tarfile
 
 import bson
 import pytest
 from bson import Int64, Timestamp
 
-from conftest import FIXTURES, start_secantus
+from conftest import FIXTURES, run_cli, start_secantus, write_config
 from scripts_util import install_scripts, run_script, set_variables
 
 TESTDATA = FIXTURES / "mongorestore-testdata"
@@ -71,5 +72,18 @@ def test_old_cycle_restores(tmp_path):
         assert db.fresh.find_one() == {"_id": 1, "v": "ok"}
         assert "v_1" in [i["name"] for i in db.fresh.list_indexes()]
         assert "1 skipped" in r.stdout  # the no-op
+
+        # Without a manifest, list and verify go by what the bucket holds.
+        cfg = write_config(tmp_path / "ops", db_port=str(server.port), db_name="chen", is_inc_backup="1",
+                           full_backup_period="7", storage_url="file://%s" % (tmp_path / "bucket"),
+                           db_backup_root_path=str(tmp_path / "opsroot"))
+        listing = json.loads(run_cli("list", "--config", str(cfg), "--json").stdout)
+        (c,) = listing["cycles"]
+        assert c["name"] == cycle and c["complete"] and not c["has_manifest"] and len(c["increments"]) == 2
+        assert c["started"] == "2015-11-24 14:11:33" and c["covers_to"] == "2015-11-24 16:00:00"
+        r = run_cli("verify", "--config", str(cfg), "--deep")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "no manifest" in r.stdout and "chen.c1: %d documents" % len(c1) in r.stdout
+        assert "oplog_20151124160000.tar.gz: 4 oplog entries" in r.stdout
     finally:
         server.stop()

@@ -263,3 +263,57 @@ def test_python_api_full_mode_progress_and_gil(tmp_path, mongo):
         mob.verify(config=cfg, name="no_such_backup")
     with pytest.raises(TypeError):
         mob.backup(cfg)  # keyword-only
+
+
+def test_s3_backup_verifies_by_size_and_detects_truncation(tmp_path, mongo, moto_s3):
+    import boto3
+    db = "op_s3"
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_many([{"_id": i, "v": "s3 %d" % i} for i in range(100)])
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="mk",
+                      aws_secret_access_key="ms")
+    s3.create_bucket(Bucket="op-s3")
+    cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="1",
+                       full_backup_period="7", storage_url="s3://op-s3?endpoint=%s&region=us-east-1" % moto_s3,
+                       accessKeyId="mk", accessKeySecret="ms", db_backup_root_path=str(tmp_path / "root"))
+    out, _ = cli_json("backup", "--config", str(cfg))
+    r = run_cli("verify", "--config", str(cfg))
+    assert r.returncode == 0 and "not reported (size only)" in r.stdout, r.stdout + r.stderr
+    key = "%s/full_backup.tar.gz" % out["cycle"]
+    body = s3.get_object(Bucket="op-s3", Key=key)["Body"].read()
+    s3.put_object(Bucket="op-s3", Key=key, Body=body[:-1])
+    r = run_cli("verify", "--config", str(cfg))
+    assert r.returncode == 1 and "truncated or replaced" in r.stderr
+
+
+def test_quiet_and_verbose(tmp_path, mongo):
+    db = "op_quiet"
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_one({"_id": 1})
+    cfg = folder_installation(tmp_path, mongo, db)
+    r = run_cli("backup", "--config", str(cfg), "-v")
+    assert r.returncode == 0 and " DEBUG " in r.stderr and " INFO " in r.stderr
+    client[db].c.insert_one({"_id": 2})
+    time.sleep(1.1)
+    r = run_cli("backup", "--config", str(cfg), "-q")
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("cycle "), r.stdout + r.stderr
+    r = run_cli("status", "--config", str(cfg), "--max-age", "soon")
+    assert r.returncode == 2 and '"soon" is not a duration' in r.stderr
+    r = run_cli("backup", "--config", str(tmp_path / "missing.properties"), "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["kind"] == "config"
+    report = mob.prune(config=cfg, keep=3, dry_run=True)
+    assert isinstance(report, mob.PruneReport) and report.deleted == [] and len(report.kept) == 1
+
+
+def test_tls_is_asked_for_through_the_uri(tmp_path, mongo):
+    """db_host as a URI with tls=true: the driver speaks TLS (secantusdb does not, so the handshake
+    fails) and the failure is one line, not a hang or a plaintext fallback."""
+    db = "op_tls"
+    cfg = folder_installation(tmp_path, mongo, db,
+                              db_host="mongodb://127.0.0.1:%d/?tls=true&serverSelectionTimeoutMS=3000" % mongo.port)
+    r = run_cli("backup", "--config", str(cfg))
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "cannot reach MongoDB" in lines[0]
