@@ -366,21 +366,8 @@ fn verify_json(
 fn prune_json(py: Python<'_>, config: PathBuf, keep: usize, dry_run: bool) -> PyResult<String> {
     detached(py, None, || {
         let settings = api_settings(&config)?;
-        let current: Option<crate::state::CycleInfo> =
-            crate::state::read(&crate::state::state_a_path(&settings.db_backup_root_path))?;
-        let current = current.map(|c| c.last_circle_backup_dir_name);
-        let report = crate::runtime::block_on(async {
-            let storage =
-                crate::pipeline::open_source_storage(&settings, "the cycles to prune").await?;
-            crate::pipeline::prune::prune_cycles(
-                storage.as_ref(),
-                &settings.cycle_prefix,
-                keep,
-                current.as_deref(),
-                dry_run,
-            )
-            .await
-        })?;
+        let report =
+            crate::runtime::block_on(crate::pipeline::prune::run(&settings, keep, dry_run))?;
         Ok(json_text(&report))
     })
 }

@@ -237,26 +237,8 @@ pub fn verify(settings: &Settings, req: &verify::VerifyRequest, json: bool) -> R
 
 /// `prune`: keep the newest cycles.
 pub fn prune(settings: &Settings, keep: Option<u32>, dry_run: bool, json: bool) -> Result<i32> {
-    let keep = keep.unwrap_or(settings.keep_cycles);
-    if keep == 0 {
-        return Err(crate::error::Error::config(
-            "nothing to prune: keep_cycles is 0 (keep everything); pass --keep N",
-        ));
-    }
-    let current: Option<crate::state::CycleInfo> =
-        crate::state::read(&crate::state::state_a_path(&settings.db_backup_root_path))?;
-    let current = current.map(|c| c.last_circle_backup_dir_name);
-    let report = block_on(async {
-        let storage = open_source_storage(settings, "the cycles to prune").await?;
-        prune::prune_cycles(
-            storage.as_ref(),
-            &settings.cycle_prefix,
-            keep as usize,
-            current.as_deref(),
-            dry_run,
-        )
-        .await
-    })?;
+    let keep = keep.unwrap_or(settings.keep_cycles) as usize;
+    let report = block_on(prune::run(settings, keep, dry_run))?;
     if json {
         print_json(&report);
     } else {

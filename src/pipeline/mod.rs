@@ -256,7 +256,7 @@ pub async fn restore_dump_root(
 }
 
 /// The database directories of a dump root, sorted.
-fn database_dirs(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn database_dirs(root: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(root).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::new(

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::config::Settings;
+use crate::error::{Error, Result};
 use crate::storage::Storage;
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -13,6 +14,23 @@ pub struct PruneReport {
     pub deleted: Vec<String>,
     pub objects_deleted: usize,
     pub dry_run: bool,
+}
+
+/// `prune`: keeps the `keep` newest cycles of the configured bucket and the installation's current
+/// one (state A), deletes the others (or only says so, with `dry_run`).
+pub async fn run(settings: &Settings, keep: usize, dry_run: bool) -> Result<PruneReport> {
+    if keep == 0 {
+        return Err(Error::config(
+            "nothing to prune: keep_cycles is 0 (keep everything); pass --keep N",
+        ));
+    }
+    let root = &settings.db_backup_root_path;
+    let current: Option<crate::state::CycleInfo> =
+        crate::state::read(&crate::state::state_a_path(root))?;
+    let current = current.map(|c| c.last_circle_backup_dir_name);
+    let storage = super::open_source_storage(settings, "the cycles to prune").await?;
+    let prefix = &settings.cycle_prefix;
+    prune_cycles(storage.as_ref(), prefix, keep, current.as_deref(), dry_run).await
 }
 
 /// Keeps the `keep` newest cycles named `<prefix>…` (and `current`); deletes the others' objects.

@@ -289,7 +289,7 @@ async fn deep_check(
     let mongo = connect(&mongo_target(settings)).await?;
     let scratch = format!("verify_{}", std::process::id());
     let mut collections = Vec::new();
-    for db in subdirectories(&dump_root)? {
+    for db in super::database_dirs(&dump_root)? {
         let scratch_db = scratch_name(&scratch, &db);
         let _ = mongo.client.database(&scratch_db).drop().await;
         let outcome = check_database(&mongo, &dump_root.join(&db), &db, &scratch_db, target).await;
@@ -418,17 +418,6 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
-}
-
-fn subdirectories(dir: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io("read directory", dir, e))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// `verify_<pid>_<db>`, kept under MongoDB's 63-byte database name limit.
