@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from conftest import oss_config, write_config
+from conftest import oss_config, run_cli, write_config
 from inc_util import check_nothing_missing, folder_cycle_files
 from scripts_util import install_scripts, run_script
 
 
 @pytest.mark.parametrize("point", ["during_dump", "after_dump", "after_archive", "after_upload", "before_state_a",
-                                   "after_capture", "inc:after_archive", "inc:after_upload"])
+                                   "after_capture", "inc:after_archive", "inc:after_upload",
+                                   "inc:after_manifest"])
 def test_crash_at_every_step(tmp_path, mongo, point):
     db = "crash_" + point.replace(":", "_")
     client = mongo.client()
@@ -49,6 +50,9 @@ def test_crash_at_every_step(tmp_path, mongo, point):
         assert r.returncode == 0, r.stdout + r.stderr
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
     check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle), db, inserted)
+    # The manifest names exactly what the bucket holds, with the right sizes and CRC64s.
+    r = run_cli("verify", "--config", str(inst / "config.properties"), cycle)
+    assert r.returncode == 0 and "note " not in r.stdout, r.stdout + r.stderr
 
 
 def test_sigkill_during_a_stalled_upload(tmp_path, mongo, oss_server):

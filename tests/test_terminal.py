@@ -9,24 +9,33 @@ import uuid
 
 import pytest
 
-from conftest import write_config
+from conftest import start_secantus, write_config
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO |WARN |ERROR|DEBUG) \S")
 
 
 @pytest.fixture(scope="module")
-def big_installation(tmp_path_factory, mongo):
+def server(tmp_path_factory):
+    """A server of its own: the shared one is slowed down by everything the other tests wrote."""
+    mongo = start_secantus(tmp_path_factory.mktemp("term-secantus"))
+    try:
+        yield mongo
+    finally:
+        mongo.stop()
+
+
+@pytest.fixture(scope="module")
+def big_installation(tmp_path_factory, server):
     db = "term_progress"
-    client = mongo.client()
-    client.drop_database(db)
+    client = server.client()
     for k in range(8):
         client[db].big.insert_many([{"_id": k * 10000 + i, "pad": "p" * 100} for i in range(10000)])
     tmp = tmp_path_factory.mktemp("term")
-    return write_config(tmp / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="0",
+    return write_config(tmp / "inst", db_port=str(server.port), db_name=db, is_inc_backup="0",
                         storage_url="file://%s" % (tmp / "bucket"), db_backup_root_path=str(tmp / "root")), db
 
 
-def test_progress_bars_on_a_terminal(big_installation, mongo):
+def test_progress_bars_on_a_terminal(big_installation, server):
     tmux = shutil.which("tmux")
     if tmux is None:
         pytest.skip("tmux is not installed")
@@ -34,7 +43,7 @@ def test_progress_bars_on_a_terminal(big_installation, mongo):
     exe = shutil.which("mongo-oss-backup")
     sock = "mob-%s" % uuid.uuid4().hex[:8]
     # A restore of 80,000 documents takes seconds here (a dump of them, under one).
-    mongo.client().drop_database(db + "_copy")
+    server.client().drop_database(db + "_copy")
     command = ("%s backup --config %s && %s restore --config %s --full $(ls %s | grep -o '^mongodb_backup_titan_[0-9]*' "
                "| tail -1) --target-db %s_copy; echo EXIT=$?; sleep 60"
                % (exe, cfg, exe, cfg, cfg.parent.parent / "bucket", db))

@@ -367,6 +367,7 @@ async fn upload_pending(
         &done,
     )
     .await?;
+    super::crash_point("after_manifest");
     let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
     if newer {
         write_b(cycle_dir, position)?;
