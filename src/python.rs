@@ -310,7 +310,7 @@ fn list_json(py: Python<'_>, config: PathBuf) -> PyResult<String> {
     detached(py, None, || {
         let settings = api_settings(&config)?;
         let catalog = crate::runtime::block_on(async {
-            let storage = crate::pipeline::open_source_storage(&settings, "the list").await?;
+            let storage = crate::pipeline::open_source_storage(&settings, "list").await?;
             crate::pipeline::catalog::read(storage.as_ref(), &settings.cycle_prefix).await
         })?;
         Ok(json_text(&catalog))

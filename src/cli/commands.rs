@@ -44,7 +44,7 @@ fn print_json(value: &impl serde::Serialize) {
 /// `list`: cycles and full backups in the bucket.
 pub fn list(settings: &Settings, json: bool) -> Result<i32> {
     let catalog = block_on(async {
-        let storage = open_source_storage(settings, "the list").await?;
+        let storage = open_source_storage(settings, "list").await?;
         catalog::read(storage.as_ref(), &settings.cycle_prefix).await
     })?;
     if json {

@@ -198,11 +198,11 @@ pub async fn record_in_manifest(
     Ok(())
 }
 
-/// The bucket a restore downloads from; `what` names it in the error ("the backup", "the cycle").
+/// The configured bucket, opened and checked; `what` names the purpose in the error.
 pub async fn open_source_storage(settings: &Settings, what: &str) -> Result<Box<dyn Storage>> {
     let target = settings.storage.as_ref().ok_or_else(|| {
         Error::config(format!(
-            "no bucket configured to download {what} from (set endpoint/bucket or storage_url)"
+            "no bucket is configured for {what}: set is_upload_to_oss=1 with endpoint and bucket, or storage_url"
         ))
     })?;
     open_storage(target, settings).await

@@ -28,7 +28,7 @@ pub async fn run(settings: &Settings, keep: usize, dry_run: bool) -> Result<Prun
     let current: Option<crate::state::CycleInfo> =
         crate::state::read(&crate::state::state_a_path(root))?;
     let current = current.map(|c| c.last_circle_backup_dir_name);
-    let storage = super::open_source_storage(settings, "the cycles to prune").await?;
+    let storage = super::open_source_storage(settings, "prune").await?;
     let prefix = &settings.cycle_prefix;
     prune_cycles(storage.as_ref(), prefix, keep, current.as_deref(), dry_run).await
 }

@@ -67,7 +67,7 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
 }
 
 async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> Result<()> {
-    let storage = open_source_storage(settings, "the backup").await?;
+    let storage = open_source_storage(settings, "restoring the backup").await?;
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
     let started = Instant::now();

@@ -167,7 +167,7 @@ fn plan(dir: &Path, until: Option<Timestamp>) -> Result<IncrementPlan> {
 }
 
 async fn download_cycle(settings: &Settings, req: &RestoreIncRequest) -> Result<()> {
-    let storage = open_source_storage(settings, "the cycle").await?;
+    let storage = open_source_storage(settings, "restoring the cycle").await?;
     let objects = storage.list(&format!("{}/", req.cycle)).await?;
     if objects.is_empty() {
         return Err(Error::new(

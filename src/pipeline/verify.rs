@@ -78,7 +78,7 @@ pub struct VerifyRequest {
 }
 
 pub async fn run(settings: &Settings, req: &VerifyRequest) -> Result<VerifyReport> {
-    let storage = open_source_storage(settings, "the backup to verify").await?;
+    let storage = open_source_storage(settings, "verify").await?;
     let catalog = catalog::read(storage.as_ref(), &settings.cycle_prefix).await?;
     let target = pick(&catalog, req.name.as_deref(), &storage.describe())?;
     let mut report = VerifyReport {
