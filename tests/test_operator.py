@@ -9,7 +9,7 @@ import time
 import pytest
 
 import mongo_oss_backup as mob
-from conftest import oss_config, run_cli, write_config
+from conftest import oss_config, run_cli, start_secantus, write_config
 from datagen import assert_same_database, populate
 
 PREFIX = "mongodb_cycle_backup_titan_"
@@ -167,27 +167,39 @@ def test_deep_verify_detects_a_changed_document_count(tmp_path, mongo):
     assert "%s.c: restored 49 documents" % db in r.stderr and "recorded 50" in r.stderr
 
 
-def test_status_is_stale_and_warns_of_a_short_oplog(tmp_path, mongo):
-    db = "op_status"
-    client = mongo.client()
-    client.drop_database(db)
-    cfg = folder_installation(tmp_path, mongo, db)
-    r = run_cli("status", "--config", str(cfg))
-    assert r.returncode == 1 and "STALE" in r.stdout and "no successful backup" in r.stderr
-    client[db].c.insert_one({"_id": 1})
-    assert run_cli("backup", "--config", str(cfg)).returncode == 0
-    assert run_cli("status", "--config", str(cfg), "--max-age", "1h").returncode == 0
-    # Two hours pass without a backup: the record says so.
-    record = tmp_path / "root" / "mongo_oss_backup_last_run.json"
-    data = json.loads(record.read_text())
-    data["finished_at"] -= 7200
-    record.write_text(json.dumps(data))
-    r = run_cli("status", "--config", str(cfg), "--max-age", "1h")
-    assert r.returncode == 1 and "STALE" in r.stdout and "2h0m old" in r.stderr, r.stdout + r.stderr
-    # Runs a week apart cannot be covered by the oplog this server holds (seconds of writes).
-    st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h", "--interval", "7d")
-    assert st["stale"] is False and st["oplog"]["at_risk"] is True
-    assert "may roll over" in r.stderr
+def test_status_is_stale_and_warns_of_a_short_oplog(tmp_path):
+    # A server of its own with a 100-entry oplog, so that the test can fill it.
+    server = start_secantus(tmp_path / "secantus", oplog_max_entries=100)
+    try:
+        db = "op_status"
+        client = server.client()
+        cfg = folder_installation(tmp_path, server, db)
+        r = run_cli("status", "--config", str(cfg))
+        assert r.returncode == 1 and "STALE" in r.stdout and "no successful backup" in r.stderr
+        client[db].c.insert_one({"_id": 1})
+        assert run_cli("backup", "--config", str(cfg)).returncode == 0
+        assert run_cli("status", "--config", str(cfg), "--max-age", "1h").returncode == 0
+        # Two hours pass without a backup: the record says so.
+        record = tmp_path / "root" / "mongo_oss_backup_last_run.json"
+        data = json.loads(record.read_text())
+        data["finished_at"] -= 7200
+        record.write_text(json.dumps(data))
+        r = run_cli("status", "--config", str(cfg), "--max-age", "1h")
+        assert r.returncode == 1 and "STALE" in r.stdout and "2h0m old" in r.stderr, r.stdout + r.stderr
+        # An oplog far from full has pruned nothing: its short span is no risk yet.
+        st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h", "--interval", "7d")
+        assert st["stale"] is False and st["oplog"]["fill"] < 0.9 and st["oplog"]["at_risk"] is False
+        # Full, it holds seconds of writes; runs a week apart cannot be covered.
+        client[db].more.insert_many([{"_id": i} for i in range(300)])
+        client.admin.command({"secantusAdmin.pruneOplog": 1})
+        st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h")
+        assert st["oplog"]["fill"] >= 0.9 and st["oplog"]["at_risk"] is True
+        assert "the oplog rolled over" in r.stderr and "next run starts a new cycle" in r.stderr
+        assert run_cli("backup", "--config", str(cfg)).returncode == 0  # that new cycle
+        st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h", "--interval", "7d")
+        assert st["oplog"]["at_risk"] is True and "may roll over" in r.stderr
+    finally:
+        server.stop()
 
 
 def test_prune_keeps_the_newest_and_the_current(tmp_path, mongo):

@@ -98,6 +98,7 @@ class OplogWindow:
     at_risk: bool
     oldest: Optional[str] = None
     newest: Optional[str] = None
+    fill: Optional[float] = None  # how full the capped oplog is, 0..1, when the server says
     interval_seconds: Optional[int] = None
 
 

@@ -152,10 +152,13 @@ pub fn status(settings: &Settings, req: &status::StatusRequest, json: bool) -> R
         }
         if let Some(w) = &st.oplog {
             println!(
-                "oplog: {} of writes ({} .. {}){}",
+                "oplog: {} of writes ({} .. {}){}{}",
                 status::show_duration(w.window_seconds),
                 w.oldest.as_deref().unwrap_or("?"),
                 w.newest.as_deref().unwrap_or("?"),
+                w.fill
+                    .map(|f| format!(", {:.0}% full", f * 100.0))
+                    .unwrap_or_default(),
                 w.interval_seconds
                     .map(|i| format!(", runs every {}", status::show_duration(i)))
                     .unwrap_or_default()

@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use mongodb::options::FindOptions;
 
@@ -62,6 +63,51 @@ pub async fn newest(mongo: &Mongo) -> Result<Option<Position>> {
 /// The oldest position still in the oplog.
 pub async fn oldest(mongo: &Mongo) -> Result<Option<Position>> {
     edge(mongo, 1).await
+}
+
+/// How full the capped oplog is, from 0 to 1, when the server says: mongod's `collStats` (bytes
+/// against `maxSize`), else the entry cap in its collection options against its count (secantusdb).
+/// While an oplog is not full nothing has been pruned, so its time span is no limit yet.
+pub async fn fill(mongo: &Mongo) -> Result<Option<f64>> {
+    let local = mongo.client.database("local");
+    if let Ok(stats) = local.run_command(doc! {"collStats": "oplog.rs"}).await {
+        if let (Some(size), Some(max)) = (number(stats.get("size")), number(stats.get("maxSize"))) {
+            if max > 0.0 {
+                return Ok(Some((size / max).min(1.0)));
+            }
+        }
+    }
+    let doing = "read the oplog's options";
+    let specs: Vec<Document> = local
+        .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": "oplog.rs"}})
+        .await
+        .map_err(|e| mongo.error(e, doing))?
+        .try_collect()
+        .await
+        .map_err(|e| mongo.error(e, doing))?;
+    let max = specs
+        .first()
+        .and_then(|s| s.get_document("options").ok())
+        .and_then(|o| number(o.get("max")))
+        .filter(|m| *m > 0.0);
+    let Some(max) = max else {
+        return Ok(None);
+    };
+    let count = local
+        .collection::<Document>("oplog.rs")
+        .estimated_document_count()
+        .await
+        .map_err(|e| mongo.error(e, "count the oplog"))?;
+    Ok(Some((count as f64 / max).min(1.0)))
+}
+
+fn number(value: Option<&Bson>) -> Option<f64> {
+    match value? {
+        Bson::Int32(n) => Some(f64::from(*n)),
+        Bson::Int64(n) => Some(*n as f64),
+        Bson::Double(n) => Some(*n),
+        _ => None,
+    }
 }
 
 /// Fails with one line when the server has no oplog (a standalone server).

@@ -46,7 +46,10 @@ pub fn run(settings: &Settings) -> Result<BackupOutcome> {
     } else {
         BackupOutcome::Full(block_on(backup_full::run(settings, now))?)
     };
-    record_success(&settings.db_backup_root_path, &outcome.summary(), now)?;
+    // The backup is stored whatever happens to this record; `status` falls back to last.json's time.
+    if let Err(e) = record_success(&settings.db_backup_root_path, &outcome.summary(), now) {
+        log::warn!("the backup is stored, but recording its time for `status` failed: {e}");
+    }
     Ok(outcome)
 }
 

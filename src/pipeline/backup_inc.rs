@@ -341,12 +341,6 @@ async fn upload_pending(
     })?;
     let position = pending.position.to_ts(&sidecar)?;
     let done = super::upload(storage, archive_path, key).await?;
-    log::info!(
-        "stored {key} in {} (size {}, CRC64 {} verified)",
-        storage.describe(),
-        done.size,
-        done.crc64
-    );
     super::crash_point("after_upload");
     let kind = if key.ends_with("/full_backup.tar.gz") {
         ArchiveKind::Full

@@ -41,6 +41,9 @@ pub struct OplogWindow {
     pub oldest: Option<String>,
     pub newest: Option<String>,
     pub window_seconds: i64,
+    /// How full the capped oplog is (0..1), when the server says; below 90% nothing is pruned
+    /// yet, so the window is no limit.
+    pub fill: Option<f64>,
     /// Between the last two runs, or as given.
     pub interval_seconds: Option<i64>,
     /// The oplog may not reach back to the cycle's position at the next run.
@@ -147,6 +150,8 @@ async fn oplog_window(
         (Some(a), Some(b)) => i64::from(b.time) - i64::from(a.time),
         _ => 0,
     };
+    let fill = oplog::fill(&mongo).await?;
+    let pruning = fill.is_none_or(|f| f >= 0.9);
     let mut warning = None;
     let mut at_risk = false;
     if let (Some(b), Some(old)) = (position, oldest) {
@@ -158,7 +163,7 @@ async fn oplog_window(
                 show(old),
                 show(b)
             ));
-        } else if let Some(step) = interval {
+        } else if let Some(step) = interval.filter(|_| pruning) {
             // At the next run the oplog reaches back about `window` seconds from then; it must
             // still hold the cycle's position.
             let next_run = last_run.unwrap_or(now).max(now) + step;
@@ -180,6 +185,7 @@ async fn oplog_window(
             oldest: oldest.map(|t| crate::pipeline::catalog::show_position(t.into())),
             newest: newest.map(|t| crate::pipeline::catalog::show_position(t.into())),
             window_seconds: window,
+            fill,
             interval_seconds: interval,
             at_risk,
         },
