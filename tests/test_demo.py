@@ -10,4 +10,6 @@ def test_demo_runs(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("byte-identical: True") == 2
     assert "view restored: ['big_spenders']" in r.stdout
-    assert r.stdout.count("inc_backup/oplog_") == 2
+    [bucket] = [line for line in r.stdout.splitlines() if line.startswith("bucket:")]
+    assert bucket.count("inc_backup/oplog_") == 2
+    assert "verified mongodb_cycle_backup_titan_" in r.stdout and "restored and compared" in r.stdout

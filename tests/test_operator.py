@@ -75,6 +75,8 @@ def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
     assert {a["key"] for a in report["archives"]} == {full["key"], inc["key"]}
     deep = report["deep"]
     assert all(col["ok"] for col in deep["collections"]) and len(deep["collections"]) >= 2
+    # Every recorded collection was compared, and nothing else (the view "adults" holds no documents).
+    assert {col["namespace"] for col in deep["collections"]} == set(full["collections"])
     assert deep["increments"][0]["entries"] == inc["entries"]
     assert not [n for n in client.list_database_names() if n.startswith("verify_")]
 

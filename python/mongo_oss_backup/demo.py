@@ -144,6 +144,11 @@ def main() -> int:
         print("bucket:       %s (%s)" % (bucket, ", ".join(sorted(
             str(p.relative_to(bucket)) for p in bucket.rglob("*.tar.gz")))))
         print("scripts:      %s" % install)
+        for args in (["list"], ["status", "--max-age", "1h"], ["verify", "--deep"]):
+            r = subprocess.run([cli, *args, "--config", str(install / "config.properties")], capture_output=True,
+                               text=True)
+            same &= r.returncode == 0
+            print("%-13s " % (args[0] + ":") + r.stdout.strip().replace("\n", "\n" + " " * 14))
         print("total:        %.1fs" % (time.perf_counter() - started))
         return 0 if same else 1
     finally:
