@@ -331,3 +331,29 @@ def test_tls_is_asked_for_through_the_uri(tmp_path, mongo):
     lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert "cannot reach MongoDB" in lines[0]
+
+
+def test_manifest_survives_a_lost_or_damaged_local_copy(tmp_path, mongo):
+    db = "op_manifest"
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_one({"_id": 0})
+    cfg = folder_installation(tmp_path, mongo, db)
+    cycle = cli_json("backup", "--config", str(cfg))[0]["cycle"]
+    local = tmp_path / "root" / cycle / "manifest.json"
+    stored = tmp_path / "bucket" / cycle / "manifest.json"
+
+    local.unlink()  # lost: the bucket's copy is continued
+    client[db].c.insert_one({"_id": 1})
+    time.sleep(1.1)
+    assert cli_json("backup", "--config", str(cfg))[0]["outcome"] == "increment"
+    assert [a["kind"] for a in json.loads(stored.read_text())["archives"]] == ["full", "increment"]
+
+    local.write_text("{ damaged")  # damaged: backups go on, the manifest starts again
+    client[db].c.insert_one({"_id": 2})
+    time.sleep(1.1)
+    r = run_cli("backup", "--config", str(cfg))
+    assert r.returncode == 0 and "starting the manifest again" in r.stderr, r.stderr
+    assert len(json.loads(stored.read_text())["archives"]) == 1
+    r = run_cli("verify", "--config", str(cfg))
+    assert r.returncode == 0 and r.stdout.count("not in the manifest") == 2, r.stdout

@@ -187,7 +187,24 @@ pub async fn record_in_manifest(
     mut entry: ArchiveEntry,
     done: &VerifiedUpload,
 ) -> Result<()> {
-    let mut manifest = Manifest::read_local(path)?.unwrap_or_else(|| Manifest::new(name, database));
+    // The local copy, else the bucket's (a root that lost it), else a new one. A damaged manifest
+    // must not stop backups: it is started again, and `verify` notes the archives it lost.
+    let existing = match Manifest::read_local(path) {
+        Ok(Some(m)) => Ok(Some(m)),
+        Ok(None) => match storage.read(key).await? {
+            Some(bytes) => Manifest::parse(&bytes, key).map(Some),
+            None => Ok(None),
+        },
+        Err(e) => Err(e),
+    };
+    let mut manifest = match existing {
+        Ok(Some(m)) => m,
+        Ok(None) => Manifest::new(name, database),
+        Err(e) => {
+            log::warn!("{e}; starting the manifest again");
+            Manifest::new(name, database)
+        }
+    };
     entry.key = done.key.clone();
     entry.size = done.size;
     entry.crc64 = done.crc64.to_string();
