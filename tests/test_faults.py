@@ -209,8 +209,10 @@ class SmallDisk:
     def __init__(self, path: Path):
         self.path = path
         path.mkdir(parents=True)
-        self.mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(path)],
-                                      capture_output=True).returncode == 0
+        # MOB_TEST_NO_MOUNT=1 tries the file-size limit where a mount would work.
+        mount = ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(path)]
+        self.mounted = ("MOB_TEST_NO_MOUNT" not in os.environ and shutil.which("mount") is not None
+                        and subprocess.run(mount, capture_output=True).returncode == 0)
 
     def limit(self):
         if not self.mounted:
