@@ -62,9 +62,13 @@ pub struct Catalog {
     pub full_backups: Vec<FullBackup>,
 }
 
-/// Lists the bucket and reads every manifest.
+/// Lists the cycles' and full backups' keys (by their name prefixes: other objects in a shared
+/// bucket are not listed) and reads every manifest.
 pub async fn read(storage: &dyn Storage, cycle_prefix: &str) -> Result<Catalog> {
-    let objects = storage.list("").await?;
+    let mut objects = storage.list(cycle_prefix).await?;
+    if !FULL_PREFIX.starts_with(cycle_prefix) {
+        objects.extend(storage.list(FULL_PREFIX).await?);
+    }
     let mut by_cycle: BTreeMap<String, Vec<&ObjectInfo>> = BTreeMap::new();
     let mut catalog = Catalog::default();
     for o in &objects {
