@@ -162,6 +162,23 @@ impl Drop for Task {
     }
 }
 
+/// A byte-counting task that a transfer's progress callback (`Fn(u64)`, shared) can update.
+pub struct Transfer(Mutex<Task>);
+
+impl Transfer {
+    pub fn start(label: impl Into<String>, total: Option<u64>) -> Transfer {
+        Transfer(Mutex::new(Task::start(label, Unit::Bytes, total)))
+    }
+
+    /// Bytes done so far.
+    pub fn report(&self, bytes: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_bytes(bytes);
+    }
+}
+
 /// Progress bars on a terminal (stderr), one per running task, removed when it ends.
 pub struct TerminalBars {
     multi: indicatif::MultiProgress,

@@ -309,10 +309,7 @@ fn restore_json(
 fn list_json(py: Python<'_>, config: PathBuf) -> PyResult<String> {
     detached(py, None, || {
         let settings = api_settings(&config)?;
-        let catalog = crate::runtime::block_on(async {
-            let storage = crate::pipeline::open_source_storage(&settings, "list").await?;
-            crate::pipeline::catalog::read(storage.as_ref(), &settings.cycle_prefix).await
-        })?;
+        let catalog = crate::runtime::block_on(crate::pipeline::catalog::list(&settings))?;
         Ok(json_text(&catalog))
     })
 }

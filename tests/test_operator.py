@@ -250,14 +250,18 @@ def test_python_api_full_mode_progress_and_gil(tmp_path, mongo):
     t = threading.Thread(target=ticker)
     t.start()
     try:
+        began = time.monotonic()
         result = mob.backup(config=cfg, progress=updates.append)
+        ended = time.monotonic()
     finally:
         stop.set()
         t.join()
     assert isinstance(result, mob.BackupResult) and result.mode == "full"
     total = stored_documents(client[db])
     assert result.documents == total and result.key == result.name + ".tar.gz"
-    assert len(ticks) > 5
+    # The other thread kept running while the engine worked, not only before and after the call.
+    during = [x for x in ticks if began < x < ended]
+    assert len(during) > 5 and len(during) > 0.3 * (ended - began) / 0.01, (len(during), ended - began)
     assert all(isinstance(u, mob.Progress) for u in updates)
     dumps = [u for u in updates if u.task == "dump %s.people" % db and u.finished]
     assert dumps and dumps[-1].items == client[db].people.count_documents({})

@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::error::{ErrorKind, Result};
 use crate::pipeline::backup::{self, BackupOutcome};
-use crate::pipeline::{catalog, open_source_storage, prune, restore_full, restore_inc};
+use crate::pipeline::{catalog, prune, restore_full, restore_inc};
 use crate::pipeline::{status, verify};
 use crate::runtime::block_on;
 
@@ -43,10 +43,7 @@ fn print_json(value: &impl serde::Serialize) {
 
 /// `list`: cycles and full backups in the bucket.
 pub fn list(settings: &Settings, json: bool) -> Result<i32> {
-    let catalog = block_on(async {
-        let storage = open_source_storage(settings, "list").await?;
-        catalog::read(storage.as_ref(), &settings.cycle_prefix).await
-    })?;
+    let catalog = block_on(catalog::list(settings))?;
     if json {
         print_json(&catalog);
         return Ok(0);
@@ -344,10 +341,7 @@ pub fn restore_inc(
     json: bool,
 ) -> Result<i32> {
     let report = block_on(restore_inc::run(settings, req))?;
-    let failed = report
-        .databases
-        .iter()
-        .any(|db| db.failed_documents() > 0 || db.failed_indexes() > 0);
+    let failed = crate::mongo::restore::any_failed(&report.databases);
     if json {
         print_json(&report);
         return Ok(if failed { 3 } else { 0 });

@@ -61,6 +61,13 @@ pub struct CollectionRestore {
     pub index_failures: Vec<String>,
 }
 
+/// Whether some document or index of these restores could not be restored (exit code 3).
+pub fn any_failed(databases: &[DatabaseRestore]) -> bool {
+    databases
+        .iter()
+        .any(|d| d.failed_documents() > 0 || d.failed_indexes() > 0)
+}
+
 /// What one database restore did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DatabaseRestore {

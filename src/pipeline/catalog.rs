@@ -62,9 +62,19 @@ pub struct Catalog {
     pub full_backups: Vec<FullBackup>,
 }
 
+/// `list`: the configured bucket's catalog, every manifest read.
+pub async fn list(settings: &crate::config::Settings) -> Result<Catalog> {
+    let storage = super::open_source_storage(settings, "list").await?;
+    read(storage.as_ref(), &settings.cycle_prefix, &|_| true).await
+}
+
 /// Lists the cycles' and full backups' keys (by their name prefixes: other objects in a shared
-/// bucket are not listed) and reads every manifest.
-pub async fn read(storage: &dyn Storage, cycle_prefix: &str) -> Result<Catalog> {
+/// bucket are not listed) and reads the manifests of the names `wanted` accepts.
+pub async fn read(
+    storage: &dyn Storage,
+    cycle_prefix: &str,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Catalog> {
     let mut objects = storage.list(cycle_prefix).await?;
     if !FULL_PREFIX.starts_with(cycle_prefix) {
         objects.extend(storage.list(FULL_PREFIX).await?);
@@ -78,7 +88,10 @@ pub async fn read(storage: &dyn Storage, cycle_prefix: &str) -> Result<Catalog> 
             }
         } else if o.key.starts_with(FULL_PREFIX) && o.key.ends_with(".tar.gz") {
             let name = o.key.trim_end_matches(".tar.gz").to_string();
-            let manifest = read_manifest(storage, &format!("{name}.manifest.json")).await?;
+            let manifest = match wanted(&name) {
+                true => read_manifest(storage, &full_manifest_key(&name)).await?,
+                false => None,
+            };
             let mut archive = archive_of(o, manifest.as_ref());
             archive.created = name_time(&name, FULL_PREFIX);
             catalog.full_backups.push(FullBackup {
@@ -90,7 +103,10 @@ pub async fn read(storage: &dyn Storage, cycle_prefix: &str) -> Result<Catalog> 
         }
     }
     for (name, objects) in by_cycle {
-        let manifest = read_manifest(storage, &format!("{name}/{MANIFEST}")).await?;
+        let manifest = match wanted(&name) {
+            true => read_manifest(storage, &cycle_manifest_key(&name)).await?,
+            false => None,
+        };
         catalog
             .cycles
             .push(cycle_of(&name, cycle_prefix, &objects, manifest));
@@ -98,7 +114,15 @@ pub async fn read(storage: &dyn Storage, cycle_prefix: &str) -> Result<Catalog> 
     Ok(catalog)
 }
 
-async fn read_manifest(storage: &dyn Storage, key: &str) -> Result<Option<Manifest>> {
+pub fn cycle_manifest_key(cycle: &str) -> String {
+    format!("{cycle}/{MANIFEST}")
+}
+
+pub fn full_manifest_key(name: &str) -> String {
+    format!("{name}.manifest.json")
+}
+
+pub async fn read_manifest(storage: &dyn Storage, key: &str) -> Result<Option<Manifest>> {
     match storage.read(key).await? {
         Some(bytes) => Ok(Some(Manifest::parse(&bytes, key)?)),
         None => Ok(None),

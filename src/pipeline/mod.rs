@@ -24,7 +24,7 @@ use crate::manifest::{ArchiveEntry, ArchiveKind, Manifest};
 use crate::mongo::dump::CollectionDump;
 use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
 use crate::mongo::{Mongo, MongoTarget};
-use crate::progress::{Task, Unit};
+use crate::progress::Transfer;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
 /// Test hook: when `MONGO_OSS_BACKUP_TEST_CRASH` names this point, the process dies on the spot
@@ -112,13 +112,9 @@ pub async fn create_archive(dir: &Path, dest: &Path, level: u32) -> Result<()> {
 pub async fn upload(storage: &dyn Storage, local: &Path, key: &str) -> Result<VerifiedUpload> {
     let started = Instant::now();
     let total = std::fs::metadata(local).map(|m| m.len()).ok();
-    let task = std::sync::Mutex::new(Task::start(format!("upload {key}"), Unit::Bytes, total));
+    let task = Transfer::start(format!("upload {key}"), total);
     let done = storage
-        .put_file(local, key, &|sent| {
-            if let Ok(mut t) = task.lock() {
-                t.set_bytes(sent)
-            }
-        })
+        .put_file(local, key, &|sent| task.report(sent))
         .await?;
     drop(task);
     log::info!(
@@ -139,15 +135,8 @@ pub async fn download(
     local: &Path,
     total: Option<u64>,
 ) -> Result<u64> {
-    let task = std::sync::Mutex::new(Task::start(format!("download {key}"), Unit::Bytes, total));
-    let crc = storage
-        .get_file(key, local, &|got| {
-            if let Ok(mut t) = task.lock() {
-                t.set_bytes(got)
-            }
-        })
-        .await?;
-    Ok(crc)
+    let task = Transfer::start(format!("download {key}"), total);
+    storage.get_file(key, local, &|got| task.report(got)).await
 }
 
 /// A manifest entry for a dump (its collections' counts and hashes) or an increment; key, size

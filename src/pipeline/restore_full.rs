@@ -34,9 +34,7 @@ pub struct RestoreReport {
 
 impl RestoreReport {
     pub fn failed(&self) -> bool {
-        self.databases
-            .iter()
-            .any(|d| d.failed_documents() > 0 || d.failed_indexes() > 0)
+        crate::mongo::restore::any_failed(&self.databases)
     }
 }
 

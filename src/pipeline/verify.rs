@@ -79,8 +79,9 @@ pub struct VerifyRequest {
 
 pub async fn run(settings: &Settings, req: &VerifyRequest) -> Result<VerifyReport> {
     let storage = open_source_storage(settings, "verify").await?;
-    let catalog = catalog::read(storage.as_ref(), &settings.cycle_prefix).await?;
-    let target = pick(&catalog, req.name.as_deref(), &storage.describe())?;
+    let catalog = catalog::read(storage.as_ref(), &settings.cycle_prefix, &|_| false).await?;
+    let mut target = pick(&catalog, req.name.as_deref(), &storage.describe())?;
+    target.manifest = catalog::read_manifest(storage.as_ref(), &target.manifest_key).await?;
     let mut report = VerifyReport {
         name: target.name.clone(),
         has_manifest: target.manifest.is_some(),
@@ -159,6 +160,7 @@ pub async fn run(settings: &Settings, req: &VerifyRequest) -> Result<VerifyRepor
 /// The backup chosen for verification, whatever its mode.
 struct Target {
     name: String,
+    manifest_key: String,
     manifest: Option<Manifest>,
     /// Archive keys present in the bucket.
     keys: Vec<String>,
@@ -176,7 +178,8 @@ fn pick(catalog: &Catalog, name: Option<&str>, bucket: &str) -> Result<Target> {
         let full_key = c.full.as_ref().map(|f| f.key.clone());
         return Ok(Target {
             name: c.name.clone(),
-            manifest: c.manifest.clone(),
+            manifest_key: catalog::cycle_manifest_key(&c.name),
+            manifest: None,
             keys: full_key
                 .iter()
                 .chain(increment_keys.iter())
@@ -194,7 +197,8 @@ fn pick(catalog: &Catalog, name: Option<&str>, bucket: &str) -> Result<Target> {
     match full {
         Some(f) => Ok(Target {
             name: f.name.clone(),
-            manifest: f.manifest.clone(),
+            manifest_key: catalog::full_manifest_key(&f.name),
+            manifest: None,
             keys: vec![f.archive.key.clone()],
             full_key: Some(f.archive.key.clone()),
             increment_keys: Vec::new(),
