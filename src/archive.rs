@@ -199,6 +199,9 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
             return Err(bad(format!("entry {} escapes the target", path.display())));
         }
     }
+    // tar stops at its end-of-archive blocks; gzip's CRC32 and length are in the trailer after
+    // them. Reading to the end is what checks them (and refuses bytes appended after).
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
     Ok(tops)
 }
 
@@ -243,13 +246,6 @@ pub fn create_private(path: &Path) -> Result<File> {
     opts.open(path).map_err(|e| Error::io("create", path, e))
 }
 
-/// The archive path for directory `dir`: `<dir>.tar.gz` beside it.
-pub fn archive_path_for(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".tar.gz");
-    dir.with_file_name(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +259,7 @@ mod tests {
         std::fs::write(src.join("app/c.metadata.json"), b"{}").unwrap();
         let long = "x".repeat(180);
         std::fs::write(src.join("app").join(&long), b"long").unwrap();
-        let dest = archive_path_for(&src);
+        let dest = crate::layout::archive_path_for(&src);
         let stats = create(&src, &dest, 6).unwrap();
         assert_eq!(stats.files, 3);
         assert!(stats.archive_bytes < 10_000);
@@ -280,6 +276,30 @@ mod tests {
             std::fs::read(out.join("full_backup/app").join(long)).unwrap(),
             b"long"
         );
+    }
+
+    /// A byte changed inside the data (level 0: stored deflate blocks still inflate) or a cut
+    /// trailer is caught by gzip's CRC32 and length, which sit after tar's end-of-archive blocks.
+    #[test]
+    fn reads_to_the_gzip_trailer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("oplog_1");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("oplog.bson"), vec![b'a'; 50_000]).unwrap();
+        let dest = crate::layout::archive_path_for(&src);
+        create(&src, &dest, 0).unwrap();
+        let good = std::fs::read(&dest).unwrap();
+        assert!(extract(&dest, &tmp.path().join("ok")).is_ok());
+
+        let mut flipped = good.clone();
+        let at = flipped.windows(8).position(|w| w == b"aaaaaaaa").unwrap() + 1000;
+        flipped[at] = b'b';
+        std::fs::write(&dest, &flipped).unwrap();
+        let err = extract(&dest, &tmp.path().join("flipped")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Archive, "{err}");
+
+        std::fs::write(&dest, &good[..good.len() - 4]).unwrap();
+        assert!(extract(&dest, &tmp.path().join("cut")).is_err());
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!
 //! Module map:
 //! - `config`: config.properties reader and typed settings (with the storage target).
+//! - `position`: the one oplog position type (parse, print, serde forms).
+//! - `layout`: every bucket key, local folder and name of the old layout, and the key parser.
+//! - `chain`: the proof that a cycle restores (dump, then increments joined end to end).
 //! - `archive`: streaming tar.gz create/extract with the old entry names and a tar-slip guard.
 //! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs): verified uploads, downloads, listing.
 //! - `mongo`: connection, mongodump-format dump and restore through the official driver.
@@ -15,14 +18,17 @@
 //! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
 
 pub mod archive;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod layout;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod mongo;
 pub mod pipeline;
+pub mod position;
 pub mod progress;
 pub mod runtime;
 pub mod state;

@@ -5,14 +5,14 @@
 //! the bucket against it; `list` reads time ranges from it. It holds no setting and no secret.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use mongodb::bson::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-
-pub const FILE_NAME: &str = "manifest.json";
+use crate::layout::{self, Key};
+pub use crate::position::Position;
+use crate::storage::Storage;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -25,6 +25,17 @@ pub struct Manifest {
     pub database: String,
     pub updated_at: String,
     pub archives: Vec<ArchiveEntry>,
+    /// Ranges a run captured and found to hold no entry of the database: they join the increments
+    /// around them into one chain (no archive is stored for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_ranges: Vec<OplogRange>,
+}
+
+/// An oplog range `(from, to]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OplogRange {
+    pub from: Position,
+    pub to: Position,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,9 +54,12 @@ pub struct ArchiveEntry {
     /// CRC-64/ECMA as a decimal string (OSS's own notation; too large for a JSON number).
     pub crc64: String,
     pub stored_at: String,
-    /// Full dump of a cycle: the oplog position it was started at (replay starts after it).
+    /// Full dump of a cycle: the oplog position it was started at (replay starts after it), and
+    /// the newest one once it had finished (the earliest point the cycle restores to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oplog_start: Option<Position>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_end: Option<Position>,
     /// Increment: the range (from, to] it captured, and its first and last entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oplog_from: Option<Position>,
@@ -62,31 +76,6 @@ pub struct ArchiveEntry {
 pub struct CollectionSummary {
     pub documents: u64,
     pub hash: String,
-}
-
-/// An oplog timestamp as `{"t": seconds, "i": increment}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    pub t: u32,
-    pub i: u32,
-}
-
-impl From<Timestamp> for Position {
-    fn from(ts: Timestamp) -> Self {
-        Position {
-            t: ts.time,
-            i: ts.increment,
-        }
-    }
-}
-
-impl From<Position> for Timestamp {
-    fn from(p: Position) -> Self {
-        Timestamp {
-            time: p.t,
-            increment: p.i,
-        }
-    }
 }
 
 /// The content hash of a collection, independent of document order: the sum modulo 2^128 of the
@@ -119,6 +108,30 @@ impl CollectionDigest {
     }
 }
 
+impl ArchiveEntry {
+    /// An entry with nothing known yet but its kind.
+    pub fn new(kind: ArchiveKind) -> Self {
+        ArchiveEntry {
+            key: String::new(),
+            kind,
+            size: 0,
+            crc64: String::new(),
+            stored_at: String::new(),
+            oplog_start: None,
+            oplog_end: None,
+            oplog_from: None,
+            oplog_to: None,
+            entries: None,
+            collections: BTreeMap::new(),
+        }
+    }
+
+    /// The recorded CRC64, when one was (not for objects adopted from a bucket without CRC64).
+    pub fn crc64_value(&self) -> Option<u64> {
+        self.crc64.parse().ok()
+    }
+}
+
 impl Manifest {
     pub fn new(name: &str, database: &str) -> Self {
         Manifest {
@@ -129,6 +142,7 @@ impl Manifest {
             database: database.into(),
             updated_at: now(),
             archives: Vec::new(),
+            empty_ranges: Vec::new(),
         }
     }
 
@@ -141,6 +155,19 @@ impl Manifest {
         });
         self.version = env!("CARGO_PKG_VERSION").into();
         self.updated_at = now();
+    }
+
+    /// Records a range captured and found empty, merged with one it continues.
+    pub fn record_empty_range(&mut self, from: Position, to: Position) {
+        match self.empty_ranges.iter_mut().find(|r| r.to == from) {
+            Some(r) => r.to = to,
+            None => self.empty_ranges.push(OplogRange { from, to }),
+        }
+        self.updated_at = now();
+    }
+
+    pub fn entry(&self, key: &str) -> Option<&ArchiveEntry> {
+        self.archives.iter().find(|a| a.key == key)
     }
 
     pub fn full(&self) -> Option<&ArchiveEntry> {
@@ -170,12 +197,132 @@ impl Manifest {
     }
 }
 
-/// Serializes an optional oplog timestamp as `{"t": .., "i": ..}` (or null).
-pub fn serialize_ts<S: serde::Serializer>(
-    ts: &Option<Timestamp>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    ts.map(Position::from).serialize(s)
+/// Where a manifest lives: its local copy, its key, and what it describes.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub local: PathBuf,
+    pub key: String,
+    /// The cycle or full backup's name.
+    pub name: String,
+    pub database: String,
+    /// A cycle's manifest (not a full-mode backup's).
+    pub cycle: bool,
+}
+
+impl Place {
+    /// `<cycle>/manifest.json`, kept locally in the cycle's folder.
+    pub fn of_cycle(cycle_dir: &Path, cycle: &str, database: &str) -> Self {
+        Place {
+            local: cycle_dir.join(layout::MANIFEST_FILE),
+            key: layout::cycle_manifest_key(cycle),
+            name: cycle.into(),
+            database: database.into(),
+            cycle: true,
+        }
+    }
+
+    /// `<name>.manifest.json` of a full-mode backup, kept locally in the root beside its archive.
+    pub fn of_full_backup(root: &Path, name: &str, database: &str) -> Self {
+        let key = layout::full_manifest_key(name);
+        Place {
+            local: root.join(&key),
+            key,
+            name: name.into(),
+            database: database.into(),
+            cycle: false,
+        }
+    }
+}
+
+/// Reads the manifest at `place` (its local copy, else the bucket's), applies `change`, writes it
+/// locally and stores it, verified. A damaged copy does not stop backups: it is started again with a
+/// warning, and `verify` then notes the archives it lost. A cycle's manifest without its full dump
+/// (a cycle the old scripts began) first adopts what the bucket holds; `start_hint` is the position
+/// the cycle's dump was taken at, known when no increment was stored yet.
+pub async fn update(
+    storage: &dyn Storage,
+    place: &Place,
+    start_hint: Option<Position>,
+    change: impl FnOnce(&mut Manifest),
+) -> Result<()> {
+    let existing = match Manifest::read_local(&place.local) {
+        Ok(Some(m)) => Ok(Some(m)),
+        Ok(None) => match storage.read(&place.key).await? {
+            Some(bytes) => Manifest::parse(&bytes, &place.key).map(Some),
+            None => Ok(None),
+        },
+        Err(e) => Err(e),
+    };
+    let mut manifest = match existing {
+        Ok(Some(m)) => m,
+        Ok(None) => Manifest::new(&place.name, &place.database),
+        Err(e) => {
+            log::warn!("{e}; starting the manifest again");
+            Manifest::new(&place.name, &place.database)
+        }
+    };
+    change(&mut manifest);
+    if place.cycle && manifest.full().is_none() {
+        adopt(storage, &mut manifest, start_hint).await?;
+    }
+    crate::state::write_atomic(&place.local, manifest.to_json().as_bytes())?;
+    storage.put_file(&place.local, &place.key, &|_| {}).await?;
+    Ok(())
+}
+
+/// Records the archives of a cycle the manifest does not know (stored by the old scripts before
+/// the switch-over), with the size and CRC64 the bucket reports, so that `verify` checks them and a
+/// restore compares them. Their ranges are unknown (restores check them by their entries); the
+/// dump's position is known only when no increment was stored before (`start_hint`).
+async fn adopt(
+    storage: &dyn Storage,
+    manifest: &mut Manifest,
+    start_hint: Option<Position>,
+) -> Result<()> {
+    let objects = storage
+        .list(&layout::cycle_prefix_of(&manifest.name))
+        .await?;
+    let unrecorded_increments = objects
+        .iter()
+        .filter(|o| matches!(Key::parse(&o.key, ""), Key::Increment { .. }))
+        .filter(|o| manifest.entry(&o.key).is_none())
+        .count();
+    for o in &objects {
+        let kind = match Key::parse(&o.key, "") {
+            Key::CycleFull { .. } => ArchiveKind::Full,
+            Key::Increment { .. } => ArchiveKind::Increment,
+            _ => continue,
+        };
+        if manifest.entry(&o.key).is_some() {
+            continue;
+        }
+        let Some(info) = storage.head(&o.key).await? else {
+            continue;
+        };
+        let mut entry = ArchiveEntry::new(kind);
+        entry.key = o.key.clone();
+        entry.size = info.size;
+        entry.crc64 = info.crc64.map(|c| c.to_string()).unwrap_or_default();
+        entry.stored_at = info
+            .last_modified
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
+            .unwrap_or_else(now);
+        if kind == ArchiveKind::Full && unrecorded_increments == 0 {
+            entry.oplog_start = start_hint;
+        }
+        log::info!(
+            "manifest of {}: recorded {} ({} bytes), stored before the switch-over",
+            manifest.name,
+            o.key,
+            info.size
+        );
+        manifest.record(entry);
+    }
+    Ok(())
 }
 
 pub fn now() -> String {
@@ -207,15 +354,10 @@ mod tests {
     fn record_replaces_and_keeps_full_first() {
         let entry = |key: &str, kind, size| ArchiveEntry {
             key: key.into(),
-            kind,
             size,
             crc64: "1".into(),
             stored_at: now(),
-            oplog_start: None,
-            oplog_from: None,
-            oplog_to: None,
-            entries: None,
-            collections: BTreeMap::new(),
+            ..ArchiveEntry::new(kind)
         };
         let mut m = Manifest::new("c", "db");
         m.record(entry(

@@ -246,8 +246,8 @@ fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> 
 /// Restores a full backup (`full`) or a cycle (`cycle`); the report as JSON text.
 #[pyfunction]
 #[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
-    dry_run = false, drop = false, oplog_only = false, skip_unknown = false, local_dir = None,
-    downloaded = false, progress = None))]
+    dry_run = false, drop = false, oplog_only = false, skip_unknown = false, allow_gap = false,
+    local_dir = None, downloaded = false, progress = None))]
 #[allow(clippy::too_many_arguments)]
 fn restore_json(
     py: Python<'_>,
@@ -260,6 +260,7 @@ fn restore_json(
     drop: bool,
     oplog_only: bool,
     skip_unknown: bool,
+    allow_gap: bool,
     local_dir: Option<PathBuf>,
     downloaded: bool,
     progress: Option<Py<PyAny>>,
@@ -280,6 +281,7 @@ fn restore_json(
                     dry_run,
                     skip_unknown,
                     oplog_only,
+                    allow_gap,
                 };
                 let report = crate::runtime::block_on(restore_inc::run(&settings, &req))?;
                 Ok(json_text(&report))
@@ -287,7 +289,7 @@ fn restore_json(
             (None, Some(name)) => {
                 let req = restore_full::RestoreFullRequest {
                     name,
-                    suffix: ".tar.gz".into(),
+                    suffix: crate::layout::ARCHIVE_SUFFIX.into(),
                     local_temp,
                     already_downloaded: downloaded,
                     drop_existing: drop,
@@ -400,7 +402,7 @@ fn run_restore_full(
 
 /// restore_inc.py: settings as (key, value) pairs; prints the summary and returns the exit code.
 #[pyfunction]
-#[pyo3(signature = (pairs, *, cycle, local_temp, downloaded, drop, until = String::new(), target_db = None, dry_run = false, skip_unknown = false))]
+#[pyo3(signature = (pairs, *, cycle, local_temp, downloaded, drop, until = String::new(), target_db = None, dry_run = false, skip_unknown = false, allow_gap = false))]
 #[allow(clippy::too_many_arguments)]
 fn run_restore_inc(
     py: Python<'_>,
@@ -413,6 +415,7 @@ fn run_restore_inc(
     target_db: Option<String>,
     dry_run: bool,
     skip_unknown: bool,
+    allow_gap: bool,
 ) -> i32 {
     py.detach(|| {
         crate::cli::script_restore_inc(
@@ -427,6 +430,7 @@ fn run_restore_inc(
                 dry_run,
                 skip_unknown,
                 oplog_only: false,
+                allow_gap,
             },
             &until,
         )
@@ -490,6 +494,7 @@ impl Storage {
         let opts = storage::StorageOptions {
             upload_concurrency: settings.upload_concurrency,
             io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
+            create_missing_folder: settings.create_bucket_folder,
             ..Default::default()
         };
         let inner = storage::open(target, &opts).map_err(to_py)?;

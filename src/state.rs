@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mongodb::bson::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::position::Position;
 
 pub const STATE_A: &str = "mongodb_inc_backup_info.json";
 pub const STATE_B: &str = "last.json";
@@ -40,15 +40,16 @@ pub struct OplogPosition {
 }
 
 impl OplogPosition {
-    pub fn from_ts(ts: Timestamp) -> Self {
+    pub fn new(p: Position) -> Self {
         OplogPosition {
-            time: ts.time.to_string(),
-            inc: ts.increment.to_string(),
+            time: p.t.to_string(),
+            inc: p.i.to_string(),
         }
     }
 
-    pub fn to_ts(&self, path: &Path) -> Result<Timestamp> {
-        let bad = || {
+    /// The position, or an error naming the file it came from.
+    pub fn position(&self, path: &Path) -> Result<Position> {
+        Position::from_state_strings(&self.time, &self.inc).ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
                 format!(
@@ -58,12 +59,21 @@ impl OplogPosition {
                     self.inc
                 ),
             )
-        };
-        Ok(Timestamp {
-            time: self.time.trim().parse().map_err(|_| bad())?,
-            increment: self.inc.trim().parse().map_err(|_| bad())?,
         })
     }
+}
+
+/// State B of a cycle folder, `None` when it has none yet.
+pub fn read_b(cycle_dir: &Path) -> Result<Option<Position>> {
+    let path = state_b_path(cycle_dir);
+    match read::<OplogPosition>(&path)? {
+        Some(p) => Ok(Some(p.position(&path)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn write_b(cycle_dir: &Path, p: Position) -> Result<()> {
+    write(&state_b_path(cycle_dir), &OplogPosition::new(p))
 }
 
 pub fn state_a_path(root: &Path) -> PathBuf {
@@ -155,26 +165,14 @@ mod tests {
             r#"{"last_circle_backup_time":"1448345493.12","last_circle_backup_dir_name":"mongodb_cycle_backup_titan_20151124141133"}"#
         );
         let b = tmp.path().join("last.json");
-        write(
-            &b,
-            &OplogPosition::from_ts(Timestamp {
-                time: 5,
-                increment: 7,
-            }),
-        )
-        .unwrap();
+        write(&b, &OplogPosition::new(Position::new(5, 7))).unwrap();
         assert_eq!(
             std::fs::read_to_string(&b).unwrap(),
             r#"{"time":"5","inc":"7"}"#
         );
         let pos: OplogPosition = read(&b).unwrap().unwrap();
-        assert_eq!(
-            pos.to_ts(&b).unwrap(),
-            Timestamp {
-                time: 5,
-                increment: 7
-            }
-        );
+        assert_eq!(pos.position(&b).unwrap(), Position::new(5, 7));
+        assert_eq!(read_b(tmp.path()).unwrap(), Some(Position::new(5, 7)));
         assert!(read::<CycleInfo>(&tmp.path().join("none"))
             .unwrap()
             .is_none());

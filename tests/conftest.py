@@ -176,6 +176,10 @@ def write_config(directory: Path, **values: str) -> Path:
     merged: Dict[str, Optional[str]] = dict(BASE_CONFIG)
     merged.setdefault("db_backup_root_path", str(directory / "work") + "/")
     merged.update(values)
+    if str(merged.get("storage_url") or "").startswith("file://"):
+        # Tests point at folders that the first backup creates; refusing a missing one is tested
+        # on its own (test_folder_bucket_safety).
+        merged.setdefault("create_bucket_folder", "1")
     lines = ["%s = %s" % (k, v) for k, v in merged.items() if v is not None]
     path = directory / "config.properties"
     path.write_text("\n".join(lines) + "\n")

@@ -12,4 +12,4 @@ def test_demo_runs(tmp_path):
     assert "view restored: ['big_spenders']" in r.stdout
     [bucket] = [line for line in r.stdout.splitlines() if line.startswith("bucket:")]
     assert bucket.count("inc_backup/oplog_") == 2
-    assert "verified mongodb_cycle_backup_titan_" in r.stdout and "restored and compared" in r.stdout
+    assert "verified mongodb_cycle_backup_titan_" in r.stdout and "restored, compared and replayed in" in r.stdout

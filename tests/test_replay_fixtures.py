@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bson
 import pytest
-from bson import json_util
+from bson import Timestamp, json_util
 
 from conftest import FIXTURES, run_cli, write_config
 
@@ -23,7 +23,10 @@ def cycle_with_oplog(root: Path, cycle: str, db: str, collections, entries) -> N
         (full / (coll + ".bson")).write_bytes(b"")
     inc = root / cycle / "inc_backup" / "oplog_20200101000000"
     inc.mkdir(parents=True)
-    (inc / "oplog.bson").write_bytes(b"".join(bson.encode(e) for e in entries))
+    # The fixtures' cases were logged separately and share timestamps; merged into one oplog they
+    # get increasing ones, as a real oplog has (a restore refuses entries out of order).
+    ordered = [dict(e, ts=Timestamp(1600000000, n + 1)) for n, e in enumerate(entries)]
+    (inc / "oplog.bson").write_bytes(b"".join(bson.encode(e) for e in ordered))
 
 
 def interleave(streams):

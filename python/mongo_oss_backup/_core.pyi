@@ -66,9 +66,11 @@ def backup_json(*, config: str, progress: Optional[ProgressCallback] = None) -> 
 def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str] = None,
                  until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
                  drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
-                 local_dir: Optional[str] = None, downloaded: bool = False,
+                 allow_gap: bool = False, local_dir: Optional[str] = None, downloaded: bool = False,
                  progress: Optional[ProgressCallback] = None) -> str:
-    """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON."""
+    """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON.
+    A cycle's chain is proven first. Raises: IntegrityError (missing or damaged archive, broken
+    chain, --until outside the cycle: nothing was restored), ConfigError, Mongo*Error, Storage*Error."""
 
 def list_json(*, config: str) -> str:
     """The bucket's cycles and full backups as JSON (what `list --json` prints)."""
@@ -89,7 +91,7 @@ def run_restore_full(pairs: Sequence[Tuple[str, str]], *, name: str, suffix: str
 
 def run_restore_inc(pairs: Sequence[Tuple[str, str]], *, cycle: str, local_temp: str, downloaded: bool,
                     drop: bool, until: str = "", target_db: Optional[str] = None, dry_run: bool = False,
-                    skip_unknown: bool = False) -> int:
+                    skip_unknown: bool = False, allow_gap: bool = False) -> int:
     """restore_inc.py's entry: full dump then every increment (up to `until`); returns the exit code."""
 
 def create_archive(src: str, dest: str, *, level: int = 6) -> ArchiveStats:

@@ -77,6 +77,7 @@ class Cycle:
     covers_from: Optional[str] = None
     covers_to: Optional[str] = None
     missing: List[str] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # what stops it from restoring
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class DeepCheck:
     scratch_database: str
     collections: List[CollectionCheck]
     increments: List[IncrementCheck]
+    restore_seconds: float = 0.0  # download + restore + replay: the drill's recovery time
+    reached: Optional[OplogPosition] = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class VerifyReport:
     archives: List[ArchiveCheck]
     unrecorded: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # checks that could not be made
     deep: Optional[DeepCheck] = None
 
 
@@ -180,6 +184,7 @@ class CollectionRestore:
     already_present: int
     failed: int
     indexes_built: int
+    replaced: int = 0  # already there with other content (a restore over an earlier one)
     examples: List[str] = field(default_factory=list)
     index_failures: List[str] = field(default_factory=list)
 
@@ -199,6 +204,7 @@ class ReplaySummary:
     transactions_committed: int
     transactions_aborted: int
     stopped_at_until: bool
+    repeated: int = 0  # entries an old increment repeated from the one before, applied once
     first: Optional[OplogPosition] = None
     last: Optional[OplogPosition] = None
 
@@ -207,8 +213,19 @@ class ReplaySummary:
 class IncrementPlan:
     name: str
     entries_by_op: Dict[str, int]
+    entries: int = 0
     first: Optional[OplogPosition] = None
     last: Optional[OplogPosition] = None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The proven chain of a cycle restore."""
+    start: Optional[OplogPosition] = None  # the dump's position
+    earliest: Optional[OplogPosition] = None  # the earliest point the cycle restores to
+    end: Optional[OplogPosition] = None
+    stopped: Optional[str] = None  # allow_gap: why it stopped before the cycle's end
+    notes: List[str] = field(default_factory=list)  # checks that could not be made
 
 
 @dataclass(frozen=True)
@@ -216,7 +233,9 @@ class RestoreResult:
     databases: List[DatabaseRestore]
     seconds: float
     replay: Optional[ReplaySummary] = None  # cycles only
-    plan: List[IncrementPlan] = field(default_factory=list)  # cycles with dry_run only
+    plan: List[IncrementPlan] = field(default_factory=list)  # cycles: the increments replayed
+    chain: Optional[Chain] = None  # cycles only
+    reached: Optional[OplogPosition] = None  # the point the database now reflects
 
 
 def _build(cls: Any, value: Any) -> Any:
@@ -257,16 +276,18 @@ def backup(*, config: PathLike, progress: Optional[Callable[[Progress], None]] =
 def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str] = None,
             until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
             drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
-            local_dir: Optional[PathLike] = None, downloaded: bool = False,
+            allow_gap: bool = False, local_dir: Optional[PathLike] = None, downloaded: bool = False,
             progress: Optional[Callable[[Progress], None]] = None) -> RestoreResult:
     """Restores a cycle (full dump then every increment, up to `until`) or a full-mode backup.
 
     `until` is a local time "2015-11-24 18:30:00" or an oplog timestamp "1448361000:1".
-    Failed documents are counted in the result, not raised.
+    A cycle's chain is proven before anything is written: a missing or damaged archive, a gap, or
+    `until` before the cycle raises IntegrityError (`allow_gap` restores up to the first gap
+    instead, and says so in `chain.stopped`). Failed documents are counted in the result, not raised.
     """
     text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
                               target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
-                              skip_unknown=skip_unknown,
+                              skip_unknown=skip_unknown, allow_gap=allow_gap,
                               local_dir=None if local_dir is None else os.fspath(local_dir),
                               downloaded=downloaded, progress=_progress(progress))
     return _build(RestoreResult, json.loads(text))

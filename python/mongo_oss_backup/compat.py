@@ -38,4 +38,5 @@ def restore_inc_script(variables: Dict[str, Any]) -> int:
         drop=bool(variables.get("is_drop_old_restore")),
         until=str(variables.get("restore_until") or ""),
         target_db=str(variables.get("restore_to_db_name") or "") or None,
+        allow_gap=bool(variables.get("allow_gap")),
     )

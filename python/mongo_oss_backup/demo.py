@@ -74,7 +74,7 @@ def main() -> int:
         (install / "config.properties").write_text(
             "db_host = 127.0.0.1\ndb_port = %d\ndb_user =\ndb_passwd =\ndb_name = shop\n"
             "db_backup_root_path = %s/\nmongo_shell_path =\nis_inc_backup = 1\nfull_backup_period = 7\n"
-            "is_upload_to_oss = 1\nstorage_url = file://%s\n" % (port, work / "backups", bucket))
+            "is_upload_to_oss = 1\nstorage_url = file://%s\ncreate_bucket_folder = 1\n" % (port, work / "backups", bucket))
         (install / "config.properties").chmod(0o600)  # it would hold the secrets
         t = time.perf_counter()
         subprocess.run([cli, "install-scripts", str(install)], check=True, stdout=subprocess.DEVNULL)

@@ -215,16 +215,24 @@ pub fn verify(settings: &Settings, req: &verify::VerifyRequest, json: bool) -> R
                     i.entries
                 );
             }
+            if let Some(p) = deep.reached {
+                println!("replayed into the scratch copy up to {}", p.describe());
+            }
+        }
+        for note in &report.notes {
+            println!("note: {note}");
         }
         if report.ok {
             println!(
                 "verified {}: {} archives{}",
                 report.name,
                 report.archives.len(),
-                if report.deep.is_some() {
-                    ", restored and compared"
-                } else {
-                    ""
+                match &report.deep {
+                    Some(d) => format!(
+                        ", restored, compared and replayed in {:.1}s (the time a restore of it takes here)",
+                        d.restore_seconds
+                    ),
+                    None => String::new(),
                 }
             );
         }
@@ -259,10 +267,13 @@ pub fn prune(settings: &Settings, keep: Option<u32>, dry_run: bool, json: bool) 
 /// One line per restored database, then its failed documents and indexes and ignored files.
 fn print_database(db: &crate::mongo::restore::DatabaseRestore) {
     let present: u64 = db.collections.iter().map(|c| c.already_present).sum();
-    let again = if present > 0 {
-        format!(" ({present} were already there, identical)")
-    } else {
-        String::new()
+    let replaced: u64 = db.collections.iter().map(|c| c.replaced).sum();
+    let again = match (present, replaced) {
+        (0, 0) => String::new(),
+        (p, 0) => format!(" ({p} were already there, identical)"),
+        (p, r) => format!(
+            " ({p} were already there, identical; {r} were there with other content and were replaced)"
+        ),
     };
     println!(
         "restored {}: {} collections, {} documents{again}, {} failed documents, {} failed indexes",
@@ -302,37 +313,10 @@ pub fn restore_full(
     Ok(if report.failed() { 3 } else { 0 })
 }
 
-/// `--until`: an oplog timestamp `secs[:inc]`, or a local time `YYYY-mm-dd HH:MM[:SS]`.
-pub fn parse_until(text: &str) -> Result<mongodb::bson::Timestamp> {
-    use mongodb::bson::Timestamp;
-    let t = text.trim();
-    if let Some((secs, inc)) = t
-        .split_once(':')
-        .filter(|(a, _)| a.chars().all(|c| c.is_ascii_digit()) && !a.is_empty())
-    {
-        if let (Ok(time), Ok(increment)) = (secs.parse(), inc.parse()) {
-            return Ok(Timestamp { time, increment });
-        }
-    }
-    if let Ok(time) = t.parse::<u32>() {
-        return Ok(Timestamp {
-            time,
-            increment: u32::MAX,
-        });
-    }
-    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(t, format) {
-            if let Some(local) = naive.and_local_timezone(chrono::Local).earliest() {
-                return Ok(Timestamp {
-                    time: local.timestamp() as u32,
-                    increment: u32::MAX,
-                });
-            }
-        }
-    }
-    Err(crate::error::Error::config(format!(
-        "--until: \"{text}\" is neither a time (2015-11-24 18:30:00) nor an oplog timestamp (1448361000:1)"
-    )))
+/// `--until`: an oplog timestamp `secs[:inc]`, or a time (local unless it names its offset).
+pub fn parse_until(text: &str) -> Result<crate::position::Position> {
+    crate::position::Position::parse_point(text)
+        .map_err(|why| crate::error::Error::config(format!("--until: {why}")))
 }
 
 pub fn restore_inc(
@@ -344,10 +328,14 @@ pub fn restore_inc(
     let failed = crate::mongo::restore::any_failed(&report.databases);
     if json {
         print_json(&report);
-        return Ok(if failed { 3 } else { 0 });
+        return Ok(if failed && !req.dry_run { 3 } else { 0 });
     }
+    let chain = &report.chain;
     if req.dry_run {
         println!("dry run of cycle {}: nothing was changed", req.cycle);
+        if let Some(start) = chain.start {
+            println!("  full dump from {}", start.describe());
+        }
         for p in &report.plan {
             let ops: Vec<String> = p
                 .entries_by_op
@@ -355,33 +343,52 @@ pub fn restore_inc(
                 .map(|(op, n)| format!("{op}={n}"))
                 .collect();
             let range = match (p.first, p.last) {
-                (Some(a), Some(b)) => {
-                    format!("{}:{} .. {}:{}", a.time, a.increment, b.time, b.increment)
-                }
+                (Some(a), Some(b)) => format!("{a} .. {b}"),
                 _ => "no entry".into(),
             };
             println!("  {}: {} ({range})", p.name, ops.join(" "));
         }
-        return Ok(0);
-    }
-    for db in &report.databases {
-        print_database(db);
-    }
-    let r = &report.replay;
-    let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();
-    println!(
-        "replayed {}: {}; {} skipped, {} updates of missing documents, {} transactions committed, {} aborted{}",
-        req.cycle,
-        if applied.is_empty() { "nothing".to_string() } else { applied.join(" ") },
-        r.skipped,
-        r.missing_update_targets,
-        r.transactions_committed,
-        r.transactions_aborted,
-        match (r.stopped_at_until, r.last) {
-            (true, Some(t)) => format!("; stopped at --until after {}:{}", t.time, t.increment),
-            _ => String::new(),
+    } else {
+        for db in &report.databases {
+            print_database(db);
         }
-    );
-    println!("restore of {} took {:.1}s", req.cycle, report.seconds);
+        let r = &report.replay;
+        let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        println!(
+            "replayed {}: {}; {} skipped, {} updates of missing documents, {} transactions committed, {} aborted{}{}",
+            req.cycle,
+            if applied.is_empty() { "nothing".to_string() } else { applied.join(" ") },
+            r.skipped,
+            r.missing_update_targets,
+            r.transactions_committed,
+            r.transactions_aborted,
+            match r.repeated {
+                0 => String::new(),
+                n => format!(", {n} repeated entries applied once"),
+            },
+            match (r.stopped_at_until, r.last) {
+                (true, Some(t)) => format!("; stopped at --until after {t}"),
+                _ => String::new(),
+            }
+        );
+    }
+    for note in &chain.notes {
+        println!("note: {note}");
+    }
+    if let Some(stopped) = &chain.stopped {
+        println!("STOPPED EARLY: {stopped}");
+    }
+    let verb = if req.dry_run {
+        "would restore"
+    } else {
+        "restored"
+    };
+    match report.reached {
+        Some(p) => println!("{verb} cycle {} up to {}", req.cycle, p.describe()),
+        None => println!("{verb} cycle {}", req.cycle),
+    }
+    if !req.dry_run {
+        println!("restore of {} took {:.1}s", req.cycle, report.seconds);
+    }
     Ok(if failed { 3 } else { 0 })
 }

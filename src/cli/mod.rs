@@ -87,8 +87,12 @@ enum Command {
         /// Cycle only: replay the increments over the database as it is (no full dump restore).
         #[arg(long, requires = "cycle")]
         oplog_only: bool,
+        /// Cycle only: when an increment is missing or damaged, restore up to the last point
+        /// before it (and say where it stopped) instead of refusing.
+        #[arg(long, requires = "cycle")]
+        allow_gap: bool,
         /// Suffix of the archive in the bucket.
-        #[arg(long, default_value = ".tar.gz")]
+        #[arg(long, default_value = crate::layout::ARCHIVE_SUFFIX)]
         suffix: String,
         /// Local directory to download and extract into [default: <db_backup_root_path>/restore].
         #[arg(long)]
@@ -213,6 +217,7 @@ fn run(cli: Cli) -> Result<i32> {
             dry_run,
             skip_unknown,
             oplog_only,
+            allow_gap,
             suffix,
             local_dir,
             downloaded,
@@ -233,6 +238,7 @@ fn run(cli: Cli) -> Result<i32> {
                     dry_run,
                     skip_unknown,
                     oplog_only,
+                    allow_gap,
                 };
                 return commands::restore_inc(&settings, &req, out.json);
             }

@@ -43,6 +43,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "compression_level",
     "cycle_prefix",
     "keep_cycles",
+    "create_bucket_folder",
     "log_level",
 ];
 
@@ -118,6 +119,8 @@ pub struct Settings {
     pub compression_level: u32,
     pub cycle_prefix: String,
     pub keep_cycles: u32,
+    /// A folder bucket (`file://`) that does not exist is created by a backup run.
+    pub create_bucket_folder: bool,
     pub log_level: LogLevel,
     /// Where archives go; `None` when nothing is uploaded.
     pub storage: Option<StorageTarget>,
@@ -386,6 +389,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         (0, 100_000),
         "is not a whole number (0 = keep all)",
     )?;
+    let create_bucket_folder = r.flag("create_bucket_folder", Some(false))?;
     let log_level = match r
         .get("log_level")
         .unwrap_or("")
@@ -440,6 +444,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         compression_level,
         cycle_prefix,
         keep_cycles,
+        create_bucket_folder,
         log_level,
         storage: None,
     };
@@ -495,6 +500,7 @@ impl Settings {
             "compression_level": self.compression_level,
             "cycle_prefix": self.cycle_prefix,
             "keep_cycles": self.keep_cycles,
+            "create_bucket_folder": u8::from(self.create_bucket_folder),
             "log_level": self.log_level.name(),
         })
     }

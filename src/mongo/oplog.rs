@@ -9,19 +9,21 @@
 //!   `abortTransaction`, kept so replay can close prepared transactions). The old scripts' `ns` regex
 //!   missed the `admin.$cmd` ones: transactions were silently absent from every increment.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf};
 use mongodb::options::FindOptions;
 
 use super::connect::Mongo;
+use super::restore::BsonReader;
 use crate::archive::create_private;
+use crate::chain::Contents;
 use crate::error::{Error, ErrorKind, Result};
 
-/// An oplog position as the old state file stores it: `{"time": "<secs>", "inc": "<n>"}`.
-pub type Position = Timestamp;
+pub use crate::position::Position;
 
 /// Databases that belong to the server, never captured when every database is backed up.
 const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];
@@ -49,7 +51,7 @@ async fn edge(mongo: &Mongo, direction: i32) -> Result<Option<Position>> {
         let d = cursor
             .deserialize_current()
             .map_err(|e| mongo.error(e, "read local.oplog.rs"))?;
-        Ok(d.get_timestamp("ts").ok())
+        Ok(d.get_timestamp("ts").ok().map(Position::from))
     } else {
         Ok(None)
     }
@@ -189,7 +191,8 @@ pub async fn capture(
         .client
         .database("local")
         .collection::<RawDocumentBuf>("oplog.rs");
-    let filter = doc! {"ts": {"$gt": Bson::Timestamp(from), "$lte": Bson::Timestamp(to)}};
+    let filter =
+        doc! {"ts": {"$gt": Bson::Timestamp(from.into()), "$lte": Bson::Timestamp(to.into())}};
     let doing = "read local.oplog.rs";
     let mut cursor = oplog
         .find(filter)
@@ -224,7 +227,7 @@ pub async fn capture(
             .expect("just opened")
             .write_all(raw)
             .map_err(|e| Error::io("write", path, e))?;
-        let ts = entry.get_timestamp("ts").ok();
+        let ts = entry.get_timestamp("ts").ok().map(Position::from);
         capture.first = capture.first.or(ts);
         capture.last = ts.or(capture.last);
         capture.entries += 1;
@@ -239,6 +242,67 @@ pub async fn capture(
         file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
     }
     Ok(capture)
+}
+
+/// What an `oplog.bson` holds: its entries counted, its first and last positions, and (for a dry
+/// run) the entries up to `until` by kind. Entries must come in oplog order: each after the one
+/// before, or at the same position only within one transaction (secantusdb gives every entry of a
+/// transaction the transaction's position). Anything else is an `Integrity` error naming the entry.
+pub fn summarize_file(
+    path: &Path,
+    until: Option<Position>,
+) -> Result<(Contents, BTreeMap<String, u64>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, file), path);
+    let mut contents = Contents::default();
+    let mut by_op: BTreeMap<String, u64> = BTreeMap::new();
+    let mut previous: Option<(Position, Option<RawDocumentBuf>)> = None;
+    while let Some(entry) = reader.next_document()? {
+        let ts = entry.get_timestamp("ts").map(Position::from).map_err(|_| {
+            Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{}: entry {} has no timestamp",
+                    path.display(),
+                    contents.entries + 1
+                ),
+            )
+        })?;
+        let txn = transaction_of(&entry);
+        if let Some((before, before_txn)) = &previous {
+            let same_txn = txn.is_some()
+                && txn.as_ref().map(|t| t.as_bytes()) == before_txn.as_ref().map(|t| t.as_bytes());
+            if ts < *before || (ts == *before && !same_txn) {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!(
+                        "{}: entries out of oplog order: entry {} at {ts} follows {before}",
+                        path.display(),
+                        contents.entries + 1
+                    ),
+                ));
+            }
+        }
+        contents.entries += 1;
+        contents.first = contents.first.or(Some(ts));
+        contents.last = Some(ts);
+        if until.is_none_or(|u| ts <= u) {
+            let op = entry.get_str("op").unwrap_or("?").to_string();
+            *by_op.entry(op).or_default() += 1;
+        }
+        previous = Some((ts, txn));
+    }
+    Ok((contents, by_op))
+}
+
+/// `{lsid, txnNumber}` of an entry written in a transaction.
+fn transaction_of(entry: &RawDocument) -> Option<RawDocumentBuf> {
+    let lsid = entry.get("lsid").ok().flatten()?;
+    let number = entry.get("txnNumber").ok().flatten()?;
+    let mut key = RawDocumentBuf::new();
+    key.append("lsid", lsid.to_raw_bson());
+    key.append("txnNumber", number.to_raw_bson());
+    Some(key)
 }
 
 #[cfg(test)]

@@ -3,6 +3,10 @@
 //! create each collection with its options, insert the raw documents in large unordered batches with
 //! several in flight, then build the indexes of the metadata. Documents and indexes that fail are
 //! counted and reported with examples, never dropped silently.
+//!
+//! A collection that already holds documents (a restore run again over itself, without drop) gets
+//! the dump's documents by `_id` instead: identical ones are counted, different ones replaced, so
+//! that the replay that follows starts from the dump as it does the first time.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -53,6 +57,8 @@ pub struct CollectionRestore {
     pub inserted: u64,
     /// Documents already there with the same bytes (a restore over an earlier one).
     pub already_present: u64,
+    /// Documents already there with other content, replaced by the dump's.
+    pub replaced: u64,
     pub failed: u64,
     /// `_id` and reason of some failed documents.
     pub examples: Vec<String>,
@@ -213,7 +219,19 @@ async fn restore_collection(
     }
     create_collection(mongo, db, &c.name, &c.metadata.options).await?;
     if let Some(bson) = &c.bson {
-        insert_file(mongo, db, &c.name, bson, opts, &mut result).await?;
+        let doing = format!("count the documents of {db}.{}", c.name);
+        let present = match c.metadata.is_view() {
+            true => 0,
+            false => database
+                .collection::<Document>(&c.name)
+                .estimated_document_count()
+                .await
+                .map_err(|e| mongo.error(e, &doing))?,
+        };
+        match present {
+            0 => insert_file(mongo, db, &c.name, bson, opts, &mut result).await?,
+            _ => replace_file(mongo, db, &c.name, bson, opts, &mut result).await?,
+        }
     }
     build_indexes(mongo, db, &c.name, &c.metadata.indexes, &mut result).await?;
     Ok(result)
@@ -283,6 +301,110 @@ async fn insert_file(
             return Ok(());
         }
     }
+}
+
+/// Writes the documents of a .bson file by `_id` into a collection that already holds documents:
+/// one `update` command (replacement, upsert, unordered) per batch. Documents a unique index
+/// refused (another document still holds the value) are tried once more after the others.
+async fn replace_file(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    path: &Path,
+    opts: &RestoreOptions,
+    result: &mut CollectionRestore,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
+    log::info!("{db}.{name} already holds documents: writing the dump's by _id");
+    let mut task = crate::progress::Task::start(
+        format!("restore {db}.{name}"),
+        crate::progress::Unit::Documents,
+        None,
+    );
+    let mut refused: Vec<RawDocumentBuf> = Vec::new();
+    loop {
+        let batch = reader.next_batch(opts.batch_bytes)?;
+        if batch.is_empty() {
+            break;
+        }
+        let bytes: usize = batch.iter().map(|d| d.as_bytes().len()).sum();
+        task.add(batch.len() as u64, bytes as u64);
+        refused.extend(replace_batch(mongo, db, name, batch, result, true).await?);
+    }
+    if !refused.is_empty() {
+        replace_batch(mongo, db, name, refused, result, false).await?;
+    }
+    Ok(())
+}
+
+/// One `update` command of replacements by `_id`; returns the documents refused with a duplicate
+/// key when `keep_duplicates` (else they are counted as failed).
+async fn replace_batch(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    batch: Vec<RawDocumentBuf>,
+    result: &mut CollectionRestore,
+    keep_duplicates: bool,
+) -> Result<Vec<RawDocumentBuf>> {
+    use mongodb::bson::{rawdoc, RawArrayBuf};
+    let mut updates = RawArrayBuf::new();
+    for d in &batch {
+        let id = d
+            .get("_id")
+            .ok()
+            .flatten()
+            .map(|v| v.to_raw_bson())
+            .unwrap_or(mongodb::bson::RawBson::Null);
+        updates.push(rawdoc! {"q": {"_id": id}, "u": d.clone(), "upsert": true});
+    }
+    let command = rawdoc! {"update": name, "updates": updates, "ordered": false};
+    let doing = format!("replace documents of {db}.{name}");
+    let reply = mongo
+        .client
+        .database(db)
+        .run_raw_command(command)
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    let count = |key: &str| match reply.get(key) {
+        Some(Bson::Int32(n)) => *n as u64,
+        Some(Bson::Int64(n)) => *n as u64,
+        _ => 0,
+    };
+    let upserted = reply.get_array("upserted").map(|a| a.len()).unwrap_or(0) as u64;
+    let modified = count("nModified");
+    result.inserted += upserted;
+    result.replaced += modified;
+    result.already_present += count("n").saturating_sub(upserted + modified);
+    let mut refused = Vec::new();
+    let errors = reply.get_array("writeErrors").cloned().unwrap_or_default();
+    for error in errors.iter().filter_map(Bson::as_document) {
+        let index = error.get_i32("index").unwrap_or(-1);
+        let code = error.get_i32("code").unwrap_or(0);
+        let Some(doc) = usize::try_from(index).ok().and_then(|i| batch.get(i)) else {
+            continue;
+        };
+        if keep_duplicates && code == 11000 {
+            refused.push(doc.clone());
+            continue;
+        }
+        result.failed += 1;
+        if result.examples.len() < MAX_EXAMPLES {
+            let id = doc
+                .get("_id")
+                .ok()
+                .flatten()
+                .and_then(|v| Bson::try_from(v).ok())
+                .map(|v| v.into_relaxed_extjson().to_string())
+                .unwrap_or_else(|| "?".into());
+            result.examples.push(format!(
+                "_id {id}: {} (code {code})",
+                first_line(error.get_str("errmsg").unwrap_or(""))
+            ));
+        }
+    }
+    Ok(refused)
 }
 
 /// Adds a batch's outcome to `result`: write errors are counted with examples; anything else fails.

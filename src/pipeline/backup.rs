@@ -98,10 +98,7 @@ impl BackupOutcome {
                     }
                     IncOutcome::NothingNew => "nothing new".to_string(),
                 };
-                format!(
-                    "cycle {}: {what}; covered up to {}:{}",
-                    r.cycle, r.position.time, r.position.increment
-                )
+                format!("cycle {}: {what}; covered up to {}", r.cycle, r.position)
             }
         }
     }
@@ -138,7 +135,7 @@ impl BackupOutcome {
                     "name": name,
                     "entries": entries,
                     "documents": documents,
-                    "position": {"t": r.position.time, "i": r.position.increment},
+                    "position": r.position,
                     "flushed": r.flushed,
                     "summary": self.summary(),
                 })

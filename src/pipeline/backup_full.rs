@@ -1,6 +1,8 @@
 //! Full mode (`is_inc_backup=0`), COMPAT §3: dump into `<root>/mongodb_backup_titan_<YYYYmmddHHMM>/`
 //! (data under `<db_name>/`), archive it to `<root>/<name>.tar.gz` with entries `<name>/...`, upload
 //! it to key `<name>.tar.gz` at the bucket root, verify, and only then delete the local copies.
+//! A name already taken (a second run in the same minute) gets the seconds appended: a backup is
+//! never replaced.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,12 +12,11 @@ use chrono::{DateTime, Local};
 use super::{mongo_target, open_storage, store_archive};
 use crate::config::Settings;
 use crate::error::Result;
+use crate::layout;
 use crate::manifest::ArchiveKind;
 use crate::mongo::connect;
 use crate::mongo::dump::{self, CollectionDump, DumpOptions};
-use crate::storage::VerifiedUpload;
-
-pub const FULL_PREFIX: &str = "mongodb_backup_titan_";
+use crate::storage::{Storage, VerifiedUpload};
 
 /// What a full backup produced.
 #[derive(Debug, Clone)]
@@ -32,18 +33,14 @@ pub struct FullBackupReport {
 
 pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackupReport> {
     let started = Instant::now();
-    let name = format!("{FULL_PREFIX}{}", now.format("%Y%m%d%H%M"));
     // Both checks come first: a wrong password or bucket must not cost a whole dump.
     let storage = match &settings.storage {
         Some(target) => Some(open_storage(target, settings).await?),
         None => None,
     };
     let mongo = connect(&mongo_target(settings)).await?;
+    let name = free_name(settings, storage.as_deref(), now).await?;
     let dir = settings.db_backup_root_path.join(&name);
-    if dir.exists() {
-        // Left by an interrupted run in this same minute: it is incomplete.
-        std::fs::remove_dir_all(&dir).map_err(|e| crate::error::Error::io("remove", &dir, e))?;
-    }
     dump::create_private_dir(&dir)?;
     log::info!(
         "full backup {name}: dumping {} into {}",
@@ -75,6 +72,41 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackup
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(report)
+}
+
+/// `mongodb_backup_titan_<YYYYmmddHHMM>`, or `…<YYYYmmddHHMMSS>` when a backup of that minute is
+/// in the bucket or in the local root already (a run a minute ago, or one that failed and left its
+/// files): a name is never reused. Two runs in the same second wait for the next one.
+async fn free_name(
+    settings: &Settings,
+    storage: Option<&dyn Storage>,
+    now: DateTime<Local>,
+) -> Result<String> {
+    let mut at = now;
+    loop {
+        let minute = layout::full_backup_name(at, false);
+        if !taken(settings, storage, &minute).await? {
+            return Ok(minute);
+        }
+        let second = layout::full_backup_name(at, true);
+        if !taken(settings, storage, &second).await? {
+            log::info!("{minute} exists already: this backup is named {second}");
+            return Ok(second);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        at = Local::now();
+    }
+}
+
+async fn taken(settings: &Settings, storage: Option<&dyn Storage>, name: &str) -> Result<bool> {
+    let dir = settings.db_backup_root_path.join(name);
+    if dir.exists() || layout::archive_path_for(&dir).exists() {
+        return Ok(true);
+    }
+    match storage {
+        Some(s) => Ok(s.head(&layout::full_backup_key(name)).await?.is_some()),
+        None => Ok(false),
+    }
 }
 
 fn describe_db(db: &str) -> String {

@@ -9,16 +9,16 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
-use mongodb::bson::Timestamp;
 
 use super::{mongo_target, open_storage};
-use crate::archive;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{self, Key};
 use crate::manifest::{self, ArchiveKind};
 use crate::mongo::dump::{self, create_private_dir, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
-use crate::state::{self, CycleInfo, OplogPosition, Pending};
+use crate::position::Position;
+use crate::state::{self, read_b, write_b, CycleInfo, OplogPosition, Pending};
 use crate::storage::Storage;
 
 /// What one incremental run did.
@@ -37,7 +37,7 @@ pub struct IncReport {
     pub cycle: String,
     pub outcome: IncOutcome,
     /// The position the cycle is now covered up to.
-    pub position: Timestamp,
+    pub position: Position,
     /// Archives of earlier runs stored by this one.
     pub flushed: Vec<String>,
 }
@@ -117,7 +117,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
 
     let to = oplog::newest(&mongo).await?.unwrap_or(from);
     if to <= from {
-        log::info!("cycle {cycle}: nothing new since {}", show(from));
+        log::info!("cycle {cycle}: nothing new since {from}");
         return Ok(IncReport {
             cycle,
             outcome: IncOutcome::NothingNew,
@@ -126,10 +126,16 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
         });
     }
     let name = unique_oplog_name(&cycle_dir, now);
-    let dir = cycle_dir.join("inc_backup").join(&name);
+    let dir = layout::increment_dir(&cycle_dir, &name);
     create_private_dir(&dir)?;
-    let captured =
-        oplog::capture(&mongo, &settings.db_name, from, to, &dir.join("oplog.bson")).await?;
+    let captured = oplog::capture(
+        &mongo,
+        &settings.db_name,
+        from,
+        to,
+        &layout::oplog_file(&dir),
+    )
+    .await?;
     super::crash_point("after_capture");
     if let Some(reason) = rolled_over(&mongo, from).await? {
         // Entries after B may have been pruned while we read: this increment could have a hole.
@@ -143,12 +149,17 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     }
     if captured.entries == 0 {
         let _ = std::fs::remove_dir_all(&dir);
+        if let Some(s) = &storage {
+            // The manifest records the empty range before B skips it, so that the chain of
+            // increments still joins end to end for a restore.
+            let place = manifest::Place::of_cycle(&cycle_dir, &cycle, &settings.db_name);
+            manifest::update(s.as_ref(), &place, Some(from), |m| {
+                m.record_empty_range(from, to)
+            })
+            .await?;
+        }
         write_b(&cycle_dir, to)?;
-        log::info!(
-            "cycle {cycle}: no entry of the database in ({}, {}]",
-            show(from),
-            show(to)
-        );
+        log::info!("cycle {cycle}: no entry of the database in ({from}, {to}]");
         return Ok(IncReport {
             cycle,
             outcome: IncOutcome::NothingNew,
@@ -157,21 +168,19 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
         });
     }
     log::info!(
-        "cycle {cycle}: captured {} oplog entries ({} bytes) in ({}, {}] into {name}",
+        "cycle {cycle}: captured {} oplog entries ({} bytes) in ({from}, {to}] into {name}",
         captured.entries,
         captured.bytes,
-        show(from),
-        show(to)
     );
     match &storage {
         Some(s) => {
-            let key = format!("{cycle}/inc_backup/{name}.tar.gz");
+            let key = layout::increment_key(&cycle, &name);
             let mut entry = super::manifest_entry(ArchiveKind::Increment, &[]);
-            entry.oplog_from = Some(from.into());
-            entry.oplog_to = Some(to.into());
+            entry.oplog_from = Some(from);
+            entry.oplog_to = Some(to);
             entry.entries = Some(captured.entries);
             let pending = Pending {
-                position: OplogPosition::from_ts(to),
+                position: OplogPosition::new(to),
                 entry: Some(entry),
             };
             store_with_position(s.as_ref(), &dir, &key, pending, &cycle_dir, settings).await?
@@ -197,45 +206,27 @@ fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool 
 }
 
 fn new_cycle_name(settings: &Settings, now: DateTime<Local>) -> String {
-    format!("{}{}", settings.cycle_prefix, now.format("%Y%m%d%H%M%S"))
+    layout::cycle_name(&settings.cycle_prefix, now)
 }
 
 /// `oplog_<YYYYmmddHHMMSS>`, one second later when that name is taken (two runs in one second).
 fn unique_oplog_name(cycle_dir: &Path, now: DateTime<Local>) -> String {
     let mut t = now;
     loop {
-        let name = format!("oplog_{}", t.format("%Y%m%d%H%M%S"));
-        let dir = cycle_dir.join("inc_backup").join(&name);
-        if !dir.exists() && !archive::archive_path_for(&dir).exists() {
+        let name = layout::increment_name(t);
+        let dir = layout::increment_dir(cycle_dir, &name);
+        if !dir.exists() && !layout::archive_path_for(&dir).exists() {
             return name;
         }
         t += chrono::Duration::seconds(1);
     }
 }
 
-fn show(ts: Timestamp) -> String {
-    format!("{}:{}", ts.time, ts.increment)
-}
-
-fn read_b(cycle_dir: &Path) -> Result<Option<Timestamp>> {
-    let path = state::state_b_path(cycle_dir);
-    match state::read::<OplogPosition>(&path)? {
-        Some(p) => Ok(Some(p.to_ts(&path)?)),
-        None => Ok(None),
-    }
-}
-
-fn write_b(cycle_dir: &Path, ts: Timestamp) -> Result<()> {
-    state::write(&state::state_b_path(cycle_dir), &OplogPosition::from_ts(ts))
-}
-
 /// Why the oplog no longer covers `b`, if it does not.
-async fn rolled_over(mongo: &Mongo, b: Timestamp) -> Result<Option<String>> {
+async fn rolled_over(mongo: &Mongo, b: Position) -> Result<Option<String>> {
     Ok(match oplog::oldest(mongo).await? {
         Some(oldest) if oldest > b => Some(format!(
-            "the oplog rolled over: its oldest entry {} is newer than the cycle's position {}",
-            show(oldest),
-            show(b)
+            "the oplog rolled over: its oldest entry {oldest} is newer than the cycle's position {b}"
         )),
         _ => None,
     })
@@ -247,14 +238,14 @@ async fn full_dump(
     settings: &Settings,
     storage: Option<&dyn Storage>,
     cycle_dir: &Path,
-) -> Result<(u64, Timestamp)> {
+) -> Result<(u64, Position)> {
     let p = oplog::newest(mongo).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::Mongo,
             "the oplog is empty: cannot fix the cycle's start",
         )
     })?;
-    let dir = cycle_dir.join("full_backup");
+    let dir = layout::full_dir(cycle_dir);
     if dir.exists() {
         // Left by a run that died during the dump: B is missing, so it is incomplete.
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
@@ -264,11 +255,7 @@ async fn full_dump(
         allow_empty: true,
         ..Default::default()
     };
-    log::info!(
-        "cycle {}: full dump from position {}",
-        cycle_dir.display(),
-        show(p)
-    );
+    log::info!("cycle {}: full dump from position {p}", cycle_dir.display());
     let collections = match dump::dump(mongo, &settings.db_name, &dir, &opts).await {
         Ok(c) => c,
         Err(e) => {
@@ -278,7 +265,10 @@ async fn full_dump(
     };
     let documents = collections.iter().map(|c| c.documents).sum();
     let mut entry = super::manifest_entry(ArchiveKind::Full, &collections);
-    entry.oplog_start = Some(p.into());
+    entry.oplog_start = Some(p);
+    // Documents were read at different moments after P: the copy is consistent only once the
+    // increments replay past the newest entry at the dump's end, the earliest restorable point.
+    entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
     super::crash_point("after_dump");
     match storage {
         Some(s) => {
@@ -290,9 +280,9 @@ async fn full_dump(
             store_with_position(
                 s,
                 &dir,
-                &format!("{cycle}/full_backup.tar.gz"),
+                &layout::cycle_full_key(&cycle),
                 Pending {
-                    position: OplogPosition::from_ts(p),
+                    position: OplogPosition::new(p),
                     entry: Some(entry),
                 },
                 cycle_dir,
@@ -315,7 +305,7 @@ async fn store_with_position(
     cycle_dir: &Path,
     settings: &Settings,
 ) -> Result<()> {
-    let archive_path = archive::archive_path_for(dir);
+    let archive_path = layout::archive_path_for(dir);
     let level = settings.compression_level;
     super::create_archive(dir, &archive_path, level).await?;
     super::crash_point("after_archive");
@@ -339,28 +329,24 @@ async fn upload_pending(
             format!("{} is missing", sidecar.display()),
         )
     })?;
-    let position = pending.position.to_ts(&sidecar)?;
+    let position = pending.position.position(&sidecar)?;
     let done = super::upload(storage, archive_path, key).await?;
     super::crash_point("after_upload");
-    let kind = if key.ends_with("/full_backup.tar.gz") {
-        ArchiveKind::Full
-    } else {
-        ArchiveKind::Increment
+    let (cycle, kind) = match Key::parse(key, "") {
+        Key::CycleFull { cycle } => (cycle, ArchiveKind::Full),
+        Key::Increment { cycle, .. } => (cycle, ArchiveKind::Increment),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("{key} is not an archive of a cycle"),
+            ))
+        }
     };
     let entry = pending
         .entry
         .unwrap_or_else(|| super::manifest_entry(kind, &[]));
-    let cycle = key.split('/').next().unwrap_or_default();
-    super::record_in_manifest(
-        storage,
-        &cycle_dir.join(manifest::FILE_NAME),
-        &format!("{cycle}/{}", manifest::FILE_NAME),
-        cycle,
-        &settings.db_name,
-        entry,
-        &done,
-    )
-    .await?;
+    let place = manifest::Place::of_cycle(cycle_dir, cycle, &settings.db_name);
+    super::record_in_manifest(storage, &place, entry, &done).await?;
     super::crash_point("after_manifest");
     let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
     if newer {
@@ -370,7 +356,7 @@ async fn upload_pending(
         .file_name()
         .unwrap_or_default()
         .to_string_lossy();
-    let dir = archive_path.with_file_name(file_name.trim_end_matches(".tar.gz"));
+    let dir = archive_path.with_file_name(file_name.trim_end_matches(layout::ARCHIVE_SUFFIX));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::remove_file(archive_path).map_err(|e| Error::io("remove", archive_path, e))?;
     std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
@@ -403,11 +389,11 @@ async fn flush_pending(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let mut archives = vec![cycle_dir.join("full_backup.tar.gz")];
-        if let Ok(entries) = std::fs::read_dir(cycle_dir.join("inc_backup")) {
+        let mut archives = vec![layout::archive_path_for(&layout::full_dir(&cycle_dir))];
+        if let Ok(entries) = std::fs::read_dir(layout::increments_dir(&cycle_dir)) {
             let mut incs: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+                .filter(|p| p.to_string_lossy().ends_with(layout::ARCHIVE_SUFFIX))
                 .collect();
             incs.sort();
             archives.extend(incs);
@@ -438,14 +424,14 @@ fn remove_unfinished_increments(cycle_dir: &Path) {
     let Some(b_time) = mtime(&state::state_b_path(cycle_dir)) else {
         return;
     };
-    let Ok(entries) = std::fs::read_dir(cycle_dir.join("inc_backup")) else {
+    let Ok(entries) = std::fs::read_dir(layout::increments_dir(cycle_dir)) else {
         return;
     };
     for dir in entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
     {
-        let archive = archive::archive_path_for(&dir);
+        let archive = layout::archive_path_for(&dir);
         let unfinished =
             !state::sidecar_path(&archive).exists() && mtime(&dir).is_some_and(|t| t > b_time);
         if unfinished {

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::backup_full::FULL_PREFIX;
+use crate::chain::{self, CycleFacts};
 use crate::error::Result;
-use crate::manifest::{ArchiveKind, Manifest, Position, FILE_NAME as MANIFEST};
+use crate::layout::{self, Key, FULL_PREFIX, INCREMENT_PREFIX};
+use crate::manifest::{ArchiveKind, Manifest};
 use crate::storage::{ObjectInfo, Storage};
 
 /// One incremental cycle in the bucket.
@@ -17,7 +18,8 @@ pub struct Cycle {
     pub name: String,
     /// Local time the cycle started, from its name.
     pub started: Option<String>,
-    /// The full dump is stored and every archive the manifest names is present.
+    /// The full dump is stored, every archive the manifest names is present with its recorded
+    /// size, and the recorded increments chain from the dump's position without a gap.
     pub complete: bool,
     pub has_manifest: bool,
     pub full: Option<Archive>,
@@ -28,6 +30,8 @@ pub struct Cycle {
     pub covers_to: Option<String>,
     /// Archives the manifest names that the bucket lacks.
     pub missing: Vec<String>,
+    /// What stops the cycle from restoring: missing or truncated archives, a broken chain.
+    pub problems: Vec<String>,
     #[serde(skip)]
     pub manifest: Option<Manifest>,
 }
@@ -82,29 +86,31 @@ pub async fn read(
     let mut by_cycle: BTreeMap<String, Vec<&ObjectInfo>> = BTreeMap::new();
     let mut catalog = Catalog::default();
     for o in &objects {
-        if let Some((cycle, _)) = o.key.split_once('/') {
-            if cycle.starts_with(cycle_prefix) {
-                by_cycle.entry(cycle.to_string()).or_default().push(o);
+        match Key::parse(&o.key, cycle_prefix) {
+            Key::CycleFull { cycle }
+            | Key::Increment { cycle, .. }
+            | Key::CycleManifest { cycle }
+            | Key::CycleOther { cycle } => by_cycle.entry(cycle.to_string()).or_default().push(o),
+            Key::FullBackup { name } => {
+                let manifest = match wanted(name) {
+                    true => read_manifest(storage, &layout::full_manifest_key(name)).await?,
+                    false => None,
+                };
+                let mut archive = archive_of(o, manifest.as_ref());
+                archive.created = layout::name_time_text(name, FULL_PREFIX);
+                catalog.full_backups.push(FullBackup {
+                    name: name.to_string(),
+                    has_manifest: manifest.is_some(),
+                    archive,
+                    manifest,
+                });
             }
-        } else if o.key.starts_with(FULL_PREFIX) && o.key.ends_with(".tar.gz") {
-            let name = o.key.trim_end_matches(".tar.gz").to_string();
-            let manifest = match wanted(&name) {
-                true => read_manifest(storage, &full_manifest_key(&name)).await?,
-                false => None,
-            };
-            let mut archive = archive_of(o, manifest.as_ref());
-            archive.created = name_time(&name, FULL_PREFIX);
-            catalog.full_backups.push(FullBackup {
-                name,
-                has_manifest: manifest.is_some(),
-                archive,
-                manifest,
-            });
+            Key::FullManifest { .. } | Key::Foreign => {}
         }
     }
     for (name, objects) in by_cycle {
         let manifest = match wanted(&name) {
-            true => read_manifest(storage, &cycle_manifest_key(&name)).await?,
+            true => read_manifest(storage, &layout::cycle_manifest_key(&name)).await?,
             false => None,
         };
         catalog
@@ -112,14 +118,6 @@ pub async fn read(
             .push(cycle_of(&name, cycle_prefix, &objects, manifest));
     }
     Ok(catalog)
-}
-
-pub fn cycle_manifest_key(cycle: &str) -> String {
-    format!("{cycle}/{MANIFEST}")
-}
-
-pub fn full_manifest_key(name: &str) -> String {
-    format!("{name}.manifest.json")
 }
 
 pub async fn read_manifest(storage: &dyn Storage, key: &str) -> Result<Option<Manifest>> {
@@ -135,19 +133,20 @@ fn cycle_of(
     objects: &[&ObjectInfo],
     manifest: Option<Manifest>,
 ) -> Cycle {
-    let full_key = format!("{name}/full_backup.tar.gz");
+    let full_key = layout::cycle_full_key(name);
     let full = objects
         .iter()
         .find(|o| o.key == full_key)
         .map(|o| archive_of(o, manifest.as_ref()));
     let mut increments: Vec<Archive> = objects
         .iter()
-        .filter(|o| o.key.contains("/inc_backup/") && o.key.ends_with(".tar.gz"))
-        .map(|o| {
-            let mut a = archive_of(o, manifest.as_ref());
-            let file = o.key.rsplit('/').next().unwrap_or_default();
-            a.created = name_time(file.trim_end_matches(".tar.gz"), "oplog_");
-            a
+        .filter_map(|o| match Key::parse(&o.key, "") {
+            Key::Increment { name, .. } => {
+                let mut a = archive_of(o, manifest.as_ref());
+                a.created = layout::name_time_text(name, INCREMENT_PREFIX);
+                Some(a)
+            }
+            _ => None,
         })
         .collect();
     increments.sort_by(|a, b| a.key.cmp(&b.key));
@@ -158,25 +157,26 @@ fn cycle_of(
         .filter(|a| !present.contains(&a.key.as_str()))
         .map(|a| a.key.clone())
         .collect();
-    let recorded_end = manifest.as_ref().and_then(|m| {
-        m.archives
-            .iter()
-            .filter_map(|a| a.oplog_to.or(a.oplog_start))
-            .max_by_key(|p| (p.t, p.i))
-    });
-    let covers_from = manifest
-        .as_ref()
-        .and_then(|m| m.full().and_then(|f| f.oplog_start))
-        .map(show_position)
-        .or_else(|| name_time(name, prefix));
-    let covers_to = recorded_end
-        .map(show_position)
+    let found: BTreeMap<String, Option<u64>> = objects
+        .iter()
+        .map(|o| (o.key.clone(), Some(o.size)))
+        .collect();
+    let chain = chain::check(&CycleFacts::gather(name, manifest.as_ref(), &found));
+    let problems = chain.problems();
+    let covers_from = chain
+        .start
+        .map(|p| p.label())
+        .or_else(|| layout::name_time_text(name, prefix));
+    let covers_to = chain
+        .end
+        .filter(|_| chain.links.iter().all(|l| l.to.is_some()))
+        .map(|p| p.label())
         .or_else(|| increments.last().and_then(|i| i.created.clone()))
         .or_else(|| covers_from.clone());
     Cycle {
         name: name.to_string(),
-        started: name_time(name, prefix),
-        complete: full.is_some() && missing.is_empty(),
+        started: layout::name_time_text(name, prefix),
+        complete: full.is_some() && missing.is_empty() && problems.is_empty(),
         has_manifest: manifest.is_some(),
         full,
         increments,
@@ -184,6 +184,7 @@ fn cycle_of(
         covers_from,
         covers_to,
         missing,
+        problems,
         manifest,
     }
 }
@@ -195,53 +196,10 @@ fn archive_of(o: &ObjectInfo, manifest: Option<&Manifest>) -> Archive {
         size: o.size,
         created: None,
         entries: entry.and_then(|e| e.entries),
-        oplog_from: entry.and_then(|e| e.oplog_from).map(show_position),
-        oplog_to: entry.and_then(|e| e.oplog_to).map(show_position),
+        oplog_from: entry.and_then(|e| e.oplog_from).map(|p| p.label()),
+        oplog_to: entry.and_then(|e| e.oplog_to).map(|p| p.label()),
         documents: entry
             .filter(|e| e.kind == ArchiveKind::Full)
             .map(|e| e.collections.values().map(|c| c.documents).sum()),
-    }
-}
-
-/// `1448361000:1` as `2015-11-24 18:30:00 (1448361000:1)`, local time.
-pub fn show_position(p: Position) -> String {
-    let time = chrono::DateTime::from_timestamp(i64::from(p.t), 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default();
-    format!("{time} ({}:{})", p.t, p.i)
-}
-
-/// The local time in a name `<prefix><YYYYmmddHHMM[SS]>`.
-pub fn name_time(name: &str, prefix: &str) -> Option<String> {
-    let digits = name.strip_prefix(prefix)?;
-    let padded = match digits.len() {
-        14 => digits.to_string(),
-        12 => format!("{digits}00"),
-        _ => return None,
-    };
-    chrono::NaiveDateTime::parse_from_str(&padded, "%Y%m%d%H%M%S")
-        .ok()
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_from_names() {
-        assert_eq!(
-            name_time("mongodb_backup_titan_201512221438", FULL_PREFIX).as_deref(),
-            Some("2015-12-22 14:38:00")
-        );
-        assert_eq!(
-            name_time("oplog_20151124141133", "oplog_").as_deref(),
-            Some("2015-11-24 14:11:33")
-        );
-        assert_eq!(name_time("oplog_x", "oplog_"), None);
     }
 }

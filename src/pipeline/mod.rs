@@ -20,7 +20,8 @@ use std::time::Instant;
 use crate::archive;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
-use crate::manifest::{ArchiveEntry, ArchiveKind, Manifest};
+use crate::layout;
+use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
 use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
 use crate::mongo::{Mongo, MongoTarget};
@@ -47,11 +48,28 @@ pub fn mongo_target(settings: &Settings) -> MongoTarget {
     }
 }
 
-/// Opens the bucket and checks it exists and takes our credentials.
+/// Opens the bucket a backup writes to and checks it exists and takes our credentials. A missing
+/// folder bucket is created only when `create_bucket_folder=1` or when it lies inside the local
+/// root (no share to forget to mount there).
 pub async fn open_storage(target: &StorageTarget, settings: &Settings) -> Result<Box<dyn Storage>> {
+    let create = match target {
+        StorageTarget::Folder { root } => {
+            settings.create_bucket_folder || root.starts_with(&settings.db_backup_root_path)
+        }
+        _ => false,
+    };
+    open_checked(target, settings, create).await
+}
+
+async fn open_checked(
+    target: &StorageTarget,
+    settings: &Settings,
+    create_missing_folder: bool,
+) -> Result<Box<dyn Storage>> {
     let opts = StorageOptions {
         upload_concurrency: settings.upload_concurrency,
         io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
+        create_missing_folder,
         ..Default::default()
     };
     let storage = storage::open(target, &opts)?;
@@ -69,24 +87,15 @@ pub async fn store_archive(
     settings: &Settings,
     entry: ArchiveEntry,
 ) -> Result<VerifiedUpload> {
-    let archive_path = archive::archive_path_for(dir);
+    let archive_path = layout::archive_path_for(dir);
     create_archive(dir, &archive_path, settings.compression_level).await?;
-    let done = upload(storage, &archive_path, &format!("{name}.tar.gz")).await?;
-    let manifest_key = format!("{name}.manifest.json");
-    let manifest_path = settings.db_backup_root_path.join(&manifest_key);
-    record_in_manifest(
-        storage,
-        &manifest_path,
-        &manifest_key,
-        name,
-        &settings.db_name,
-        entry,
-        &done,
-    )
-    .await?;
+    let done = upload(storage, &archive_path, &layout::full_backup_key(name)).await?;
+    let place =
+        manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
+    record_in_manifest(storage, &place, entry, &done).await?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
-    let _ = std::fs::remove_file(&manifest_path);
+    let _ = std::fs::remove_file(&place.local);
     Ok(done)
 }
 
@@ -127,31 +136,52 @@ pub async fn upload(storage: &dyn Storage, local: &Path, key: &str) -> Result<Ve
     Ok(done)
 }
 
-/// Downloads one object (of `total` bytes, when known) with a progress bar; returns the CRC64 of
-/// what was written.
+/// Downloads one object with a progress bar. The bucket's size (and CRC64, where it reports one)
+/// is checked while downloading; `recorded` (its manifest entry) adds the size and CRC64 the backup
+/// recorded when it stored the object: a mismatch is an `Integrity` error and nothing is kept.
 pub async fn download(
     storage: &dyn Storage,
     key: &str,
     local: &Path,
-    total: Option<u64>,
-) -> Result<u64> {
-    let task = Transfer::start(format!("download {key}"), total);
-    storage.get_file(key, local, &|got| task.report(got)).await
+    recorded: Option<&ArchiveEntry>,
+) -> Result<()> {
+    let task = Transfer::start(format!("download {key}"), recorded.map(|r| r.size));
+    let crc = storage
+        .get_file(key, local, &|got| task.report(got))
+        .await?;
+    drop(task);
+    let Some(recorded) = recorded else {
+        return Ok(());
+    };
+    let size = std::fs::metadata(local)
+        .map_err(|e| Error::io("stat", local, e))?
+        .len();
+    let mismatch = if size != recorded.size {
+        Some(format!(
+            "{size} bytes downloaded, {} recorded in the manifest",
+            recorded.size
+        ))
+    } else {
+        recorded
+            .crc64_value()
+            .filter(|expected| *expected != crc)
+            .map(|expected| {
+                format!("CRC64 {crc} downloaded, {expected} recorded in the manifest (the content was changed)")
+            })
+    };
+    match mismatch {
+        None => Ok(()),
+        Some(why) => {
+            let _ = std::fs::remove_file(local);
+            Err(Error::new(ErrorKind::Integrity, format!("{key}: {why}")))
+        }
+    }
 }
 
 /// A manifest entry for a dump (its collections' counts and hashes) or an increment; key, size
 /// and CRC64 are filled in once the archive is stored.
 pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> ArchiveEntry {
     ArchiveEntry {
-        key: String::new(),
-        kind,
-        size: 0,
-        crc64: String::new(),
-        stored_at: String::new(),
-        oplog_start: None,
-        oplog_from: None,
-        oplog_to: None,
-        entries: None,
         collections: collections
             .iter()
             .filter(|c| !c.is_view)
@@ -162,46 +192,24 @@ pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> Arch
                 )
             })
             .collect(),
+        ..ArchiveEntry::new(kind)
     }
 }
 
-/// Adds a verified archive to the manifest (local copy at `path`, stored at `key`) and stores the
-/// manifest again, verified. A manifest therefore never names an archive that is not stored.
+/// Adds a verified archive to the manifest at `place` and stores the manifest again, verified. A
+/// manifest therefore never names an archive that is not stored.
 pub async fn record_in_manifest(
     storage: &dyn Storage,
-    path: &Path,
-    key: &str,
-    name: &str,
-    database: &str,
+    place: &manifest::Place,
     mut entry: ArchiveEntry,
     done: &VerifiedUpload,
 ) -> Result<()> {
-    // The local copy, else the bucket's (a root that lost it), else a new one. A damaged manifest
-    // must not stop backups: it is started again, and `verify` notes the archives it lost.
-    let existing = match Manifest::read_local(path) {
-        Ok(Some(m)) => Ok(Some(m)),
-        Ok(None) => match storage.read(key).await? {
-            Some(bytes) => Manifest::parse(&bytes, key).map(Some),
-            None => Ok(None),
-        },
-        Err(e) => Err(e),
-    };
-    let mut manifest = match existing {
-        Ok(Some(m)) => m,
-        Ok(None) => Manifest::new(name, database),
-        Err(e) => {
-            log::warn!("{e}; starting the manifest again");
-            Manifest::new(name, database)
-        }
-    };
     entry.key = done.key.clone();
     entry.size = done.size;
     entry.crc64 = done.crc64.to_string();
-    entry.stored_at = crate::manifest::now();
-    manifest.record(entry);
-    crate::state::write_atomic(path, manifest.to_json().as_bytes())?;
-    storage.put_file(path, key, &|_| {}).await?;
-    Ok(())
+    entry.stored_at = manifest::now();
+    let start_hint = entry.oplog_from;
+    manifest::update(storage, place, start_hint, |m| m.record(entry)).await
 }
 
 /// The configured bucket, opened and checked; `what` names the purpose in the error.
@@ -211,7 +219,7 @@ pub async fn open_source_storage(settings: &Settings, what: &str) -> Result<Box<
             "no bucket is configured for {what}: set is_upload_to_oss=1 with endpoint and bucket, or storage_url"
         ))
     })?;
-    open_storage(target, settings).await
+    open_checked(target, settings, false).await
 }
 
 /// Extracts a downloaded archive into the directory it sits in (off the async threads).

@@ -8,6 +8,8 @@ use std::time::Instant;
 use super::{extract_beside, mongo_target, open_source_storage, restore_dump_root};
 use crate::config::Settings;
 use crate::error::Result;
+use crate::layout;
+use crate::manifest::Manifest;
 use crate::mongo::connect;
 use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
 
@@ -64,12 +66,33 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
     })
 }
 
+/// Downloads the archive, checked against its manifest when it has one (size and CRC64), and
+/// extracts it (read to its end: gzip's own check runs too).
 async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> Result<()> {
     let storage = open_source_storage(settings, "restoring the backup").await?;
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
     let started = Instant::now();
-    super::download(storage.as_ref(), &key, &local, None).await?;
+    let manifest_key = layout::full_manifest_key(&req.name);
+    let manifest = match storage.read(&manifest_key).await? {
+        Some(bytes) => Some(Manifest::parse(&bytes, &manifest_key)?),
+        None => {
+            log::warn!("{key} has no manifest (stored before manifests): its CRC64 is not checked");
+            None
+        }
+    };
+    let recorded = manifest.as_ref().and_then(|m| m.entry(&key));
+    if manifest.is_some() && recorded.is_none() {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::Integrity,
+            format!(
+                "{manifest_key} does not record {key}: refusing an archive it does not vouch for"
+            ),
+        ));
+    }
+    // What a previous restore extracted here must not mix with this one.
+    let _ = std::fs::remove_dir_all(req.local_temp.join(&req.name));
+    super::download(storage.as_ref(), &key, &local, recorded).await?;
     log::info!(
         "downloaded {key} from {} in {:.1}s",
         storage.describe(),

@@ -1,20 +1,29 @@
-//! restore_inc.py, COMPAT §4: download every object of `<cycle>/` (verified, several at once) and
-//! extract each archive in place, restore `<cycle>/full_backup/<db_name>`, then replay every
-//! `<cycle>/inc_backup/oplog_*` in name order, optionally only up to a point in time.
+//! restore_inc.py, COMPAT §4, with the chain proven before any write: read the cycle's manifest and
+//! what the bucket (or the local folder) holds, check the chain (`chain`), download the dump and
+//! the increments the restore needs (sizes and CRC64 against the manifest, archives read to their
+//! end), read every oplog.bson through (order, range, count), check again; only then restore
+//! `<cycle>/full_backup/<db_name>` and replay the increments in chain order, optionally only up to
+//! a point in time. Anything that does not match is refused with one line, before the server is
+//! touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::{Document, Timestamp};
+use futures::StreamExt;
 
-use super::{extract_beside, mongo_target, open_source_storage, restore_dump_root};
+use super::{download, extract_beside, mongo_target, open_source_storage, restore_dump_root};
+use crate::chain::{self, CycleFacts, Plan, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{self, Key};
+use crate::manifest::{ArchiveEntry, Manifest};
 use crate::mongo::connect;
-use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary, Replayer};
-use crate::mongo::restore::{BsonReader, DatabaseRestore, RestoreOptions};
+use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary};
+use crate::mongo::replay::{replay_files, OplogFile};
+use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
+use crate::position::Position;
+use crate::storage::Storage;
 
 #[derive(Debug, Clone)]
 pub struct RestoreIncRequest {
@@ -23,23 +32,25 @@ pub struct RestoreIncRequest {
     pub already_downloaded: bool,
     pub drop_existing: bool,
     pub target_db: Option<String>,
-    pub until: Option<Timestamp>,
+    pub until: Option<Position>,
     /// List what would be applied; touch no server.
     pub dry_run: bool,
     pub skip_unknown: bool,
     /// Replay the increments over the database as it is, without restoring the full dump first.
     pub oplog_only: bool,
+    /// Restore up to the last point before the first gap instead of refusing.
+    pub allow_gap: bool,
 }
 
-/// One increment as read from disk (for `--dry-run`).
+/// One increment of the plan, as read from disk.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IncrementPlan {
     pub name: String,
+    pub entries: u64,
+    /// Entries up to `until`, by kind.
     pub entries_by_op: BTreeMap<String, u64>,
-    #[serde(serialize_with = "crate::manifest::serialize_ts")]
-    pub first: Option<Timestamp>,
-    #[serde(serialize_with = "crate::manifest::serialize_ts")]
-    pub last: Option<Timestamp>,
+    pub first: Option<Position>,
+    pub last: Option<Position>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -47,21 +58,39 @@ pub struct RestoreIncReport {
     pub databases: Vec<DatabaseRestore>,
     pub replay: ReplaySummary,
     pub plan: Vec<IncrementPlan>,
+    /// The proven chain: start, earliest point, end, where `--allow-gap` stopped, what could not
+    /// be checked.
+    pub chain: Plan,
+    /// The point the database now reflects (`until` when it stopped there, else the plan's end).
+    pub reached: Option<Position>,
     pub seconds: f64,
 }
 
 pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<RestoreIncReport> {
     let started = Instant::now();
-    if !req.already_downloaded {
-        download_cycle(settings, req).await?;
+    let opts = PlanOptions {
+        until: req.until,
+        allow_gap: req.allow_gap,
+        with_dump: !req.oplog_only,
+    };
+    let storage = match req.already_downloaded {
+        true => None,
+        false => Some(open_source_storage(settings, "restoring the cycle").await?),
+    };
+    let prepared = prepare(storage.as_deref(), &req.cycle, &req.local_temp, &opts).await?;
+    let mut report = RestoreIncReport {
+        plan: prepared.increments.clone(),
+        chain: prepared.plan.clone(),
+        ..Default::default()
+    };
+    for note in &prepared.plan.notes {
+        log::warn!("{}: {note}", req.cycle);
     }
-    let cycle_dir = req.local_temp.join(&req.cycle);
-    let increments = increment_dirs(&cycle_dir)?;
-    let mut report = RestoreIncReport::default();
+    if let Some(stopped) = &prepared.plan.stopped {
+        log::warn!("{}: {stopped}", req.cycle);
+    }
     if req.dry_run {
-        for dir in &increments {
-            report.plan.push(plan(dir, req.until)?);
-        }
+        report.reached = reached(&prepared.plan, req.until);
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -73,7 +102,7 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         };
         report.databases = restore_dump_root(
             &mongo,
-            &cycle_dir.join("full_backup"),
+            &layout::full_dir(&prepared.cycle_dir),
             &settings.db_name,
             req.target_db.as_deref(),
             &opts,
@@ -81,123 +110,259 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         )
         .await?;
     }
-    let mut replayer = Replayer::new(
+    report.replay = replay_files(
         &mongo,
+        &prepared.oplog_files(),
         ReplayOptions {
             source_db: settings.db_name.clone(),
             target_db: req.target_db.clone(),
+            db_prefix: None,
             until: req.until,
             skip_unknown: req.skip_unknown,
         },
-    );
-    'files: for dir in &increments {
-        let path = dir.join("oplog.bson");
-        let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, file), &path);
-        let label = format!(
-            "replay {}",
-            dir.file_name().unwrap_or_default().to_string_lossy()
-        );
-        let mut task = crate::progress::Task::start(label, crate::progress::Unit::Documents, None);
-        while let Some(raw) = reader.next_document()? {
-            task.add(1, raw.as_bytes().len() as u64);
-            let entry: Document = raw
-                .to_document()
-                .map_err(|e| Error::new(ErrorKind::Archive, format!("{}: {e}", path.display())))?;
-            if !replayer.apply(entry).await? {
-                break 'files;
-            }
-        }
-        log::info!("replayed {}", dir.display());
+    )
+    .await?;
+    if let (Some(until), Some(end)) = (req.until, prepared.plan.cycle_end) {
+        // The plan leaves out the increments wholly after `until`: the replay stopped there too.
+        report.replay.stopped_at_until |= until < end;
     }
-    replayer.finish().await?;
-    report.replay = replayer.summary;
+    report.reached = reached(&prepared.plan, req.until);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-fn increment_dirs(cycle_dir: &Path) -> Result<Vec<PathBuf>> {
-    if !cycle_dir.is_dir() {
-        return Err(Error::new(
-            ErrorKind::MongoNotFound,
-            format!("no cycle at {}", cycle_dir.display()),
-        ));
+/// The point a restore of `plan` reaches: `until` when it falls inside the plan, else its end.
+fn reached(plan: &Plan, until: Option<Position>) -> Option<Position> {
+    match (until, plan.end) {
+        (Some(u), Some(end)) => Some(u.min(end)),
+        (u, end) => end.or(u),
     }
-    let inc = cycle_dir.join("inc_backup");
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&inc) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_dir()
-                    && p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("oplog_"))
+}
+
+/// A cycle on the local disk whose chain is proven for a restore.
+#[derive(Debug, Clone)]
+pub struct PreparedCycle {
+    pub cycle_dir: PathBuf,
+    pub plan: Plan,
+    /// The plan's increments as read from their oplog.bson.
+    pub increments: Vec<IncrementPlan>,
+    pub manifest: Option<Manifest>,
+}
+
+impl PreparedCycle {
+    /// The plan's oplog files in replay order.
+    pub fn oplog_files(&self) -> Vec<OplogFile> {
+        self.plan
+            .increments
+            .iter()
+            .map(|link| OplogFile {
+                path: layout::oplog_file(&layout::increment_dir(&self.cycle_dir, &link.name)),
+                label: link.name.clone(),
+                skip_through: link.skip_through,
             })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    dirs.sort();
-    Ok(dirs)
-}
-
-fn plan(dir: &Path, until: Option<Timestamp>) -> Result<IncrementPlan> {
-    let path = dir.join("oplog.bson");
-    let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-    let mut reader = BsonReader::new(std::io::BufReader::new(file), &path);
-    let mut p = IncrementPlan {
-        name: dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned(),
-        ..Default::default()
-    };
-    while let Some(raw) = reader.next_document()? {
-        let ts = raw.get_timestamp("ts").ok();
-        if let (Some(ts), Some(u)) = (ts, until) {
-            if ts > u {
-                break;
-            }
-        }
-        let op = raw.get_str("op").unwrap_or("?").to_string();
-        *p.entries_by_op.entry(op).or_default() += 1;
-        p.first = p.first.or(ts);
-        p.last = ts.or(p.last);
+            .collect()
     }
-    Ok(p)
 }
 
-async fn download_cycle(settings: &Settings, req: &RestoreIncRequest) -> Result<()> {
-    let storage = open_source_storage(settings, "restoring the cycle").await?;
-    let objects = storage.list(&format!("{}/", req.cycle)).await?;
+/// Brings cycle `cycle` into `<local_temp>/<cycle>/` (from the bucket, or as it is there already
+/// when `storage` is `None`) and proves its chain for `opts`: one `Integrity` line otherwise.
+pub async fn prepare(
+    storage: Option<&dyn Storage>,
+    cycle: &str,
+    local_temp: &Path,
+    opts: &PlanOptions,
+) -> Result<PreparedCycle> {
+    let cycle_dir = local_temp.join(cycle);
+    let (mut facts, manifest) = match storage {
+        Some(storage) => {
+            let (mut facts, manifest) = bucket_facts(storage, cycle).await?;
+            if let Some(m) = &manifest {
+                // Kept beside the folders: a later restore from them (`--downloaded`) checks them
+                // against it too.
+                crate::mongo::dump::create_private_dir(&cycle_dir)?;
+                crate::state::write_atomic(
+                    &cycle_dir.join(layout::MANIFEST_FILE),
+                    m.to_json().as_bytes(),
+                )?;
+            }
+            // What the listing and the manifest already show is refused before any download.
+            let plan = chain::check(&facts).plan(opts)?;
+            fetch(
+                storage,
+                &cycle_dir,
+                manifest.as_ref(),
+                &plan,
+                opts,
+                &mut facts,
+            )
+            .await?;
+            (facts, manifest)
+        }
+        None => local_facts(&cycle_dir, cycle)?,
+    };
+    let mut read: HashMap<String, IncrementPlan> = HashMap::new();
+    for inc in facts.increments.iter_mut().filter(|i| i.present) {
+        let path = layout::oplog_file(&layout::increment_dir(&cycle_dir, &inc.name));
+        if !path.exists() {
+            // Not brought here: an increment past `until`, or one past a break.
+            continue;
+        }
+        match crate::mongo::oplog::summarize_file(&path, opts.until) {
+            Ok((contents, by_op)) => {
+                inc.contents = Some(contents);
+                read.insert(
+                    inc.name.clone(),
+                    IncrementPlan {
+                        name: inc.name.clone(),
+                        entries: contents.entries,
+                        entries_by_op: by_op,
+                        first: contents.first,
+                        last: contents.last,
+                    },
+                );
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Integrity | ErrorKind::Archive) => {
+                inc.damage = Some(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let plan = chain::check(&facts).plan(opts)?;
+    let increments = plan
+        .increments
+        .iter()
+        .map(|l| read.remove(&l.name).unwrap_or_default())
+        .collect();
+    Ok(PreparedCycle {
+        cycle_dir,
+        plan,
+        increments,
+        manifest,
+    })
+}
+
+/// The facts the bucket gives: its listing of `<cycle>/` and the cycle's manifest.
+async fn bucket_facts(
+    storage: &dyn Storage,
+    cycle: &str,
+) -> Result<(CycleFacts, Option<Manifest>)> {
+    let objects = storage.list(&layout::cycle_prefix_of(cycle)).await?;
     if objects.is_empty() {
         return Err(Error::new(
             ErrorKind::StorageNotFound,
-            format!("cycle {} not found in {}", req.cycle, storage.describe()),
+            format!("cycle {cycle} not found in {}", storage.describe()),
+        ));
+    }
+    let manifest_key = layout::cycle_manifest_key(cycle);
+    let manifest = match objects.iter().any(|o| o.key == manifest_key) {
+        true => match storage.read(&manifest_key).await? {
+            Some(bytes) => Some(Manifest::parse(&bytes, &manifest_key)?),
+            None => None,
+        },
+        false => None,
+    };
+    let found: BTreeMap<String, Option<u64>> = objects
+        .iter()
+        .map(|o| (o.key.clone(), Some(o.size)))
+        .collect();
+    Ok((
+        CycleFacts::gather(cycle, manifest.as_ref(), &found),
+        manifest,
+    ))
+}
+
+/// The facts a cycle already downloaded and extracted gives: its folders, and the manifest the
+/// download brought beside them (if any). Sizes of archives are not known there.
+fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<(CycleFacts, Option<Manifest>)> {
+    if !cycle_dir.is_dir() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "no cycle at {} (has_download_to_local / --downloaded expects it there)",
+                cycle_dir.display()
+            ),
+        ));
+    }
+    let manifest = Manifest::read_local(&cycle_dir.join(layout::MANIFEST_FILE))?;
+    let mut found: BTreeMap<String, Option<u64>> = BTreeMap::new();
+    if layout::full_dir(cycle_dir).is_dir() {
+        found.insert(layout::cycle_full_key(cycle), None);
+    }
+    for name in layout::local_increment_names(cycle_dir) {
+        if layout::oplog_file(&layout::increment_dir(cycle_dir, &name)).is_file() {
+            found.insert(layout::increment_key(cycle, &name), None);
+        }
+    }
+    Ok((
+        CycleFacts::gather(cycle, manifest.as_ref(), &found),
+        manifest,
+    ))
+}
+
+/// Downloads and extracts the dump (unless `--oplog-only`) and the plan's increments, four at a
+/// time. A download or archive that does not match its record becomes damage on its fact (the
+/// chain then refuses, or stops before it with `--allow-gap`); any other failure stops here.
+async fn fetch(
+    storage: &dyn Storage,
+    cycle_dir: &Path,
+    manifest: Option<&Manifest>,
+    plan: &Plan,
+    opts: &PlanOptions,
+    facts: &mut CycleFacts,
+) -> Result<()> {
+    let cycle = facts.cycle.clone();
+    let mut wanted: Vec<(String, PathBuf)> = Vec::new();
+    if opts.with_dump {
+        wanted.push((layout::cycle_full_key(&cycle), layout::full_dir(cycle_dir)));
+    }
+    for link in &plan.increments {
+        wanted.push((
+            layout::increment_key(&cycle, &link.name),
+            layout::increment_dir(cycle_dir, &link.name),
         ));
     }
     let started = Instant::now();
-    let storage = &storage;
-    let paths: Vec<PathBuf> = futures::stream::iter(objects)
-        .map(|o| async move {
-            let local = req.local_temp.join(&o.key);
-            super::download(storage.as_ref(), &o.key, &local, Some(o.size))
-                .await
-                .map(|_| local)
+    let recorded = |key: &str| -> Option<&ArchiveEntry> { manifest.and_then(|m| m.entry(key)) };
+    let outcomes: Vec<(String, PathBuf, Result<()>)> = futures::stream::iter(wanted)
+        .map(|(key, dir)| async move {
+            let archive = layout::archive_path_for(&dir);
+            // What a previous restore left here must not mix with what this one reads.
+            let _ = std::fs::remove_dir_all(&dir);
+            let outcome = match download(storage, &key, &archive, recorded(&key)).await {
+                Ok(()) => extract_beside(archive).await,
+                Err(e) => Err(e),
+            };
+            (key, dir, outcome)
         })
         .buffer_unordered(4)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    for (key, dir, outcome) in outcomes {
+        let damage = match outcome {
+            Ok(()) if dir.is_dir() => None,
+            Ok(()) => Some(format!(
+                "its archive holds no {} folder",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            )),
+            Err(e) if matches!(e.kind(), ErrorKind::Integrity | ErrorKind::Archive) => {
+                Some(e.to_string())
+            }
+            Err(e) => return Err(e),
+        };
+        match Key::parse(&key, "") {
+            Key::CycleFull { .. } => facts.dump.damage = damage,
+            Key::Increment { name, .. } => {
+                if let Some(inc) = facts.increment_mut(name) {
+                    inc.damage = damage;
+                }
+            }
+            _ => {}
+        }
+    }
     log::info!(
-        "downloaded {} objects of {} in {:.1}s",
-        paths.len(),
-        req.cycle,
+        "downloaded and extracted {} archives of {cycle} in {:.1}s",
+        plan.increments.len() + usize::from(opts.with_dump),
         started.elapsed().as_secs_f64()
     );
-    for path in paths
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
-    {
-        extract_beside(path).await?;
-    }
     Ok(())
 }

@@ -12,9 +12,10 @@ use super::backup::{LastRun, LAST_RUN};
 use super::mongo_target;
 use crate::config::Settings;
 use crate::error::Result;
-use crate::manifest::Position;
+use crate::layout;
 use crate::mongo::{connect, oplog};
-use crate::state::{self, CycleInfo, OplogPosition};
+use crate::position::Position;
+use crate::state::{self, CycleInfo};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -67,11 +68,8 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
     };
     let cycle = info.as_ref().map(|i| i.last_circle_backup_dir_name.clone());
     let b_path = cycle.as_ref().map(|c| state::state_b_path(&root.join(c)));
-    let position = match &b_path {
-        Some(p) => match state::read::<OplogPosition>(p)? {
-            Some(b) => Some(b.to_ts(p)?),
-            None => None,
-        },
+    let position = match &cycle {
+        Some(c) => state::read_b(&root.join(c))?,
         None => None,
     };
     // An installation switched over from the old scripts has no record yet: B's file time is
@@ -97,7 +95,7 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
         last_summary: last.as_ref().map(|l| l.summary.clone()),
         cycle: cycle.clone(),
         cycle_started: info.as_ref().and_then(|i| i.started_at()).map(local_time),
-        position: position.map(|p| crate::pipeline::catalog::show_position(p.into())),
+        position: position.map(|p| p.label()),
         pending_archives: pending_archives(root, cycle.as_deref()),
         oplog: None,
         warnings: Vec::new(),
@@ -137,7 +135,7 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
 /// The oplog's span and whether it will still reach back to `position` at the next run.
 async fn oplog_window(
     settings: &Settings,
-    position: Option<mongodb::bson::Timestamp>,
+    position: Option<Position>,
     last_run: Option<i64>,
     interval: Option<i64>,
     now: i64,
@@ -147,7 +145,7 @@ async fn oplog_window(
     let oldest = oplog::oldest(&mongo).await?;
     let newest = oplog::newest(&mongo).await?;
     let window = match (oldest, newest) {
-        (Some(a), Some(b)) => i64::from(b.time) - i64::from(a.time),
+        (Some(a), Some(b)) => i64::from(b.t) - i64::from(a.t),
         _ => 0,
     };
     let fill = oplog::fill(&mongo).await?;
@@ -160,14 +158,14 @@ async fn oplog_window(
             warning = Some(format!(
                 "the oplog rolled over: its oldest entry {} is newer than the cycle's position {}; \
                  the next run starts a new cycle with a full dump",
-                show(old),
-                show(b)
+                old.label(),
+                b.label()
             ));
         } else if let Some(step) = interval.filter(|_| pruning) {
             // At the next run the oplog reaches back about `window` seconds from then; it must
             // still hold the cycle's position.
             let next_run = last_run.unwrap_or(now).max(now) + step;
-            let needed = next_run - i64::from(b.time);
+            let needed = next_run - i64::from(b.t);
             if window < needed {
                 at_risk = true;
                 warning = Some(format!(
@@ -182,8 +180,8 @@ async fn oplog_window(
     }
     Ok((
         OplogWindow {
-            oldest: oldest.map(|t| crate::pipeline::catalog::show_position(t.into())),
-            newest: newest.map(|t| crate::pipeline::catalog::show_position(t.into())),
+            oldest: oldest.map(|p| p.label()),
+            newest: newest.map(|p| p.label()),
             window_seconds: window,
             fill,
             interval_seconds: interval,
@@ -193,23 +191,21 @@ async fn oplog_window(
     ))
 }
 
-fn show(ts: mongodb::bson::Timestamp) -> String {
-    crate::pipeline::catalog::show_position(Position::from(ts))
-}
-
 /// Archives with a `.pos.json` sidecar under the cycle's directory.
 fn pending_archives(root: &Path, cycle: Option<&str>) -> Vec<String> {
     let Some(cycle) = cycle else {
         return Vec::new();
     };
     let dir = root.join(cycle);
-    let mut found: Vec<PathBuf> = vec![dir.join("full_backup.tar.gz")];
-    if let Ok(entries) = std::fs::read_dir(dir.join("inc_backup")) {
+    let mut found: Vec<PathBuf> = vec![layout::archive_path_for(&layout::full_dir(&dir))];
+    if let Ok(entries) = std::fs::read_dir(layout::increments_dir(&dir)) {
         found.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
     }
     let mut pending: Vec<String> = found
         .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz") && state::sidecar_path(p).exists())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(layout::ARCHIVE_SUFFIX) && state::sidecar_path(p).exists()
+        })
         .map(|p| p.display().to_string())
         .collect();
     pending.sort();

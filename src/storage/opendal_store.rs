@@ -28,6 +28,9 @@ pub struct StorageOptions {
     pub io_timeout: Duration,
     /// Retries of one request after a temporary failure.
     pub retries: usize,
+    /// A folder bucket that does not exist is created (0700) instead of refused. Off by default: a
+    /// NAS share that is not mounted must not turn into a folder filling the local disk.
+    pub create_missing_folder: bool,
 }
 
 impl Default for StorageOptions {
@@ -37,6 +40,7 @@ impl Default for StorageOptions {
             part_size: 8 << 20,
             io_timeout: Duration::from_secs(60),
             retries: 4,
+            create_missing_folder: false,
         }
     }
 }
@@ -137,6 +141,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             (op, Backend::S3, ep, bucket.clone(), None)
         }
         StorageTarget::Folder { root } => {
+            prepare_folder(root, opts.create_missing_folder)?;
             let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
             let op = Operator::new(builder).map_err(config_err)?;
             (
@@ -173,19 +178,101 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
     }))
 }
 
-/// Each retry becomes one warning line: operators see flaky storage without a failed run.
+/// A folder bucket must exist and be a directory; it is created (readable by its owner only) only
+/// when that is allowed.
+fn prepare_folder(root: &Path, create: bool) -> Result<()> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::new(
+            ErrorKind::StorageNotFound,
+            format!(
+                "the bucket folder {} is not a directory",
+                root.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            log::info!("creating the bucket folder {}", root.display());
+            private_dirs(root)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
+            ErrorKind::StorageNotFound,
+            format!(
+                "the bucket folder {} does not exist (is the share mounted?); create it, or set create_bucket_folder=1",
+                root.display()
+            ),
+        )),
+        Err(e) => Err(Error::io("open the bucket folder", root, e)),
+    }
+}
+
+/// Creates `dir` and its missing parents, readable by their owner only (they hold backups).
+fn private_dirs(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))
+}
+
+/// Each retry becomes one short warning line naming the operation, the object and the cause:
+/// operators see flaky storage without a failed run, and no library internals.
 struct LogRetries;
 
 impl RetryInterceptor for LogRetries {
     fn intercept(&self, event: RetryEvent<'_>) {
+        let text = event.err.to_string();
+        let object = context_value(&text, "path")
+            .map(|p| format!(" {p}"))
+            .unwrap_or_default();
         log::warn!(
-            "storage: {} retry {} in {:.1}s after a temporary error: {}",
+            "storage: {}{object} failed ({}); retry {} in {:.1}s",
             event.op,
+            short_cause(event.err),
             event.attempt,
-            event.retry_after.as_secs_f64(),
-            first_line(&event.err.to_string())
+            event.retry_after.as_secs_f64()
         );
     }
+}
+
+/// A value of OpenDAL's error context (`context: { service: fs, path: a/b }`).
+fn context_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    let start = text.find(&format!("{key}: "))? + key.len() + 2;
+    let rest = &text[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim()).filter(|v| !v.is_empty())
+}
+
+/// The cause of a storage error in a few words: what the network said, the service's error code,
+/// or the first line of the message.
+fn short_cause(e: &opendal::Error) -> String {
+    let debug = format!("{e:?}");
+    if let Some(cause) = unreachable_cause(&debug) {
+        return cause.to_string();
+    }
+    if let Some(code) = debug
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code)
+    {
+        return code.to_string();
+    }
+    let status = debug
+        .split_once("status: ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|s| s.len() == 3);
+    if let Some(status) = status {
+        return format!("HTTP {status}");
+    }
+    let mut line = first_line(e.message()).to_string();
+    if let Some(source) = std::error::Error::source(e) {
+        line = format!("{line}: {}", first_line(&source.to_string()));
+    }
+    line.chars().take(160).collect()
 }
 
 fn first_line(s: &str) -> &str {
@@ -269,6 +356,24 @@ impl OpendalStorage {
         }))
     }
 
+    /// Creates a folder object's parent folders (0700) and the file itself (0600) before OpenDAL
+    /// writes into it (it truncates and keeps the mode): a bucket folder holds whole databases.
+    fn prepare_folder_object(&self, key: &str) -> Result<()> {
+        let path = Path::new(&self.bucket).join(key);
+        if let Some(parent) = path.parent() {
+            private_dirs(parent)?;
+        }
+        let file = crate::archive::create_private(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("protect", &path, e))?;
+        }
+        drop(file);
+        Ok(())
+    }
+
     /// OSS's own CRC64 of an object, read from a signed HEAD.
     async fn oss_crc64(&self, key: &str) -> Result<Option<u64>> {
         let Some((transport, base)) = &self.oss_head else {
@@ -344,6 +449,9 @@ impl Storage for OpendalStorage {
             .await
             .map_err(|e| Error::io("stat", local, e))?
             .len();
+        if let Backend::Folder = self.backend {
+            self.prepare_folder_object(key)?;
+        }
         // Stay under the 10,000-part limit of OSS and S3 whatever the size.
         let part_size = self.opts.part_size.max((size / 9_000) as usize + 1);
         let mut writer = self

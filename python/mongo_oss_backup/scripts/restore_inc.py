@@ -35,6 +35,10 @@ restore_to_db_name = ""
 # Optional point in time: stop after the last oplog entry at or before it.
 # "" = everything; "2015-11-24 18:30:00" (local time); or an oplog timestamp "1448361000:1"
 restore_until = ""
+# Before anything is written, the cycle is checked: its full dump, then increments that join end to
+# end, each archive as its manifest recorded it. A missing or damaged increment stops the restore
+# with one line; True restores up to the last point before it instead (and says where it stopped).
+allow_gap = False
 
 INSTALLED_PYTHON = "@@PYTHON@@"
 

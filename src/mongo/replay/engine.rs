@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use mongodb::bson::{doc, Bson, Document, Timestamp};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind as DriverKind;
 
 use super::update;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::Mongo;
+use crate::position::Position;
 
 /// Server error codes that mean "already done" when a DDL entry is applied again.
 const ALREADY_DONE: &[i32] = &[26, 27, 48, 85, 86];
@@ -34,8 +35,10 @@ pub struct ReplayOptions {
     pub source_db: String,
     /// Replay into this database instead (only with a source database).
     pub target_db: Option<String>,
+    /// Otherwise: replay database `x` into `<db_prefix>_x` (scratch databases of `verify --deep`).
+    pub db_prefix: Option<String>,
     /// Stop after the last entry at or before this position.
-    pub until: Option<Timestamp>,
+    pub until: Option<Position>,
     pub skip_unknown: bool,
 }
 
@@ -47,10 +50,10 @@ pub struct ReplaySummary {
     pub missing_update_targets: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
-    #[serde(serialize_with = "crate::manifest::serialize_ts")]
-    pub first: Option<Timestamp>,
-    #[serde(serialize_with = "crate::manifest::serialize_ts")]
-    pub last: Option<Timestamp>,
+    /// Entries an old increment repeated from the one before it, applied once.
+    pub repeated: u64,
+    pub first: Option<Position>,
+    pub last: Option<Position>,
     /// The replay stopped at `until`.
     pub stopped_at_until: bool,
 }
@@ -91,7 +94,7 @@ impl<'a> Replayer<'a> {
 
     /// Applies one top-level entry. Returns false once `until` is passed (stop reading).
     pub async fn apply(&mut self, entry: Document) -> Result<bool> {
-        let ts = entry.get_timestamp("ts").ok();
+        let ts = entry.get_timestamp("ts").ok().map(Position::from);
         if let (Some(ts), Some(until)) = (ts, self.opts.until) {
             if ts > until {
                 self.summary.stopped_at_until = true;
@@ -113,12 +116,11 @@ impl<'a> Replayer<'a> {
         if !self.opts.source_db.is_empty() && db != self.opts.source_db {
             return None;
         }
-        Some(
-            self.opts
-                .target_db
-                .clone()
-                .unwrap_or_else(|| db.to_string()),
-        )
+        Some(match (&self.opts.target_db, &self.opts.db_prefix) {
+            (Some(target), _) => target.clone(),
+            (None, Some(prefix)) => prefixed_name(prefix, db),
+            (None, None) => db.to_string(),
+        })
     }
 
     fn count(&mut self, kind: &str) {
@@ -204,7 +206,7 @@ impl<'a> Replayer<'a> {
     fn unknown(&self, entry: &Document, what: &str) -> Error {
         let ts = entry
             .get_timestamp("ts")
-            .map(|t| format!("{}:{}", t.time, t.increment))
+            .map(|t| Position::from(t).to_string())
             .unwrap_or_default();
         let mut text = entry.to_string();
         if text.len() > 300 {
@@ -503,6 +505,15 @@ impl<'a> Replayer<'a> {
         )
         .await
     }
+}
+
+/// `<prefix>_<db>`, kept under MongoDB's 63-byte database name limit.
+pub fn prefixed_name(prefix: &str, db: &str) -> String {
+    let mut name = format!("{prefix}_{db}");
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
 }
 
 fn txn_key(entry: &Document) -> String {

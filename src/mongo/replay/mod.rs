@@ -1,5 +1,60 @@
 //! Oplog replay through ordinary commands (never applyOps): `update` turns update entries into
-//! whole documents, `engine` applies entries in order with batching.
+//! whole documents, `engine` applies entries in order with batching, and `replay_files` feeds it the
+//! increments of a restore plan.
 
 pub mod engine;
 pub mod update;
+
+use std::path::PathBuf;
+
+use engine::{ReplayOptions, ReplaySummary, Replayer};
+
+use super::restore::BsonReader;
+use super::Mongo;
+use crate::error::{Error, ErrorKind, Result};
+use crate::position::Position;
+use crate::progress::{Task, Unit};
+
+/// One oplog.bson to replay, and the position through which its entries were already in the file
+/// before it (an old increment's repeats, applied once).
+#[derive(Debug, Clone)]
+pub struct OplogFile {
+    pub path: PathBuf,
+    pub label: String,
+    pub skip_through: Option<Position>,
+}
+
+/// Replays the files in order until `opts.until`, then writes what is still batched.
+pub async fn replay_files(
+    mongo: &Mongo,
+    files: &[OplogFile],
+    opts: ReplayOptions,
+) -> Result<ReplaySummary> {
+    let mut replayer = Replayer::new(mongo, opts);
+    'files: for file in files {
+        let path = &file.path;
+        let handle = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, handle), path);
+        let mut task = Task::start(format!("replay {}", file.label), Unit::Documents, None);
+        while let Some(raw) = reader.next_document()? {
+            task.add(1, raw.as_bytes().len() as u64);
+            let repeated = match (file.skip_through, raw.get_timestamp("ts")) {
+                (Some(skip), Ok(ts)) => Position::from(ts) <= skip,
+                _ => false,
+            };
+            if repeated {
+                replayer.summary.repeated += 1;
+                continue;
+            }
+            let entry = raw
+                .to_document()
+                .map_err(|e| Error::new(ErrorKind::Archive, format!("{}: {e}", path.display())))?;
+            if !replayer.apply(entry).await? {
+                break 'files;
+            }
+        }
+        log::info!("replayed {}", file.label);
+    }
+    replayer.finish().await?;
+    Ok(replayer.summary)
+}
