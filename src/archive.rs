@@ -1,13 +1,14 @@
 //! Streaming tar.gz archives in the layout of the old scripts (COMPAT §2.5, §3): archiving
 //! directory `X` gives entries `X/...`, readable by GNU tar. Extraction accepts GNU tar's and
 //! Python tarfile's archives and refuses entries that would land outside the target (absolute
-//! paths, `..`, links pointing out). Memory stays constant: data flows file → gzip → file.
+//! paths, `..`) and links of any kind (a dump has none). Memory stays constant: data flows
+//! file → gzip → file.
 //!
 //! Deflate backend: flate2 over zlib-rs (pure Rust, the fastest sound backend flate2 offers here).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -149,42 +150,19 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
     )));
     tar.set_overwrite(true);
     let mut tops: Vec<String> = Vec::new();
-    // Links this archive created: no later entry may be written through one (lexical checks
-    // cannot see where a link points once it exists on disk).
-    let mut links: Vec<PathBuf> = Vec::new();
     let entries = tar.entries().map_err(|e| corrupt(archive, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(archive, e))?;
         let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
         check_inside(&path).map_err(|why| bad(format!("entry {}: {why}", path.display())))?;
-        if let Some(link) = links.iter().find(|l| path.starts_with(l) && path != **l) {
-            return Err(bad(format!(
-                "entry {} goes through the link {}",
-                path.display(),
-                link.display()
-            )));
-        }
+        // A dump holds files and folders only. A link, even one pointing inside, could be written
+        // through by a later entry or a later extraction into the same place.
         let kind = entry.header().entry_type();
-        if kind.is_symlink() {
-            links.push(path.clone());
-        }
         if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(|e| corrupt(archive, e))?
-                .ok_or_else(|| bad(format!("link {} has no target", path.display())))?;
-            let resolved = if kind.is_symlink() {
-                path.parent().unwrap_or(Path::new("")).join(&target)
-            } else {
-                target.to_path_buf()
-            };
-            check_inside(&resolved).map_err(|why| {
-                bad(format!(
-                    "link {} -> {}: {why}",
-                    path.display(),
-                    target.display()
-                ))
-            })?;
+            return Err(bad(format!(
+                "entry {} is a link (a backup holds files and folders only)",
+                path.display()
+            )));
         }
         if let Some(Component::Normal(top)) = path.components().next() {
             let top = top.to_string_lossy().into_owned();
@@ -234,14 +212,15 @@ fn corrupt(archive: &Path, e: std::io::Error) -> Error {
     .with_source(e)
 }
 
-/// Creates (truncating) a file readable by its owner only.
+/// Creates (truncating) a file readable by its owner only. A symbolic link planted where the file
+/// goes is not followed: the open fails.
 pub fn create_private(path: &Path) -> Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     opts.open(path).map_err(|e| Error::io("create", path, e))
 }

@@ -215,9 +215,12 @@ pub fn check(facts: &CycleFacts) -> Chain {
             .map(|why| format!("the full dump of {cycle} is damaged: {why}"))
     };
 
+    // Oplog order, whatever the names say (a clock that stepped back names a later increment
+    // earlier): recorded ranges, else first entries; names only when neither is known.
     let mut increments: Vec<&IncrementFacts> = facts.increments.iter().collect();
-    if increments.iter().all(|i| i.from.is_some()) {
-        increments.sort_by(|a, b| (a.from, &a.name).cmp(&(b.from, &b.name)));
+    let begins = |i: &IncrementFacts| i.from.or(i.contents.and_then(|c| c.first));
+    if increments.iter().all(|i| begins(i).is_some()) {
+        increments.sort_by(|a, b| (begins(a), &a.name).cmp(&(begins(b), &b.name)));
     } else {
         increments.sort_by(|a, b| a.name.cmp(&b.name));
     }
@@ -647,6 +650,15 @@ mod tests {
         let chain = check(&facts);
         assert!(chain.problems().is_empty());
         assert_eq!(chain.links[1].skip_through, Some(p(20, 1)));
+        // Named out of order (the clock stepped back): replayed in oplog order all the same.
+        let mut renamed = facts.clone();
+        renamed.increments[0].name = "oplog_9".into();
+        let order: Vec<String> = check(&renamed)
+            .links
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        assert_eq!(order, ["oplog_9", "oplog_2"]);
         assert!(chain.notes.iter().any(|n| n.starts_with("no manifest")));
         assert_eq!(chain.plan(&all()).unwrap().increments.len(), 2);
     }

@@ -51,6 +51,13 @@ pub fn full_backup_name(at: DateTime<Local>, with_seconds: bool) -> String {
     format!("{FULL_PREFIX}{stamp}")
 }
 
+/// Whether `name` is a cycle of this installation: its prefix and exactly the 14 digits of a
+/// time, so that another installation's longer prefix (`…titan_1_…`) is never taken for ours.
+pub fn is_cycle_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|d| d.len() == 14 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The local time in a name `<prefix><YYYYmmddHHMM[SS]>`.
 pub fn name_time(name: &str, prefix: &str) -> Option<NaiveDateTime> {
     let digits = name.strip_prefix(prefix)?;

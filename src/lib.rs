@@ -15,6 +15,7 @@
 //! - `state`, `lock`: the old scripts' state files and the run lock.
 //! - `pipeline`: the flows (backups, restores, list, status, verify, prune) built from the parts above.
 //! - `runtime`, `logging`, `progress`: the shared tokio runtime, plain log lines, progress bars.
+//! - `hooks`: the fault tests' crash points and clock.
 //! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
 
 pub mod archive;
@@ -22,6 +23,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod layout;
 pub mod lock;
 pub mod logging;

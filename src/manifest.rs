@@ -189,10 +189,9 @@ impl Manifest {
 
     /// Reads a local copy; `None` when there is none.
     pub fn read_local(path: &Path) -> Result<Option<Self>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Self::parse(&bytes, &path.display().to_string()).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", path, e)),
+        match crate::state::read_bytes(path)? {
+            Some(bytes) => Self::parse(&bytes, &path.display().to_string()).map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -76,6 +76,28 @@ pub fn write_b(cycle_dir: &Path, p: Position) -> Result<()> {
     write(&state_b_path(cycle_dir), &OplogPosition::new(p))
 }
 
+/// The local root must not be writable by others: anyone could plant the state, archives or links
+/// the backup trusts there.
+pub fn check_root(root: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(root) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o002 != 0 {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "db_backup_root_path {} is writable by others (mode {mode:04o}): anyone could plant the files a backup trusts; make it private (chmod 700)",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn state_a_path(root: &Path) -> PathBuf {
     root.join(STATE_A)
 }
@@ -84,13 +106,43 @@ pub fn state_b_path(cycle_dir: &Path) -> PathBuf {
     cycle_dir.join(STATE_B)
 }
 
-/// Reads a JSON state file; `None` when it does not exist.
-pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+/// Reads a small local file the tool wrote (state, manifest copy) without following a symbolic
+/// link planted in its place; `None` when it does not exist.
+pub fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = match opts.open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{} is a symbolic link, not a file the backup wrote: remove it",
+                    path.display()
+                ),
+            ))
+        }
         Err(e) => return Err(Error::io("read", path, e)),
     };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(bytes))
+}
+
+/// Reads a JSON state file; `None` when it does not exist.
+pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
     serde_json::from_str(&text).map(Some).map_err(|e| {
         Error::new(
             ErrorKind::Config,
@@ -116,6 +168,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
+    // A file (or a link) left at the temp name is removed, never written through.
+    let _ = std::fs::remove_file(&tmp);
     let mut f = crate::archive::create_private(&tmp)?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())

@@ -83,7 +83,7 @@ def _link(t, name, target, kind=tarfile.SYMTYPE):
 
 
 @pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink_out", "symlink_abs", "hardlink_out",
-                                  "write_through_symlink"])
+                                  "write_through_symlink", "symlink_inside", "link_chain"])
 def test_tar_slip_is_refused(tmp_path, case):
     archive = tmp_path / "evil.tar.gz"
     adders = {
@@ -94,6 +94,10 @@ def test_tar_slip_is_refused(tmp_path, case):
         "hardlink_out": lambda t: _link(t, "ok/hard", "../escaped.txt", tarfile.LNKTYPE),
         "write_through_symlink": lambda t: (_link(t, "ok/l1", ".."), _link(t, "ok/l1/l2", ".."),
                                            _file(t, "ok/l1/l2/escaped.txt")),
+        # Pointing inside, yet a later entry or a later extraction into the same folder could
+        # write through it: a dump has no links at all.
+        "symlink_inside": lambda t: _link(t, "ok/link", "data"),
+        "link_chain": lambda t: (_link(t, "ok/l1", "."), _link(t, "ok/l2", "l1/../..")),
     }
     _evil(archive, adders[case])
     target = tmp_path / "target"

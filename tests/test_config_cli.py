@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mongo_oss_backup as mob
-from conftest import run_cli
+from conftest import run_cli, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,9 @@ def test_old_file_unchanged(tmp_path):
     assert out["endpoint"] == "oss.aliyuncs.com"
     assert out["oss_region"] == "cn-hangzhou"
     assert out["accessKeySecret"] == "***" and out["db_passwd"] == "***"
-    assert out["db_backup_root_path"] == "H:\\pythoncode\\temp\\back\\"
+    # Read literally; relative on this machine, so the folder of that name beside the config file.
+    assert out["db_backup_root_path"] == str(tmp_path / "H:\\pythoncode\\temp\\back\\")
+    assert 'db_backup_root_path "H:\\pythoncode\\temp\\back\\" is a Windows path' in r.stderr
     assert out["db_port"] == 27017 and out["is_inc_backup"] == 1 and out["full_backup_period"] == 7
     assert out["cycle_prefix"] == "mongodb_cycle_backup_titan_" and out["keep_cycles"] == 0
     assert "p#ss=w0rd!" not in r.stdout + r.stderr
@@ -101,7 +103,8 @@ def test_python_api_check_config(tmp_path):
     cfg.write_text(OLD_FILE)
     cfg.chmod(0o600)
     settings, warnings = mob.check_config(str(cfg))
-    assert settings["db_name"] == "chen" and warnings == []
+    assert settings["db_name"] == "chen"
+    assert len(warnings) == 1 and "is a Windows path" in warnings[0]
     cfg.write_text(OLD_FILE.replace("db_port= 27017", "db_port= x"))
     with pytest.raises(mob.ConfigError) as err:
         mob.check_config(str(cfg))
@@ -115,4 +118,14 @@ def test_config_readable_by_others_is_warned(tmp_path):
     cfg.chmod(0o644)
     r = run_cli("check-config", "--config", str(cfg))
     assert r.returncode == 0
-    assert r.stderr == "warning: %s has mode 0644: it holds the secrets, make it readable by its owner only (chmod 600)\n" % cfg
+    assert "warning: %s has mode 0644: it holds the secrets, make it readable by its owner only (chmod 600)\n" % cfg \
+        in r.stderr
+
+
+def test_check_config_masks_a_password_inside_a_uri(tmp_path):
+    cfg = write_config(tmp_path, db_host="mongodb://backup:Uri-Secr3t@db1:27017,db2/?replicaSet=rs0",
+                       is_upload_to_oss="0")
+    r = run_cli("check-config", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["db_host"] == "mongodb://backup:***@db1:27017,db2/?replicaSet=rs0"
+    assert "Uri-Secr3t" not in r.stdout + r.stderr

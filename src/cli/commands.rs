@@ -372,7 +372,7 @@ pub fn restore_inc(
             }
         );
     }
-    for note in &chain.notes {
+    for note in chain.notes.iter().chain(report.replay.notes.iter()) {
         println!("note: {note}");
     }
     if let Some(stopped) = &chain.stopped {

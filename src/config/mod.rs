@@ -154,7 +154,47 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded>
     if let Some(warning) = permission_warning(path) {
         loaded.warnings.push(warning);
     }
+    // A relative root is the config file's neighbour, whatever the working directory (cron runs in
+    // the home folder, an operator in the script's).
+    let root = &mut loaded.settings.db_backup_root_path;
+    if root.is_relative() {
+        let folder = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let written = root.to_string_lossy().into_owned();
+        *root = folder.join(&*root);
+        if cfg!(unix) && is_windows_path(&written) {
+            loaded.warnings.push(format!(
+                "{}: db_backup_root_path \"{written}\" is a Windows path; here it is the folder {} beside the config file (name a directory such as /data/mongodb_backup/)",
+                path.display(),
+                root.display()
+            ));
+        }
+    }
     Ok(loaded)
+}
+
+/// A `mongodb://user:password@host/…` URI with the password replaced by `***`; anything else as is.
+pub fn mask_uri_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return text.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => text.to_string(),
+    }
+}
+
+/// `C:\backup\`, `D:/x`, `\\server\share`: a path from a Windows machine.
+fn is_windows_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/'))
+        || p.starts_with("\\\\")
 }
 
 /// The file holds the secrets: say so when group or others may read it.
@@ -482,7 +522,7 @@ impl Settings {
             "accessKeyId": self.access_key_id,
             "accessKeySecret": secret(&self.access_key_secret),
             "bucket": self.bucket,
-            "db_host": self.db_host,
+            "db_host": if show_secrets { self.db_host.clone() } else { mask_uri_password(&self.db_host) },
             "db_port": self.db_port,
             "db_user": self.db_user,
             "db_passwd": secret(&self.db_passwd),

@@ -236,3 +236,42 @@ fn warnings_for_unknown_keys_and_json_hides_secrets() {
     assert_eq!(loaded.settings.to_json(true)["db_passwd"], "hunter2");
     assert!(!format!("{:?}", loaded.settings).contains("hunter2"));
 }
+
+#[test]
+fn uri_passwords_are_masked() {
+    assert_eq!(
+        mask_uri_password("mongodb://backup:s3cr%40t@db1:27017,db2/?replicaSet=rs0"),
+        "mongodb://backup:***@db1:27017,db2/?replicaSet=rs0"
+    );
+    assert_eq!(
+        mask_uri_password("mongodb://db1/?tls=true"),
+        "mongodb://db1/?tls=true"
+    );
+    assert_eq!(mask_uri_password("localhost"), "localhost");
+    let text = BASE.replace("db_host=localhost", "db_host=mongodb://u:pw@h/");
+    let json = load_text(&text).unwrap().settings.to_json(false);
+    assert_eq!(json["db_host"], "mongodb://u:***@h/");
+}
+
+#[test]
+fn a_relative_root_is_the_config_files_neighbour() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.properties");
+    std::fs::write(
+        &cfg,
+        BASE.replace(
+            "db_backup_root_path=/tmp/b/",
+            "db_backup_root_path=C:\\backup\\",
+        ),
+    )
+    .unwrap();
+    let loaded = load(&cfg, &no_env).unwrap();
+    assert_eq!(
+        loaded.settings.db_backup_root_path,
+        dir.path().join("C:\\backup\\")
+    );
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.contains("is a Windows path")));
+}

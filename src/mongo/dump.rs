@@ -170,7 +170,7 @@ async fn dump_collection(
         (digest, bytes) = dump_documents(mongo, db, &name, &path).await?;
         metadata.indexes = list_indexes(mongo, db, &name).await?;
     }
-    crate::pipeline::crash_point("during_dump");
+    crate::hooks::crash_point("during_dump");
     let meta_path = dir.join(format!("{stem}.metadata.json"));
     let mut f = create_private(&meta_path)?;
     f.write_all(metadata.to_json().as_bytes())

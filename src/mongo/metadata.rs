@@ -9,6 +9,51 @@ use mongodb::bson::{Bson, Document};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// Index options a user may pass to `createIndexes`: mongod's list of allowed index spec fields
+/// (`kAllowedFieldNames`, src/mongo/db/catalog/index_key_validate.cpp) without `v` and `ns`, which
+/// the target server decides. Specs as the oplog or a catalog logs them carry more (secantusdb's
+/// `entryFormat` and `multikey`, mongod's internal flags), which createIndexes refuses (40415).
+const INDEX_OPTIONS: &[&str] = &[
+    "key",
+    "name",
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "expireAfterSeconds",
+    "background",
+    "hidden",
+    "collation",
+    "weights",
+    "default_language",
+    "language_override",
+    "textIndexVersion",
+    "2dsphereIndexVersion",
+    "bits",
+    "min",
+    "max",
+    "bucketSize",
+    "wildcardProjection",
+    "columnstoreProjection",
+    "storageEngine",
+    "prepareUnique",
+    "clustered",
+    "coarsestIndexedLevel",
+    "finestIndexedLevel",
+];
+
+/// An index spec as dumped or logged, reduced to what `createIndexes` accepts from a user.
+pub fn creatable_index_spec(spec: &Document) -> Document {
+    let mut out = Document::new();
+    for (k, v) in spec {
+        if INDEX_OPTIONS.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        } else if k != "v" && k != "ns" {
+            log::debug!("index option {k} left out (the server sets it itself)");
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
     pub options: Document,

@@ -144,11 +144,28 @@ pub fn belongs_to(entry: &RawDocument, db: &str) -> bool {
         return admin_command_touches(entry, db);
     }
     let entry_db = ns.split('.').next().unwrap_or("");
+    if !db.is_empty() && renamed_into(entry).is_some_and(|(_, to)| database_of(to) == db) {
+        // Logged under the source database (secantusdb): it brings a collection into `db`.
+        return true;
+    }
     if db.is_empty() {
         !SYSTEM_DATABASES.contains(&entry_db)
     } else {
         entry_db == db
     }
+}
+
+/// `(from, to)` namespaces of a `renameCollection` command entry.
+pub fn renamed_into(entry: &RawDocument) -> Option<(&str, &str)> {
+    if entry.get_str("op").ok()? != "c" {
+        return None;
+    }
+    let o = entry.get_document("o").ok()?;
+    Some((o.get_str("renameCollection").ok()?, o.get_str("to").ok()?))
+}
+
+fn database_of(ns: &str) -> &str {
+    ns.split('.').next().unwrap_or("")
 }
 
 fn admin_command_touches(entry: &RawDocument, db: &str) -> bool {
@@ -176,6 +193,9 @@ pub struct Capture {
     pub bytes: u64,
     pub first: Option<Position>,
     pub last: Option<Position>,
+    /// Collections renamed into the database from another one (`from -> to`): their documents
+    /// were never captured, so an increment cannot restore them.
+    pub renamed_in: Vec<String>,
 }
 
 /// Writes the entries of `db` with `from < ts <= to` to `path` (raw BSON, in oplog order).
@@ -205,6 +225,7 @@ pub async fn capture(
         bytes: 0,
         first: None,
         last: None,
+        renamed_in: Vec::new(),
     };
     let mut task = crate::progress::Task::start(
         format!("capture oplog of {db}"),
@@ -221,6 +242,11 @@ pub async fn capture(
                 1 << 20,
                 create_private(path)?,
             ));
+        }
+        if let Some((from, to)) = renamed_into(entry) {
+            if !db.is_empty() && database_of(from) != db && database_of(to) == db {
+                capture.renamed_in.push(format!("{from} -> {to}"));
+            }
         }
         let raw = entry.as_bytes();
         out.as_mut()
@@ -383,5 +409,11 @@ mod tests {
         assert!(!belongs_to(&noop, ""));
         let local = raw(doc! {"op": "i", "ns": "local.x", "o": {"_id": 1}});
         assert!(!belongs_to(&local, ""));
+        // secantusdb logs a rename across databases under the source's $cmd.
+        let moved_in = raw(
+            doc! {"op": "c", "ns": "other.$cmd", "o": {"renameCollection": "other.x", "to": "app.moved"}},
+        );
+        assert!(belongs_to(&moved_in, "app") && belongs_to(&moved_in, "other"));
+        assert!(!belongs_to(&moved_in, "third"));
     }
 }

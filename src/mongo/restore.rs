@@ -120,6 +120,9 @@ pub async fn restore_database(
         collections: Vec::new(),
         ignored_files,
     };
+    if opts.drop_existing {
+        drop_others(mongo, target, &collections).await?;
+    }
     let (views, tables): (Vec<_>, Vec<_>) =
         collections.into_iter().partition(|c| c.metadata.is_view());
     for c in tables.iter().chain(views.iter()) {
@@ -136,6 +139,32 @@ pub async fn restore_database(
         started.elapsed().as_secs_f64()
     );
     Ok(report)
+}
+
+/// With drop, the target database ends up holding exactly the backup's collections: those it
+/// does not have (created after the backup's point) go too.
+async fn drop_others(mongo: &Mongo, db: &str, keep: &[DumpedCollection]) -> Result<()> {
+    let doing = format!("list the collections of {db}");
+    let names = mongo
+        .client
+        .database(db)
+        .list_collection_names()
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    for name in names {
+        if name.starts_with("system.") || keep.iter().any(|c| c.name == name) {
+            continue;
+        }
+        log::info!("dropping {db}.{name}: the backup does not hold it (--drop)");
+        mongo
+            .client
+            .database(db)
+            .collection::<Document>(&name)
+            .drop()
+            .await
+            .map_err(|e| mongo.error(e, &format!("drop {db}.{name}")))?;
+    }
+    Ok(())
 }
 
 /// Groups the files of a dump directory by collection.
@@ -510,10 +539,9 @@ async fn build_indexes(
         .iter()
         .filter(|s| s.get_str("name").ok() != Some("_id_"))
         .map(|s| {
-            let mut s = s.clone();
-            // The namespace is the target's, and the server picks the index version (as mongorestore).
-            s.remove("ns");
-            s.remove("v");
+            // The namespace is the target's, the server picks the index version (as mongorestore),
+            // and server-internal fields are not a user's to pass.
+            let mut s = super::metadata::creatable_index_spec(s);
             if let Ok(key) = s.get_document_mut("key") {
                 convert_legacy_key(key);
             }

@@ -40,7 +40,7 @@ pub fn run(settings: &Settings) -> Result<BackupOutcome> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let _lock = crate::lock::acquire(lock_dir)?;
-    let now = Local::now();
+    let now = crate::hooks::now();
     let outcome = if settings.is_inc_backup {
         BackupOutcome::Incremental(block_on(backup_inc::run(settings, now))?)
     } else {

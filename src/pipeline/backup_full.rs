@@ -39,6 +39,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackup
         None => None,
     };
     let mongo = connect(&mongo_target(settings)).await?;
+    crate::state::check_root(&settings.db_backup_root_path)?;
     let name = free_name(settings, storage.as_deref(), now).await?;
     let dir = settings.db_backup_root_path.join(&name);
     dump::create_private_dir(&dir)?;

@@ -51,68 +51,27 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     let mongo = connect(&mongo_target(settings)).await?;
     oplog::require_replica_set(&mongo).await?;
     create_private_dir(&root)?;
+    state::check_root(&root)?;
     let flushed = match &storage {
         Some(s) => flush_pending(s.as_ref(), &root, settings).await?,
         None => Vec::new(),
     };
 
     let info: Option<CycleInfo> = state::read(&state::state_a_path(&root))?;
-    let mut cycle = match &info {
-        Some(i) if !expired(i, settings, now) => i.last_circle_backup_dir_name.clone(),
-        Some(i) => {
-            log::info!(
-                "cycle {} is older than {} days: starting a new cycle",
-                i.last_circle_backup_dir_name,
-                settings.full_backup_period_days
-            );
-            new_cycle_name(settings, now)
-        }
-        None => new_cycle_name(settings, now),
-    };
-    let mut position = read_b(&root.join(&cycle))?;
-    if let Some(b) = position {
-        if let Some(reason) = rolled_over(&mongo, b).await? {
-            log::warn!("{reason}; starting a new cycle with a full dump now");
-            cycle = new_cycle_name(settings, now);
-            position = None;
-        }
-    }
+    let (cycle, position) =
+        choose_cycle(settings, info.as_ref(), &mongo, storage.as_deref(), now).await?;
     let cycle_dir = root.join(&cycle);
     create_private_dir(&cycle_dir)?;
 
+    let run = Run {
+        settings,
+        storage: storage.as_deref(),
+        mongo: &mongo,
+        info: info.as_ref(),
+        now,
+    };
     let Some(from) = position else {
-        let (documents, p) = full_dump(&mongo, settings, storage.as_deref(), &cycle_dir).await?;
-        let new_cycle = info
-            .as_ref()
-            .map(|i| i.last_circle_backup_dir_name != cycle)
-            .unwrap_or(true);
-        if new_cycle {
-            super::crash_point("before_state_a");
-            state::write(
-                &state::state_a_path(&root),
-                &CycleInfo {
-                    last_circle_backup_time: now.timestamp().to_string(),
-                    last_circle_backup_dir_name: cycle.clone(),
-                },
-            )?;
-            if let Some(old) = info
-                .as_ref()
-                .map(|i| root.join(&i.last_circle_backup_dir_name))
-            {
-                remove_previous_cycle(&old, storage.is_some());
-            }
-            if let (Some(s), keep @ 1..) = (&storage, settings.keep_cycles) {
-                let prefix = &settings.cycle_prefix;
-                super::prune::prune_cycles(s.as_ref(), prefix, keep as usize, Some(&cycle), false)
-                    .await?;
-            }
-        }
-        return Ok(IncReport {
-            cycle,
-            outcome: IncOutcome::FullDump { documents },
-            position: p,
-            flushed,
-        });
+        return run.dump_cycle(cycle, flushed).await;
     };
 
     let to = oplog::newest(&mongo).await?.unwrap_or(from);
@@ -125,7 +84,10 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
             flushed,
         });
     }
-    let name = unique_oplog_name(&cycle_dir, now);
+    if storage.is_some() {
+        remove_leftovers(&root, &settings.cycle_prefix, &cycle);
+    }
+    let name = unique_oplog_name(&cycle_dir, &cycle, storage.as_deref(), now).await?;
     let dir = layout::increment_dir(&cycle_dir, &name);
     create_private_dir(&dir)?;
     let captured = oplog::capture(
@@ -146,6 +108,19 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
                 "{reason} during the capture; nothing was stored, the next run starts a new cycle"
             ),
         ));
+    }
+    if !captured.renamed_in.is_empty() {
+        // Their documents are in no dump and no increment of this cycle: only a new full dump
+        // holds them.
+        let _ = std::fs::remove_dir_all(&dir);
+        log::warn!(
+            "cycle {cycle}: collections were renamed into {} from another database ({}): starting a new cycle with a full dump",
+            settings.db_name,
+            captured.renamed_in.join(", ")
+        );
+        let cycle = new_cycle_name(settings, storage.as_deref(), now).await?;
+        create_private_dir(&root.join(&cycle))?;
+        return run.dump_cycle(cycle, flushed).await;
     }
     if captured.entries == 0 {
         let _ = std::fs::remove_dir_all(&dir);
@@ -198,6 +173,53 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     })
 }
 
+/// What one run works with.
+struct Run<'a> {
+    settings: &'a Settings,
+    storage: Option<&'a dyn Storage>,
+    mongo: &'a Mongo,
+    /// State A as the run found it.
+    info: Option<&'a CycleInfo>,
+    now: DateTime<Local>,
+}
+
+impl Run<'_> {
+    /// The full dump that starts `cycle`; then state A names it, old cycles are pruned and the
+    /// local folders no run needs are removed.
+    async fn dump_cycle(&self, cycle: String, flushed: Vec<String>) -> Result<IncReport> {
+        let settings = self.settings;
+        let root = &settings.db_backup_root_path;
+        let cycle_dir = root.join(&cycle);
+        let (documents, p) = full_dump(self.mongo, settings, self.storage, &cycle_dir).await?;
+        let new_cycle = self
+            .info
+            .map(|i| i.last_circle_backup_dir_name != cycle)
+            .unwrap_or(true);
+        if new_cycle {
+            super::crash_point("before_state_a");
+            state::write(
+                &state::state_a_path(root),
+                &CycleInfo {
+                    last_circle_backup_time: self.now.timestamp().to_string(),
+                    last_circle_backup_dir_name: cycle.clone(),
+                },
+            )?;
+            if let (Some(s), keep @ 1..) = (self.storage, settings.keep_cycles) {
+                super::prune::prune_cycles(s, settings, keep as usize, Some(&cycle), false).await?;
+            }
+        }
+        if self.storage.is_some() {
+            remove_leftovers(root, &settings.cycle_prefix, &cycle);
+        }
+        Ok(IncReport {
+            cycle,
+            outcome: IncOutcome::FullDump { documents },
+            position: p,
+            flushed,
+        })
+    }
+}
+
 fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool {
     match info.started_at() {
         Some(t) => now.timestamp() - t > 86_400 * i64::from(settings.full_backup_period_days),
@@ -205,18 +227,159 @@ fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool 
     }
 }
 
-fn new_cycle_name(settings: &Settings, now: DateTime<Local>) -> String {
-    layout::cycle_name(&settings.cycle_prefix, now)
+/// The cycle this run works on and the position it is covered up to (`None`: it needs its full
+/// dump). A new cycle when there is none, when it is older than `full_backup_period`, when the
+/// oplog rolled past its position, or when its position is lost (`last.json` gone) and the
+/// bucket's manifest cannot give it back: a cycle's name is never dumped into twice.
+async fn choose_cycle(
+    settings: &Settings,
+    info: Option<&CycleInfo>,
+    mongo: &Mongo,
+    storage: Option<&dyn Storage>,
+    now: DateTime<Local>,
+) -> Result<(String, Option<Position>)> {
+    let root = &settings.db_backup_root_path;
+    let current = match info {
+        Some(i) if !expired(i, settings, now) => Some(i.last_circle_backup_dir_name.clone()),
+        Some(i) => {
+            log::info!(
+                "cycle {} is older than {} days: starting a new cycle",
+                i.last_circle_backup_dir_name,
+                settings.full_backup_period_days
+            );
+            None
+        }
+        None => None,
+    };
+    let new = || new_cycle_name(settings, storage, now);
+    let Some(cycle) = current else {
+        return Ok((new().await?, None));
+    };
+    let cycle_dir = root.join(&cycle);
+    if let Some(s) = storage {
+        stored_where_recorded(s, &cycle_dir, &cycle).await?;
+    }
+    let position = match read_b(&cycle_dir)? {
+        Some(b) => Some(b),
+        None => recover_position(storage, &cycle_dir, &cycle).await?,
+    };
+    let Some(b) = position else {
+        log::warn!(
+            "cycle {cycle} has lost its position ({} is missing) and the bucket cannot give it back: starting a new cycle with a full dump",
+            state::state_b_path(&cycle_dir).display()
+        );
+        return Ok((new().await?, None));
+    };
+    if let Some(reason) = rolled_over(mongo, b).await? {
+        log::warn!("{reason}; starting a new cycle with a full dump now");
+        return Ok((new().await?, None));
+    }
+    Ok((cycle, Some(b)))
 }
 
-/// `oplog_<YYYYmmddHHMMSS>`, one second later when that name is taken (two runs in one second).
-fn unique_oplog_name(cycle_dir: &Path, now: DateTime<Local>) -> String {
+/// The position of a cycle whose `last.json` is gone, from its manifest in the bucket: the end of
+/// its chain, when every increment's range is recorded. Written back to `last.json`.
+async fn recover_position(
+    storage: Option<&dyn Storage>,
+    cycle_dir: &Path,
+    cycle: &str,
+) -> Result<Option<Position>> {
+    let Some(storage) = storage else {
+        return Ok(None);
+    };
+    let key = layout::cycle_manifest_key(cycle);
+    let Some(bytes) = storage.read(&key).await? else {
+        return Ok(None);
+    };
+    let manifest = manifest::Manifest::parse(&bytes, &key)?;
+    let found = manifest
+        .archives
+        .iter()
+        .map(|a| (a.key.clone(), Some(a.size)))
+        .collect();
+    let chain = crate::chain::check(&crate::chain::CycleFacts::gather(
+        cycle,
+        Some(&manifest),
+        &found,
+    ));
+    let exact = chain.start.is_some()
+        && chain.dump_problem.is_none()
+        && chain
+            .links
+            .iter()
+            .all(|l| l.problem.is_none() && l.to.is_some());
+    let Some(end) = chain.end.filter(|_| exact) else {
+        return Ok(None);
+    };
+    log::warn!(
+        "cycle {cycle}: {} is missing; its manifest in the bucket gives its position back: {end}",
+        state::state_b_path(cycle_dir).display()
+    );
+    write_b(cycle_dir, end)?;
+    Ok(Some(end))
+}
+
+/// A cycle whose manifest was stored (its local copy says so) must find it in the bucket: if not,
+/// this is not the bucket (or the share) the cycle went to, and increments stored here would be
+/// missing from the real one.
+async fn stored_where_recorded(storage: &dyn Storage, cycle_dir: &Path, cycle: &str) -> Result<()> {
+    let local = cycle_dir.join(layout::MANIFEST_FILE);
+    let key = layout::cycle_manifest_key(cycle);
+    if local.exists() && storage.head(&key).await?.is_none() {
+        return Err(Error::new(
+            ErrorKind::StorageNotFound,
+            format!(
+                "{key} is missing from {}, though this cycle's manifest was stored there: is it the bucket (or the mounted share) the cycle went to?",
+                storage.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `<prefix><YYYYmmddHHMMSS>`, one second later while that name is taken locally or in the bucket.
+async fn new_cycle_name(
+    settings: &Settings,
+    storage: Option<&dyn Storage>,
+    now: DateTime<Local>,
+) -> Result<String> {
+    let mut t = now;
+    loop {
+        let name = layout::cycle_name(&settings.cycle_prefix, t);
+        let local = settings.db_backup_root_path.join(&name).exists();
+        let stored = match storage {
+            Some(s) => !s.list(&layout::cycle_prefix_of(&name)).await?.is_empty(),
+            None => false,
+        };
+        if !local && !stored {
+            return Ok(name);
+        }
+        t += chrono::Duration::seconds(1);
+    }
+}
+
+/// `oplog_<YYYYmmddHHMMSS>`, one second later while that name is taken, locally or in the bucket
+/// (two runs in one second, a clock that stepped back): an increment never replaces another.
+async fn unique_oplog_name(
+    cycle_dir: &Path,
+    cycle: &str,
+    storage: Option<&dyn Storage>,
+    now: DateTime<Local>,
+) -> Result<String> {
     let mut t = now;
     loop {
         let name = layout::increment_name(t);
         let dir = layout::increment_dir(cycle_dir, &name);
-        if !dir.exists() && !layout::archive_path_for(&dir).exists() {
-            return name;
+        let local = dir.exists() || layout::archive_path_for(&dir).exists();
+        let stored = match storage {
+            Some(s) => s
+                .head(&layout::increment_key(cycle, &name))
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if !local && !stored {
+            return Ok(name);
         }
         t += chrono::Duration::seconds(1);
     }
@@ -330,6 +493,7 @@ async fn upload_pending(
         )
     })?;
     let position = pending.position.position(&sidecar)?;
+    refuse_overwrite(storage, archive_path, key).await?;
     let done = super::upload(storage, archive_path, key).await?;
     super::crash_point("after_upload");
     let (cycle, kind) = match Key::parse(key, "") {
@@ -363,6 +527,34 @@ async fn upload_pending(
     Ok(())
 }
 
+/// An archive is stored under a key only when the key is free or holds these very bytes (the same
+/// archive stored again after a run died between its upload and its record).
+async fn refuse_overwrite(storage: &dyn Storage, archive_path: &Path, key: &str) -> Result<()> {
+    let Some(stored) = storage.head(key).await? else {
+        return Ok(());
+    };
+    let size = std::fs::metadata(archive_path)
+        .map_err(|e| Error::io("stat", archive_path, e))?
+        .len();
+    let same = stored.size == size
+        && match stored.crc64 {
+            Some(crc) => crc == crate::storage::file_crc64(archive_path)?,
+            None => true,
+        };
+    if same {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Integrity,
+        format!(
+            "refusing to overwrite {key} in {}: it holds another archive ({} bytes); {} stays for the next run",
+            storage.describe(),
+            stored.size,
+            archive_path.display()
+        ),
+    ))
+}
+
 /// Stores, in order, the archives earlier runs could not store (those with a `.pos.json`), and
 /// removes what a run that died left half-made (archives without sidecar, their directories).
 async fn flush_pending(
@@ -375,8 +567,9 @@ async fn flush_pending(
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.is_dir()
-                    && p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(&settings.cycle_prefix))
+                    && p.file_name().is_some_and(|n| {
+                        layout::is_cycle_name(&n.to_string_lossy(), &settings.cycle_prefix)
+                    })
             })
             .collect(),
         Err(_) => return Ok(Vec::new()),
@@ -445,16 +638,46 @@ fn remove_unfinished_increments(cycle_dir: &Path) {
     }
 }
 
-/// After a new cycle's full backup is stored, the previous cycle's local directory goes. When not
-/// uploading it holds the only copy of that cycle, so it stays.
-fn remove_previous_cycle(dir: &Path, uploading: bool) {
-    if uploading && dir.is_dir() {
-        match std::fs::remove_dir_all(dir) {
+/// Local folders of other cycles once this run's work is stored: the previous cycle's, and what
+/// runs that died left (a half-made dump of a cycle that never started). Their archives are in the
+/// bucket (pending ones were stored first by this run). Only called when uploading: otherwise the
+/// local folders are the only copy.
+fn remove_leftovers(root: &Path, prefix: &str, current: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == current || !layout::is_cycle_name(&name, prefix) || !entry.path().is_dir() {
+            continue;
+        }
+        let dir = entry.path();
+        let pending = walk_files(&dir)
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".pos.json"));
+        if pending {
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
             Ok(()) => log::info!(
-                "removed the previous cycle's local directory {}",
+                "removed {}, a cycle folder no run needs any more",
                 dir.display()
             ),
             Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
         }
     }
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if path.is_dir() {
+                out.extend(walk_files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

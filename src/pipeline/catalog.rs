@@ -90,7 +90,11 @@ pub async fn read(
             Key::CycleFull { cycle }
             | Key::Increment { cycle, .. }
             | Key::CycleManifest { cycle }
-            | Key::CycleOther { cycle } => by_cycle.entry(cycle.to_string()).or_default().push(o),
+            | Key::CycleOther { cycle }
+                if layout::is_cycle_name(cycle, cycle_prefix) =>
+            {
+                by_cycle.entry(cycle.to_string()).or_default().push(o)
+            }
             Key::FullBackup { name } => {
                 let manifest = match wanted(name) {
                     true => read_manifest(storage, &layout::full_manifest_key(name)).await?,
@@ -105,7 +109,7 @@ pub async fn read(
                     manifest,
                 });
             }
-            Key::FullManifest { .. } | Key::Foreign => {}
+            _ => {}
         }
     }
     for (name, objects) in by_cycle {

@@ -28,15 +28,7 @@ use crate::mongo::{Mongo, MongoTarget};
 use crate::progress::Transfer;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
-/// Test hook: when `MONGO_OSS_BACKUP_TEST_CRASH` names this point, the process dies on the spot
-/// (abort: no destructor, no cleanup), as under kill -9. The fault tests use it to stop a run
-/// between two exact steps; unset, it costs one environment lookup.
-pub fn crash_point(name: &str) {
-    if std::env::var("MONGO_OSS_BACKUP_TEST_CRASH").is_ok_and(|v| v == name) {
-        eprintln!("test crash at {name}");
-        std::process::abort();
-    }
-}
+pub use crate::hooks::crash_point;
 
 /// The MongoDB side of the settings.
 pub fn mongo_target(settings: &Settings) -> MongoTarget {
@@ -259,8 +251,9 @@ pub async fn restore_dump_root(
     for db in dbs {
         let dir = root.join(&db);
         if missing_is_empty && !dir.is_dir() {
+            // Restored as the empty database it was (with drop, the target is emptied).
             log::warn!("{} is absent: the database was empty", dir.display());
-            continue;
+            crate::mongo::dump::create_private_dir(&dir)?;
         }
         let target = target_db.map(str::to_string).unwrap_or(db);
         log::info!("restoring {} into database {target}", dir.display());

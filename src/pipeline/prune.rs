@@ -1,11 +1,18 @@
 //! Retention (`keep_cycles`): deletes from the bucket the cycles older than the N newest. The
 //! current cycle (state A's) is never deleted, whatever N is. Runs after each new cycle's full dump
-//! is stored, and on demand (`prune`, with `--dry-run` to see what would go).
+//! is stored, and on demand (`prune`, with `--dry-run` to see what would go). Only this
+//! installation's cycles are candidates: names of its prefix followed by exactly a time, whose
+//! manifest (when they have one) records this installation's database. Several installations can
+//! share a bucket.
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::catalog;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::storage::Storage;
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -29,38 +36,56 @@ pub async fn run(settings: &Settings, keep: usize, dry_run: bool) -> Result<Prun
         crate::state::read(&crate::state::state_a_path(root))?;
     let current = current.map(|c| c.last_circle_backup_dir_name);
     let storage = super::open_source_storage(settings, "prune").await?;
-    let prefix = &settings.cycle_prefix;
-    prune_cycles(storage.as_ref(), prefix, keep, current.as_deref(), dry_run).await
+    prune_cycles(
+        storage.as_ref(),
+        settings,
+        keep,
+        current.as_deref(),
+        dry_run,
+    )
+    .await
 }
 
-/// Keeps the `keep` newest cycles named `<prefix>…` (and `current`); deletes the others' objects.
+/// Keeps the `keep` newest cycles of this installation (and `current`); deletes the others' objects.
 pub async fn prune_cycles(
     storage: &dyn Storage,
-    prefix: &str,
+    settings: &Settings,
     keep: usize,
     current: Option<&str>,
     dry_run: bool,
 ) -> Result<PruneReport> {
+    let prefix = &settings.cycle_prefix;
     let objects = storage.list(prefix).await?;
-    let mut cycles: Vec<String> = objects
+    let cycles: BTreeSet<&str> = objects
         .iter()
-        .filter_map(|o| o.key.split_once('/').map(|(c, _)| c.to_string()))
+        .filter_map(|o| o.key.split_once('/').map(|(c, _)| c))
+        .filter(|c| layout::is_cycle_name(c, prefix))
         .collect();
-    cycles.sort();
-    cycles.dedup();
-    let cut = cycles.len().saturating_sub(keep);
+    let mut ours = Vec::new();
+    for cycle in cycles {
+        match catalog::read_manifest(storage, &layout::cycle_manifest_key(cycle)).await {
+            Ok(Some(m)) if m.database != settings.db_name => {
+                log::info!(
+                    "prune: {cycle} belongs to another installation (database \"{}\"): left alone",
+                    m.database
+                );
+            }
+            _ => ours.push(cycle.to_string()),
+        }
+    }
+    let cut = ours.len().saturating_sub(keep);
     let mut report = PruneReport {
         dry_run,
         ..Default::default()
     };
-    for (i, cycle) in cycles.iter().enumerate() {
+    for (i, cycle) in ours.iter().enumerate() {
         if i >= cut || Some(cycle.as_str()) == current {
             report.kept.push(cycle.clone());
             continue;
         }
         let keys: Vec<String> = objects
             .iter()
-            .filter(|o| o.key.starts_with(&format!("{cycle}/")))
+            .filter(|o| o.key.starts_with(&layout::cycle_prefix_of(cycle)))
             .map(|o| o.key.clone())
             .collect();
         if !dry_run {

@@ -11,7 +11,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 pub use opendal_store::{open, StorageOptions};
-pub use verify::LocalDigest;
+pub use verify::{file_crc64, LocalDigest};
 
 use crate::error::Result;
 

@@ -561,6 +561,11 @@ impl Storage for OpendalStorage {
             written += chunk.len() as u64;
             progress(written);
         }
+        // tokio's File writes in the background: flush() is where a failed write (disk full)
+        // comes back; sync_all() alone would not report it.
+        out.flush()
+            .await
+            .map_err(|e| Error::io("write", &partial, e))?;
         out.sync_all()
             .await
             .map_err(|e| Error::io("fsync", &partial, e))?;
@@ -677,7 +682,21 @@ impl Storage for OpendalStorage {
         self.op
             .delete_iter(keys.iter().map(String::as_str))
             .await
-            .map_err(|e| self.error("delete", keys.first().map(String::as_str).unwrap_or(""), e))
+            .map_err(|e| self.error("delete", keys.first().map(String::as_str).unwrap_or(""), e))?;
+        if self.backend == Backend::Folder {
+            // A folder has real directories: the ones left empty go too (a pruned cycle leaves
+            // nothing behind), never the bucket folder itself.
+            let root = Path::new(&self.bucket);
+            for key in keys {
+                let mut dir = root.join(key);
+                while dir.pop() && dir != root && dir.starts_with(root) {
+                    if std::fs::remove_dir(&dir).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {

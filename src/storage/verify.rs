@@ -101,6 +101,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// CRC-64/ECMA of a local file, read through once.
+pub fn file_crc64(path: &std::path::Path) -> Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut crc = Crc64::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            return Ok(crc.value());
+        }
+        crc.update(&buf[..n]);
+    }
+}
+
 /// CRC-64/ECMA as OSS computes it (crc64fast: SIMD carry-less multiply where the CPU has it).
 #[derive(Default)]
 pub struct Crc64(crc64fast::Digest);

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind as DriverKind;
 
-use super::update;
+use super::batch::{self, Batch, Op};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::Mongo;
 use crate::position::Position;
@@ -56,18 +56,8 @@ pub struct ReplaySummary {
     pub last: Option<Position>,
     /// The replay stopped at `until`.
     pub stopped_at_until: bool,
-}
-
-enum Op {
-    Put(Document),
-    Update { o: Document, upsert: bool },
-    Delete,
-}
-
-struct Batch {
-    db: String,
-    coll: String,
-    ops: Vec<(Bson, Op)>,
+    /// What the operator should know (a collection renamed out of the restored database).
+    pub notes: Vec<String>,
 }
 
 pub struct Replayer<'a> {
@@ -77,6 +67,8 @@ pub struct Replayer<'a> {
     batches: Vec<Batch>,
     pending: usize,
     txns: HashMap<String, Vec<Document>>,
+    /// Whether a collection has a unique index besides `_id` (forgotten after any DDL).
+    unique: HashMap<(String, String), bool>,
     pub summary: ReplaySummary,
 }
 
@@ -88,6 +80,7 @@ impl<'a> Replayer<'a> {
             batches: Vec::new(),
             pending: 0,
             txns: HashMap::new(),
+            unique: HashMap::new(),
             summary: ReplaySummary::default(),
         }
     }
@@ -238,98 +231,18 @@ impl<'a> Replayer<'a> {
         Ok(())
     }
 
-    /// Writes one collection's batch: final state per document, in the order of its last change.
+    /// Writes one collection's batch (see `batch`).
     async fn flush_one(&mut self, batch: Batch) -> Result<()> {
-        let database = self.mongo.client.database(&batch.db);
-        let doing = format!("replay into {}.{}", batch.db, batch.coll);
-        let key = |id: &Bson| mongodb::bson::to_vec(&doc! {"_id": id.clone()}).unwrap_or_default();
-        // Documents an update needs and no earlier op of the batch provides.
-        let mut needed: Vec<Bson> = Vec::new();
-        let mut seen: HashMap<Vec<u8>, ()> = HashMap::new();
-        for (id, op) in &batch.ops {
-            let k = key(id);
-            if seen.insert(k, ()).is_none() && matches!(op, Op::Update { .. }) {
-                needed.push(id.clone());
+        let ns = (batch.db.clone(), batch.coll.clone());
+        let unique = match self.unique.get(&ns) {
+            Some(u) => *u,
+            None => {
+                let u = has_unique_index(self.mongo, &ns.0, &ns.1).await?;
+                self.unique.insert(ns, u);
+                u
             }
-        }
-        let mut current: HashMap<Vec<u8>, Option<Document>> = HashMap::new();
-        if !needed.is_empty() {
-            let mut cursor = database
-                .collection::<Document>(&batch.coll)
-                .find(doc! {"_id": {"$in": needed.clone()}})
-                .await
-                .map_err(|e| self.mongo.error(e, &doing))?;
-            while cursor
-                .advance()
-                .await
-                .map_err(|e| self.mongo.error(e, &doing))?
-            {
-                let d = cursor
-                    .deserialize_current()
-                    .map_err(|e| self.mongo.error(e, &doing))?;
-                if let Some(id) = d.get("_id") {
-                    current.insert(key(id), Some(d.clone()));
-                }
-            }
-        }
-        let mut order: Vec<(Vec<u8>, Bson)> = Vec::new();
-        for (id, op) in batch.ops {
-            let k = key(&id);
-            let state = current.entry(k.clone()).or_insert(None);
-            match op {
-                Op::Put(d) => *state = Some(d),
-                Op::Delete => *state = None,
-                Op::Update { o, upsert } => {
-                    let base = match (state.take(), upsert) {
-                        (Some(d), _) => Some(d),
-                        (None, true) => Some(doc! {"_id": id.clone()}),
-                        (None, false) => None,
-                    };
-                    match base {
-                        Some(d) => {
-                            *state = Some(update::apply(&d, &o).map_err(|why| {
-                                Error::new(
-                                    ErrorKind::Mongo,
-                                    format!(
-                                        "cannot apply an update to {}.{}: {why}",
-                                        batch.db, batch.coll
-                                    ),
-                                )
-                            })?)
-                        }
-                        None => self.summary.missing_update_targets += 1,
-                    }
-                }
-            }
-            order.retain(|(o, _)| *o != k);
-            order.push((k, id));
-        }
-        let mut deletes = Vec::new();
-        let mut updates = Vec::new();
-        for (k, id) in order {
-            match current.remove(&k).flatten() {
-                Some(d) => updates.push(doc! {"q": {"_id": id}, "u": d, "upsert": true}),
-                None => deletes.push(doc! {"q": {"_id": id}, "limit": 1}),
-            }
-        }
-        if !deletes.is_empty() {
-            run_write(
-                self.mongo,
-                &database,
-                doc! {"delete": &batch.coll, "deletes": deletes, "ordered": true},
-                &doing,
-            )
-            .await?;
-        }
-        if !updates.is_empty() {
-            run_write(
-                self.mongo,
-                &database,
-                doc! {"update": &batch.coll, "updates": updates, "ordered": true},
-                &doing,
-            )
-            .await?;
-        }
+        };
+        self.summary.missing_update_targets += batch::write(self.mongo, batch, unique).await?;
         Ok(())
     }
 
@@ -340,6 +253,7 @@ impl<'a> Replayer<'a> {
             .clone();
         let name = o.keys().next().cloned().unwrap_or_default();
         self.flush().await?;
+        self.unique.clear();
         if name == "applyOps" {
             return self.apply_ops(entry, &o).await;
         }
@@ -386,10 +300,6 @@ impl<'a> Replayer<'a> {
                     Ok(list) => list
                         .iter()
                         .filter_map(|s| s.as_document().cloned())
-                        .map(|mut s| {
-                            s.remove("entryFormat");
-                            s
-                        })
                         .collect(),
                     Err(_) => {
                         let mut s = o.clone();
@@ -416,46 +326,61 @@ impl<'a> Replayer<'a> {
             "collMod" => Some(o.clone()),
             "convertToCapped" => Some(o.clone()),
             "dropDatabase" => Some(doc! {"dropDatabase": 1}),
-            "renameCollection" => {
-                let from = o.get_str("renameCollection").unwrap_or("");
-                let to = o.get_str("to").unwrap_or("");
-                let (Some((_, from_coll)), Some((to_db, to_coll))) =
-                    (from.split_once('.'), to.split_once('.'))
-                else {
-                    return self.skip_or_fail(entry, "a malformed renameCollection");
-                };
-                if to_db != db {
-                    return self.skip_or_fail(entry, "a rename into another database");
-                }
-                let drop_target = !matches!(o.get("dropTarget"), None | Some(Bson::Boolean(false)));
-                let c = doc! {
-                    "renameCollection": format!("{target}.{from_coll}"),
-                    "to": format!("{target}.{to_coll}"),
-                    "dropTarget": drop_target,
-                };
-                let admin = self.mongo.client.database("admin");
-                match admin.run_command(c.clone()).await {
-                    Ok(_) => {}
-                    Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 26) => {
-                    }
-                    // Applied again over a newer state: the target exists because this rename
-                    // already happened. Renaming over it, then replaying what follows, converges.
-                    Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 48) => {
-                        let mut again = c;
-                        again.insert("dropTarget", true);
-                        run_ddl(self.mongo, &admin, again, "renameCollection").await?;
-                    }
-                    Err(e) => return Err(self.mongo.error(e, "replay renameCollection")),
-                }
-                self.count("renameCollection");
-                return Ok(());
-            }
+            "renameCollection" => return self.rename(entry, &o, &target).await,
             _ => return self.skip_or_fail(entry, "an unknown command"),
         };
         if let Some(c) = command {
             run_ddl(self.mongo, &database, c, &name).await?;
         }
         self.count(&name);
+        Ok(())
+    }
+
+    /// `renameCollection`, within a database or across two. Into a database the restore does not
+    /// hold, the collection leaves it: a drop, said in the summary. With every database restored,
+    /// both ends are mapped.
+    async fn rename(&mut self, entry: &Document, o: &Document, target: &str) -> Result<()> {
+        let from = o.get_str("renameCollection").unwrap_or("");
+        let to = o.get_str("to").unwrap_or("");
+        let (Some((_, from_coll)), Some((to_db, to_coll))) =
+            (from.split_once('.'), to.split_once('.'))
+        else {
+            return self.skip_or_fail(entry, "a malformed renameCollection");
+        };
+        let Some(to_target) = self.target_db(to_db) else {
+            run_ddl(
+                self.mongo,
+                &self.mongo.client.database(target),
+                doc! {"drop": from_coll},
+                "drop",
+            )
+            .await?;
+            self.summary.notes.push(format!(
+                "{from} was renamed to {to}, outside the restored database: it is dropped"
+            ));
+            self.count("drop");
+            return Ok(());
+        };
+        let drop_target = !matches!(o.get("dropTarget"), None | Some(Bson::Boolean(false)));
+        let c = doc! {
+            "renameCollection": format!("{target}.{from_coll}"),
+            "to": format!("{to_target}.{to_coll}"),
+            "dropTarget": drop_target,
+        };
+        let admin = self.mongo.client.database("admin");
+        match admin.run_command(c.clone()).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 26) => {}
+            // Applied again over a newer state: the target exists because this rename already
+            // happened. Renaming over it, then replaying what follows, converges.
+            Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 48) => {
+                let mut again = c;
+                again.insert("dropTarget", true);
+                run_ddl(self.mongo, &admin, again, "renameCollection").await?;
+            }
+            Err(e) => return Err(self.mongo.error(e, "replay renameCollection")),
+        }
+        self.count("renameCollection");
         Ok(())
     }
 
@@ -491,10 +416,14 @@ impl<'a> Replayer<'a> {
         Ok(())
     }
 
-    async fn create_indexes(&self, db: &str, coll: &str, specs: Vec<Document>) -> Result<()> {
+    async fn create_indexes(&mut self, db: &str, coll: &str, specs: Vec<Document>) -> Result<()> {
         if specs.is_empty() {
             return Ok(());
         }
+        let specs: Vec<Document> = specs
+            .iter()
+            .map(crate::mongo::metadata::creatable_index_spec)
+            .collect();
         let command =
             doc! {"createIndexes": coll, "indexes": specs, "ignoreUnknownIndexOptions": true};
         run_ddl(
@@ -505,6 +434,38 @@ impl<'a> Replayer<'a> {
         )
         .await
     }
+}
+
+/// Whether collection `db.coll` has a unique index besides `_id` (none when it does not exist).
+async fn has_unique_index(mongo: &Mongo, db: &str, coll: &str) -> Result<bool> {
+    use futures::TryStreamExt;
+    let doing = format!("list the indexes of {db}.{coll}");
+    let cursor = match mongo
+        .client
+        .database(db)
+        .run_cursor_command(doc! {"listIndexes": coll})
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(c) if c.code == 26) => {
+            return Ok(false)
+        }
+        Err(e) => return Err(mongo.error(e, &doing)),
+    };
+    let specs: Vec<Document> = cursor
+        .try_collect()
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    let unique = |s: &Document| match s.get("unique") {
+        Some(Bson::Boolean(b)) => *b,
+        Some(Bson::Int32(n)) => *n != 0,
+        Some(Bson::Int64(n)) => *n != 0,
+        Some(Bson::Double(n)) => *n != 0.0,
+        _ => false,
+    };
+    Ok(specs
+        .iter()
+        .any(|s| s.get_str("name").ok() != Some("_id_") && unique(s)))
 }
 
 /// `<prefix>_<db>`, kept under MongoDB's 63-byte database name limit.
@@ -522,30 +483,6 @@ fn txn_key(entry: &Document) -> String {
         entry.get("lsid").cloned().unwrap_or(Bson::Null),
         entry.get("txnNumber").cloned().unwrap_or(Bson::Null)
     )
-}
-
-async fn run_write(
-    mongo: &Mongo,
-    db: &mongodb::Database,
-    command: Document,
-    doing: &str,
-) -> Result<()> {
-    let reply = db
-        .run_command(command)
-        .await
-        .map_err(|e| mongo.error(e, doing))?;
-    if let Ok(errors) = reply.get_array("writeErrors") {
-        let first = errors
-            .first()
-            .and_then(Bson::as_document)
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::Mongo,
-            format!("{doing}: {} write errors, the first: {first}", errors.len()),
-        ));
-    }
-    Ok(())
 }
 
 /// A DDL command; "already done" answers (namespace missing or existing, index missing or

@@ -1,7 +1,8 @@
 //! Oplog replay through ordinary commands (never applyOps): `update` turns update entries into
-//! whole documents, `engine` applies entries in order with batching, and `replay_files` feeds it the
-//! increments of a restore plan.
+//! whole documents, `engine` applies entries in order, `batch` writes each collection's pending
+//! CRUD, and `replay_files` feeds the engine the increments of a restore plan.
 
+mod batch;
 pub mod engine;
 pub mod update;
 
