@@ -15,7 +15,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::progress::{Task, Unit};
+use crate::progress::{Progress, Task, Unit};
 
 const IO_BUFFER: usize = 1 << 20;
 
@@ -31,7 +31,7 @@ pub struct ArchiveStats {
 
 /// Archives directory `src` into the tar.gz file `dest`, entries named `<basename of src>/...`.
 /// The archive is fsynced before returning, and created 0600 (it holds the whole database).
-pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
+pub fn create(src: &Path, dest: &Path, level: u32, progress: &Progress) -> Result<ArchiveStats> {
     let name = src.file_name().ok_or_else(|| {
         Error::new(
             ErrorKind::Archive,
@@ -50,7 +50,7 @@ pub fn create(src: &Path, dest: &Path, level: u32) -> Result<ArchiveStats> {
         input_bytes: 0,
         archive_bytes: 0,
     };
-    let mut task = Task::start(
+    let mut task = progress.task(
         format!("archive {}", name.to_string_lossy()),
         Unit::Bytes,
         None,
@@ -239,7 +239,7 @@ mod tests {
         let long = "x".repeat(180);
         std::fs::write(src.join("app").join(&long), b"long").unwrap();
         let dest = crate::layout::archive_path_for(&src);
-        let stats = create(&src, &dest, 6).unwrap();
+        let stats = create(&src, &dest, 6, &Progress::none()).unwrap();
         assert_eq!(stats.files, 3);
         assert!(stats.archive_bytes < 10_000);
         let out = tmp.path().join("out");
@@ -266,7 +266,7 @@ mod tests {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("oplog.bson"), vec![b'a'; 50_000]).unwrap();
         let dest = crate::layout::archive_path_for(&src);
-        create(&src, &dest, 0).unwrap();
+        create(&src, &dest, 0, &Progress::none()).unwrap();
         let good = std::fs::read(&dest).unwrap();
         assert!(extract(&dest, &tmp.path().join("ok")).is_ok());
 

@@ -1,10 +1,10 @@
 //! Progress of long steps (dumping a collection, archiving, uploading, downloading, restoring,
-//! replaying), reported to whoever watches this run: progress bars on a terminal, a Python
-//! callback, or nobody (a cron log gets its one line per step from the logger instead).
+//! replaying), reported to whoever watches this run: progress bars on a terminal (the CLI's
+//! `Sink`), a Python callback, or nobody (a cron log gets its one line per step from the logger).
 //!
-//! The sink is process-wide and installed for the length of one command (`install`): the run lock
-//! already makes one backup per installation at a time, and a global keeps the engine's functions
-//! free of a progress parameter on every signature.
+//! Each flow is handed a `Progress` (no-op by default) and passes it down: two flows running at
+//! once in one process (two Python threads) each report to their own watcher. The only global is
+//! the terminal's line printer, which the CLI sets so that log lines do not tear its bars.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -42,30 +42,62 @@ pub trait Sink: Send + Sync {
     }
 }
 
-static SINK: RwLock<Option<Arc<dyn Sink>>> = RwLock::new(None);
-static NEXT_ID: Mutex<u64> = Mutex::new(1);
-
-/// Installs `sink` until the guard is dropped.
-pub fn install(sink: Arc<dyn Sink>) -> Guard {
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
-    Guard
+/// Where a flow reports its tasks: a sink, or nobody.
+#[derive(Clone, Default)]
+pub struct Progress {
+    sink: Option<Arc<dyn Sink>>,
 }
 
-pub struct Guard;
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        *SINK.write().unwrap_or_else(|e| e.into_inner()) = None;
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.sink.is_some() {
+            "Progress(reported)"
+        } else {
+            "Progress(none)"
+        })
     }
 }
 
-fn current() -> Option<Arc<dyn Sink>> {
-    SINK.read().unwrap_or_else(|e| e.into_inner()).clone()
+impl Progress {
+    pub fn new(sink: Arc<dyn Sink>) -> Self {
+        Progress { sink: Some(sink) }
+    }
+
+    /// Nobody watches.
+    pub fn none() -> Self {
+        Progress::default()
+    }
+
+    pub fn task(&self, label: impl Into<String>, unit: Unit, total: Option<u64>) -> Task {
+        Task::start(self.sink.clone(), label.into(), unit, total)
+    }
+
+    /// A byte-counting task a transfer's progress callback can update.
+    pub fn transfer(&self, label: impl Into<String>, total: Option<u64>) -> Transfer {
+        Transfer(Mutex::new(self.task(label, Unit::Bytes, total)))
+    }
 }
 
-/// Writes a log line through the sink (so bars are redrawn below it), or to stderr.
+static NEXT_ID: Mutex<u64> = Mutex::new(1);
+static CONSOLE: RwLock<Option<Arc<dyn Sink>>> = RwLock::new(None);
+
+/// Log lines go through `sink` (a terminal's bars) until the guard is dropped.
+pub fn set_console(sink: Arc<dyn Sink>) -> ConsoleGuard {
+    *CONSOLE.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    ConsoleGuard
+}
+
+pub struct ConsoleGuard;
+
+impl Drop for ConsoleGuard {
+    fn drop(&mut self) {
+        *CONSOLE.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Writes a log line through the terminal's bars (so they are redrawn below it), or to stderr.
 pub fn log_line(line: &str) {
-    match current() {
+    match CONSOLE.read().unwrap_or_else(|e| e.into_inner()).clone() {
         Some(sink) => sink.println(line),
         None => eprint!("{line}"),
     }
@@ -89,8 +121,7 @@ pub struct Task {
 const EVERY: Duration = Duration::from_millis(100);
 
 impl Task {
-    pub fn start(label: impl Into<String>, unit: Unit, total: Option<u64>) -> Task {
-        let sink = current();
+    fn start(sink: Option<Arc<dyn Sink>>, label: String, unit: Unit, total: Option<u64>) -> Task {
         let id = {
             let mut next = NEXT_ID.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
@@ -100,7 +131,7 @@ impl Task {
         let task = Task {
             sink,
             id,
-            label: label.into(),
+            label,
             unit,
             items: 0,
             bytes: 0,
@@ -166,85 +197,11 @@ impl Drop for Task {
 pub struct Transfer(Mutex<Task>);
 
 impl Transfer {
-    pub fn start(label: impl Into<String>, total: Option<u64>) -> Transfer {
-        Transfer(Mutex::new(Task::start(label, Unit::Bytes, total)))
-    }
-
     /// Bytes done so far.
     pub fn report(&self, bytes: u64) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .set_bytes(bytes);
-    }
-}
-
-/// Progress bars on a terminal (stderr), one per running task, removed when it ends.
-pub struct TerminalBars {
-    multi: indicatif::MultiProgress,
-    bars: Mutex<std::collections::HashMap<u64, indicatif::ProgressBar>>,
-}
-
-impl TerminalBars {
-    pub fn new() -> Self {
-        TerminalBars {
-            multi: indicatif::MultiProgress::with_draw_target(
-                indicatif::ProgressDrawTarget::stderr_with_hz(10),
-            ),
-            bars: Mutex::new(Default::default()),
-        }
-    }
-}
-
-impl Default for TerminalBars {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Sink for TerminalBars {
-    fn update(&self, u: &Update<'_>) {
-        use indicatif::{ProgressBar, ProgressStyle};
-        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
-        if u.finished {
-            if let Some(bar) = bars.remove(&u.id) {
-                bar.finish_and_clear();
-                self.multi.remove(&bar);
-            }
-            return;
-        }
-        let bar = bars.entry(u.id).or_insert_with(|| {
-            let (bar, template) = match (u.unit, u.total) {
-                (Unit::Bytes, Some(total)) => (
-                    ProgressBar::new(total),
-                    "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                ),
-                (Unit::Bytes, None) => (
-                    ProgressBar::new_spinner(),
-                    "{spinner} {msg:40!} {bytes} {bytes_per_sec}",
-                ),
-                (Unit::Documents, _) => (
-                    ProgressBar::new_spinner(),
-                    "{spinner} {msg:40!} {human_pos} docs {per_sec} {prefix}",
-                ),
-            };
-            let style = ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-            let bar = self.multi.add(bar.with_style(style));
-            bar.set_message(u.label.to_string());
-            bar
-        });
-        match u.unit {
-            Unit::Bytes => bar.set_position(u.bytes),
-            Unit::Documents => {
-                bar.set_position(u.items);
-                bar.set_prefix(format!("{:.1} MB", u.bytes as f64 / 1e6));
-            }
-        }
-    }
-
-    fn println(&self, line: &str) {
-        self.multi.suspend(|| eprint!("{line}"));
     }
 }

@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::config;
 use crate::error::{Error, ErrorKind};
+use crate::progress::Progress;
 use crate::storage::{self, ObjectInfo};
 
 create_exception!(
@@ -174,19 +175,21 @@ fn api_settings(path: &std::path::Path) -> Result<config::Settings, Error> {
     Ok(loaded.settings)
 }
 
-/// Runs `f` without the GIL, with `progress` (a callable taking one dict) receiving progress.
+/// Runs `f` without the GIL, handing it the call's own progress: `progress` (a callable taking
+/// one dict) receives this call's tasks only, whatever other threads run at the same time.
 fn detached<T: Send>(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
-    f: impl FnOnce() -> Result<T, Error> + Send,
+    f: impl FnOnce(&Progress) -> Result<T, Error> + Send,
 ) -> PyResult<T> {
-    let _guard = progress.map(|callback| {
-        crate::progress::install(std::sync::Arc::new(PyProgress {
+    let progress = match progress {
+        Some(callback) => Progress::new(std::sync::Arc::new(PyProgress {
             callback,
             failed: std::sync::atomic::AtomicBool::new(false),
-        }))
-    });
-    py.detach(f).map_err(to_py)
+        })),
+        None => Progress::none(),
+    };
+    py.detach(|| f(&progress)).map_err(to_py)
 }
 
 fn json_text(value: &impl serde::Serialize) -> String {
@@ -237,9 +240,9 @@ impl crate::progress::Sink for PyProgress {
 #[pyfunction]
 #[pyo3(signature = (*, config, progress = None))]
 fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> PyResult<String> {
-    detached(py, progress, || {
+    detached(py, progress, |progress| {
         let settings = api_settings(&config)?;
-        crate::pipeline::backup::run(&settings).map(|o| o.to_json().to_string())
+        crate::pipeline::backup::run(&settings, progress).map(|o| o.to_json().to_string())
     })
 }
 
@@ -266,7 +269,7 @@ fn restore_json(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     use crate::pipeline::{restore_full, restore_inc};
-    detached(py, progress, || {
+    detached(py, progress, |progress| {
         let settings = api_settings(&config)?;
         let local_temp = local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
         match (cycle, full) {
@@ -283,7 +286,7 @@ fn restore_json(
                     oplog_only,
                     allow_gap,
                 };
-                let report = crate::runtime::block_on(restore_inc::run(&settings, &req))?;
+                let report = crate::runtime::block_on(restore_inc::run(&settings, &req, progress))?;
                 Ok(json_text(&report))
             }
             (None, Some(name)) => {
@@ -295,7 +298,8 @@ fn restore_json(
                     drop_existing: drop,
                     target_db,
                 };
-                let report = crate::runtime::block_on(restore_full::run(&settings, &req))?;
+                let report =
+                    crate::runtime::block_on(restore_full::run(&settings, &req, progress))?;
                 Ok(json_text(&report))
             }
             _ => Err(Error::config(
@@ -309,7 +313,7 @@ fn restore_json(
 #[pyfunction]
 #[pyo3(signature = (*, config))]
 fn list_json(py: Python<'_>, config: PathBuf) -> PyResult<String> {
-    detached(py, None, || {
+    detached(py, None, |_| {
         let settings = api_settings(&config)?;
         let catalog = crate::runtime::block_on(crate::pipeline::catalog::list(&settings))?;
         Ok(json_text(&catalog))
@@ -325,7 +329,7 @@ fn status_json(
     max_age_seconds: i64,
     interval_seconds: Option<i64>,
 ) -> PyResult<String> {
-    detached(py, None, || {
+    detached(py, None, |_| {
         let settings = api_settings(&config)?;
         let req = crate::pipeline::status::StatusRequest {
             max_age_seconds,
@@ -347,14 +351,15 @@ fn verify_json(
     local_dir: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    detached(py, progress, || {
+    detached(py, progress, |progress| {
         let settings = api_settings(&config)?;
         let req = crate::pipeline::verify::VerifyRequest {
             name,
             deep,
             local_dir,
         };
-        let report = crate::runtime::block_on(crate::pipeline::verify::run(&settings, &req))?;
+        let report =
+            crate::runtime::block_on(crate::pipeline::verify::run(&settings, &req, progress))?;
         Ok(json_text(&report))
     })
 }
@@ -363,7 +368,7 @@ fn verify_json(
 #[pyfunction]
 #[pyo3(signature = (*, config, keep, dry_run = false))]
 fn prune_json(py: Python<'_>, config: PathBuf, keep: usize, dry_run: bool) -> PyResult<String> {
-    detached(py, None, || {
+    detached(py, None, |_| {
         let settings = api_settings(&config)?;
         let report =
             crate::runtime::block_on(crate::pipeline::prune::run(&settings, keep, dry_run))?;
@@ -447,7 +452,7 @@ fn create_archive<'py>(
     level: u32,
 ) -> PyResult<Bound<'py, PyDict>> {
     let stats = py
-        .detach(|| crate::archive::create(&src, &dest, level.min(9)))
+        .detach(|| crate::archive::create(&src, &dest, level.min(9), &Progress::none()))
         .map_err(to_py)?;
     let d = PyDict::new(py);
     d.set_item("files", stats.files)?;

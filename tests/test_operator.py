@@ -369,3 +369,45 @@ def test_manifest_survives_a_lost_or_damaged_local_copy(tmp_path, mongo):
     r = run_cli("verify", "--config", str(cfg))
     assert r.returncode == 0 and "not in the manifest" not in r.stdout, r.stdout
     assert "have no recorded range" in r.stdout
+
+
+def test_two_api_calls_at_once_each_get_their_own_progress(tmp_path, mongo):
+    """Progress is the call's own: a backup and a restore running at once in two threads each
+    report to their own callback only."""
+    client = mongo.client()
+    for db in ("op_two_a", "op_two_b"):
+        client.drop_database(db)
+        populate(client[db], n=3000)
+    cfg_a = folder_installation(tmp_path / "a", mongo, "op_two_a", is_inc_backup="0")
+    cfg_b = folder_installation(tmp_path / "b", mongo, "op_two_b", is_inc_backup="0")
+    name_b = mob.backup(config=cfg_b).name
+    client.drop_database("op_two_b_r")
+    seen_a, seen_b, errors = [], [], []
+
+    def run(fn):
+        try:
+            fn()
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    def record(into):
+        return lambda p: into.append((time.monotonic(), p))
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: mob.backup(config=cfg_a, progress=record(seen_a)),)),
+        threading.Thread(target=run, args=(lambda: mob.restore(config=cfg_b, full=name_b, target_db="op_two_b_r",
+                                                                 local_dir=tmp_path / "rs",
+                                                                 progress=record(seen_b)),)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    # They ran at the same time (else this would test nothing)...
+    assert max(seen_a[0][0], seen_b[0][0]) < min(seen_a[-1][0], seen_b[-1][0])
+    # ...and each callback heard its own call's tasks only.
+    tasks_a = {p.task.split()[0] for _, p in seen_a}
+    tasks_b = {p.task.split()[0] for _, p in seen_b}
+    assert tasks_a == {"dump", "archive", "upload"}, tasks_a
+    assert tasks_b == {"download", "restore"}, tasks_b

@@ -6,11 +6,12 @@ use crate::error::{ErrorKind, Result};
 use crate::pipeline::backup::{self, BackupOutcome};
 use crate::pipeline::{catalog, prune, restore_full, restore_inc};
 use crate::pipeline::{status, verify};
+use crate::progress::Progress;
 use crate::runtime::block_on;
 
 /// One backup run (under the lock beside the config file, where start.py lives).
-pub fn backup(settings: &Settings, json: bool) -> Result<i32> {
-    let outcome = match backup::run(settings) {
+pub fn backup(settings: &Settings, json: bool, progress: &Progress) -> Result<i32> {
+    let outcome = match backup::run(settings, progress) {
         Ok(outcome) => outcome,
         Err(e) if e.kind() == ErrorKind::Busy => {
             eprintln!("{e}");
@@ -172,8 +173,13 @@ pub fn status(settings: &Settings, req: &status::StatusRequest, json: bool) -> R
 }
 
 /// `verify`: exit 1 when the bucket does not match the manifest.
-pub fn verify(settings: &Settings, req: &verify::VerifyRequest, json: bool) -> Result<i32> {
-    let report = block_on(verify::run(settings, req))?;
+pub fn verify(
+    settings: &Settings,
+    req: &verify::VerifyRequest,
+    json: bool,
+    progress: &Progress,
+) -> Result<i32> {
+    let report = block_on(verify::run(settings, req, progress))?;
     if json {
         print_json(&report);
     } else {
@@ -300,8 +306,9 @@ pub fn restore_full(
     settings: &Settings,
     req: &restore_full::RestoreFullRequest,
     json: bool,
+    progress: &Progress,
 ) -> Result<i32> {
-    let report = block_on(restore_full::run(settings, req))?;
+    let report = block_on(restore_full::run(settings, req, progress))?;
     if json {
         print_json(&report);
         return Ok(if report.failed() { 3 } else { 0 });
@@ -323,8 +330,9 @@ pub fn restore_inc(
     settings: &Settings,
     req: &restore_inc::RestoreIncRequest,
     json: bool,
+    progress: &Progress,
 ) -> Result<i32> {
-    let report = block_on(restore_inc::run(settings, req))?;
+    let report = block_on(restore_inc::run(settings, req, progress))?;
     let failed = crate::mongo::restore::any_failed(&report.databases);
     if json {
         print_json(&report);

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+mod bars;
 mod commands;
 pub use commands::parse_until;
 mod scripts;
 
 use crate::config;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (also: another run holds the lock, said on stderr)
@@ -177,9 +179,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     let output = cli.output;
     // Bars only for a person watching: stderr is a terminal, and no --quiet or --json.
-    let _bars = (std::io::stderr().is_terminal() && !output.quiet && !output.json)
-        .then(|| crate::progress::install(Arc::new(crate::progress::TerminalBars::new())));
-    let outcome = run(cli);
+    let bars = (std::io::stderr().is_terminal() && !output.quiet && !output.json)
+        .then(|| Arc::new(bars::TerminalBars::new()));
+    let _console = bars
+        .clone()
+        .map(|b| crate::progress::set_console(b as Arc<dyn crate::progress::Sink>));
+    let progress = match bars {
+        Some(b) => Progress::new(b),
+        None => Progress::none(),
+    };
+    let outcome = run(cli, &progress);
     if output.json {
         if let Err(e) = &outcome {
             println!(
@@ -205,10 +214,12 @@ fn settings_for(config: &ConfigArg, output: Output) -> Result<config::Settings> 
     Ok(settings)
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, progress: &Progress) -> Result<i32> {
     let out = cli.output;
     match cli.command {
-        Command::Backup { config } => commands::backup(&settings_for(&config, out)?, out.json),
+        Command::Backup { config } => {
+            commands::backup(&settings_for(&config, out)?, out.json, progress)
+        }
         Command::Restore {
             config,
             full,
@@ -240,7 +251,7 @@ fn run(cli: Cli) -> Result<i32> {
                     oplog_only,
                     allow_gap,
                 };
-                return commands::restore_inc(&settings, &req, out.json);
+                return commands::restore_inc(&settings, &req, out.json, progress);
             }
             let req = crate::pipeline::restore_full::RestoreFullRequest {
                 local_temp,
@@ -250,7 +261,7 @@ fn run(cli: Cli) -> Result<i32> {
                 drop_existing: drop,
                 target_db,
             };
-            commands::restore_full(&settings, &req, out.json)
+            commands::restore_full(&settings, &req, out.json, progress)
         }
         Command::List { config } => commands::list(&settings_for(&config, out)?, out.json),
         Command::Status {
@@ -280,7 +291,7 @@ fn run(cli: Cli) -> Result<i32> {
                 deep,
                 local_dir,
             };
-            commands::verify(&settings, &req, out.json)
+            commands::verify(&settings, &req, out.json, progress)
         }
         Command::Prune {
             config,
@@ -340,7 +351,7 @@ pub fn script_restore_full(
             &req.local_temp,
             req.already_downloaded,
         )
-        .and_then(|settings| commands::restore_full(&settings, &req, false)),
+        .and_then(|settings| commands::restore_full(&settings, &req, false, &Progress::none())),
     )
 }
 
@@ -361,7 +372,7 @@ pub fn script_restore_inc(
             &req.local_temp,
             req.already_downloaded,
         )?;
-        commands::restore_inc(&settings, &req, false)
+        commands::restore_inc(&settings, &req, false, &Progress::none())
     };
     finish(run())
 }

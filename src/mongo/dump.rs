@@ -16,7 +16,7 @@ use super::names;
 use crate::archive::create_private;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::CollectionDigest;
-use crate::progress::{Task, Unit};
+use crate::progress::{Progress, Unit};
 
 /// Databases never dumped when `db_name` is empty.
 pub const SKIPPED_DATABASES: &[&str] = &["admin", "local", "config"];
@@ -27,6 +27,7 @@ pub struct DumpOptions {
     pub parallel_collections: usize,
     /// A database without collections is an error unless this is set (incremental cycles accept it).
     pub allow_empty: bool,
+    pub progress: Progress,
 }
 
 impl Default for DumpOptions {
@@ -34,6 +35,7 @@ impl Default for DumpOptions {
         DumpOptions {
             parallel_collections: 4,
             allow_empty: false,
+            progress: Progress::none(),
         }
     }
 }
@@ -97,7 +99,7 @@ pub async fn dump_database(
     }
     create_private_dir(dir)?;
     let results: Vec<CollectionDump> = futures::stream::iter(specs)
-        .map(|spec| dump_collection(mongo, db, dir, spec))
+        .map(|spec| dump_collection(mongo, db, dir, spec, &opts.progress))
         .buffer_unordered(opts.parallel_collections.max(1))
         .try_collect()
         .await?;
@@ -145,6 +147,7 @@ async fn dump_collection(
     db: &str,
     dir: &Path,
     spec: Document,
+    progress: &Progress,
 ) -> Result<CollectionDump> {
     let name = spec.get_str("name").unwrap_or_default().to_string();
     let kind = spec.get_str("type").unwrap_or("collection").to_string();
@@ -167,7 +170,7 @@ async fn dump_collection(
     let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
     if !is_view {
         let path = dir.join(format!("{stem}.bson"));
-        (digest, bytes) = dump_documents(mongo, db, &name, &path).await?;
+        (digest, bytes) = dump_documents(mongo, db, &name, &path, progress).await?;
         metadata.indexes = list_indexes(mongo, db, &name).await?;
     }
     crate::hooks::crash_point("during_dump");
@@ -197,6 +200,7 @@ async fn dump_documents(
     db: &str,
     name: &str,
     path: &Path,
+    progress: &Progress,
 ) -> Result<(CollectionDigest, u64)> {
     let doing = format!("dump {db}.{name}");
     let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
@@ -207,7 +211,7 @@ async fn dump_documents(
     let file = create_private(path)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
-    let mut task = Task::start(format!("dump {db}.{name}"), Unit::Documents, None);
+    let mut task = progress.task(format!("dump {db}.{name}"), Unit::Documents, None);
     while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
         let raw = cursor.current().as_bytes();
         out.write_all(raw)

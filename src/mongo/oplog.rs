@@ -206,6 +206,7 @@ pub async fn capture(
     from: Position,
     to: Position,
     path: &Path,
+    progress: &crate::progress::Progress,
 ) -> Result<Capture> {
     let oplog = mongo
         .client
@@ -227,7 +228,7 @@ pub async fn capture(
         last: None,
         renamed_in: Vec::new(),
     };
-    let mut task = crate::progress::Task::start(
+    let mut task = progress.task(
         format!("capture oplog of {db}"),
         crate::progress::Unit::Documents,
         None,

@@ -36,6 +36,7 @@ pub struct RestoreOptions {
     pub insert_workers: usize,
     /// Bytes per insert batch.
     pub batch_bytes: usize,
+    pub progress: crate::progress::Progress,
 }
 
 impl Default for RestoreOptions {
@@ -46,6 +47,7 @@ impl Default for RestoreOptions {
             // Small enough that progress moves and memory stays low (workers × batch), large
             // enough that the per-command cost vanishes next to the server's per-document work.
             batch_bytes: 1 << 20,
+            progress: crate::progress::Progress::none(),
         }
     }
 }
@@ -297,7 +299,7 @@ async fn insert_file(
         Vec<RawDocumentBuf>,
         std::result::Result<u64, mongodb::error::Error>,
     )> = JoinSet::new();
-    let mut task = crate::progress::Task::start(
+    let mut task = opts.progress.task(
         format!("restore {db}.{name}"),
         crate::progress::Unit::Documents,
         None,
@@ -346,7 +348,7 @@ async fn replace_file(
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
     log::info!("{db}.{name} already holds documents: writing the dump's by _id");
-    let mut task = crate::progress::Task::start(
+    let mut task = opts.progress.task(
         format!("restore {db}.{name}"),
         crate::progress::Unit::Documents,
         None,

@@ -12,6 +12,7 @@ use super::backup_full::{self, FullBackupReport};
 use super::backup_inc::{self, IncOutcome, IncReport};
 use crate::config::Settings;
 use crate::error::Result;
+use crate::progress::Progress;
 use crate::runtime::block_on;
 
 pub const LAST_RUN: &str = "mongo_oss_backup_last_run.json";
@@ -33,7 +34,7 @@ pub struct LastRun {
 }
 
 /// Runs one backup under the lock. `Err(Busy)` when another run holds it.
-pub fn run(settings: &Settings) -> Result<BackupOutcome> {
+pub fn run(settings: &Settings, progress: &Progress) -> Result<BackupOutcome> {
     let lock_dir = settings
         .source
         .parent()
@@ -42,9 +43,9 @@ pub fn run(settings: &Settings) -> Result<BackupOutcome> {
     let _lock = crate::lock::acquire(lock_dir)?;
     let now = crate::hooks::now();
     let outcome = if settings.is_inc_backup {
-        BackupOutcome::Incremental(block_on(backup_inc::run(settings, now))?)
+        BackupOutcome::Incremental(block_on(backup_inc::run(settings, now, progress))?)
     } else {
-        BackupOutcome::Full(block_on(backup_full::run(settings, now))?)
+        BackupOutcome::Full(block_on(backup_full::run(settings, now, progress))?)
     };
     // The backup is stored whatever happens to this record; `status` falls back to last.json's time.
     if let Err(e) = record_success(&settings.db_backup_root_path, &outcome.summary(), now) {

@@ -16,6 +16,7 @@ use crate::layout;
 use crate::manifest::ArchiveKind;
 use crate::mongo::connect;
 use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::progress::Progress;
 use crate::storage::{Storage, VerifiedUpload};
 
 /// What a full backup produced.
@@ -31,7 +32,11 @@ pub struct FullBackupReport {
     pub seconds: f64,
 }
 
-pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackupReport> {
+pub async fn run(
+    settings: &Settings,
+    now: DateTime<Local>,
+    progress: &Progress,
+) -> Result<FullBackupReport> {
     let started = Instant::now();
     // Both checks come first: a wrong password or bucket must not cost a whole dump.
     let storage = match &settings.storage {
@@ -48,19 +53,29 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<FullBackup
         describe_db(&settings.db_name),
         dir.display()
     );
-    let collections =
-        match dump::dump(&mongo, &settings.db_name, &dir, &DumpOptions::default()).await {
-            Ok(c) => c,
-            Err(e) => {
-                // A partial dump is no backup: leave nothing behind that looks like one.
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
+    let collections = match dump::dump(
+        &mongo,
+        &settings.db_name,
+        &dir,
+        &DumpOptions {
+            progress: progress.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // A partial dump is no backup: leave nothing behind that looks like one.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     let (upload, local_dir) = match storage {
         Some(storage) => {
             let entry = super::manifest_entry(ArchiveKind::Full, &collections);
-            let done = store_archive(storage.as_ref(), &dir, &name, settings, entry).await?;
+            let done =
+                store_archive(storage.as_ref(), &dir, &name, settings, entry, progress).await?;
             (Some(done), None)
         }
         None => (None, Some(dir)),

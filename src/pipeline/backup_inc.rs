@@ -18,6 +18,7 @@ use crate::manifest::{self, ArchiveKind};
 use crate::mongo::dump::{self, create_private_dir, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
+use crate::progress::Progress;
 use crate::state::{self, read_b, write_b, CycleInfo, OplogPosition, Pending};
 use crate::storage::Storage;
 
@@ -42,7 +43,11 @@ pub struct IncReport {
     pub flushed: Vec<String>,
 }
 
-pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport> {
+pub async fn run(
+    settings: &Settings,
+    now: DateTime<Local>,
+    progress: &Progress,
+) -> Result<IncReport> {
     let root = settings.db_backup_root_path.clone();
     let storage = match &settings.storage {
         Some(target) => Some(open_storage(target, settings).await?),
@@ -53,7 +58,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
     create_private_dir(&root)?;
     state::check_root(&root)?;
     let flushed = match &storage {
-        Some(s) => flush_pending(s.as_ref(), &root, settings).await?,
+        Some(s) => flush_pending(s.as_ref(), &root, settings, progress).await?,
         None => Vec::new(),
     };
 
@@ -69,6 +74,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
         mongo: &mongo,
         info: info.as_ref(),
         now,
+        progress,
     };
     let Some(from) = position else {
         return run.dump_cycle(cycle, flushed).await;
@@ -96,6 +102,7 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
         from,
         to,
         &layout::oplog_file(&dir),
+        progress,
     )
     .await?;
     super::crash_point("after_capture");
@@ -158,7 +165,16 @@ pub async fn run(settings: &Settings, now: DateTime<Local>) -> Result<IncReport>
                 position: OplogPosition::new(to),
                 entry: Some(entry),
             };
-            store_with_position(s.as_ref(), &dir, &key, pending, &cycle_dir, settings).await?
+            store_with_position(
+                s.as_ref(),
+                &dir,
+                &key,
+                pending,
+                &cycle_dir,
+                settings,
+                progress,
+            )
+            .await?
         }
         None => write_b(&cycle_dir, to)?,
     }
@@ -181,6 +197,7 @@ struct Run<'a> {
     /// State A as the run found it.
     info: Option<&'a CycleInfo>,
     now: DateTime<Local>,
+    progress: &'a Progress,
 }
 
 impl Run<'_> {
@@ -190,7 +207,14 @@ impl Run<'_> {
         let settings = self.settings;
         let root = &settings.db_backup_root_path;
         let cycle_dir = root.join(&cycle);
-        let (documents, p) = full_dump(self.mongo, settings, self.storage, &cycle_dir).await?;
+        let (documents, p) = full_dump(
+            self.mongo,
+            settings,
+            self.storage,
+            &cycle_dir,
+            self.progress,
+        )
+        .await?;
         let new_cycle = self
             .info
             .map(|i| i.last_circle_backup_dir_name != cycle)
@@ -401,6 +425,7 @@ async fn full_dump(
     settings: &Settings,
     storage: Option<&dyn Storage>,
     cycle_dir: &Path,
+    progress: &Progress,
 ) -> Result<(u64, Position)> {
     let p = oplog::newest(mongo).await?.ok_or_else(|| {
         Error::new(
@@ -416,6 +441,7 @@ async fn full_dump(
     create_private_dir(&dir)?;
     let opts = DumpOptions {
         allow_empty: true,
+        progress: progress.clone(),
         ..Default::default()
     };
     log::info!("cycle {}: full dump from position {p}", cycle_dir.display());
@@ -450,6 +476,7 @@ async fn full_dump(
                 },
                 cycle_dir,
                 settings,
+                progress,
             )
             .await?;
         }
@@ -467,13 +494,14 @@ async fn store_with_position(
     pending: Pending,
     cycle_dir: &Path,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<()> {
     let archive_path = layout::archive_path_for(dir);
     let level = settings.compression_level;
-    super::create_archive(dir, &archive_path, level).await?;
+    super::create_archive(dir, &archive_path, level, progress).await?;
     super::crash_point("after_archive");
     state::write(&state::sidecar_path(&archive_path), &pending)?;
-    upload_pending(storage, &archive_path, key, cycle_dir, settings).await
+    upload_pending(storage, &archive_path, key, cycle_dir, settings, progress).await
 }
 
 /// Uploads one archive whose sidecar holds its position, records it in the cycle's manifest, then
@@ -484,6 +512,7 @@ async fn upload_pending(
     key: &str,
     cycle_dir: &Path,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<()> {
     let sidecar = state::sidecar_path(archive_path);
     let pending: Pending = state::read(&sidecar)?.ok_or_else(|| {
@@ -494,7 +523,7 @@ async fn upload_pending(
     })?;
     let position = pending.position.position(&sidecar)?;
     refuse_overwrite(storage, archive_path, key).await?;
-    let done = super::upload(storage, archive_path, key).await?;
+    let done = super::upload(storage, archive_path, key, progress).await?;
     super::crash_point("after_upload");
     let (cycle, kind) = match Key::parse(key, "") {
         Key::CycleFull { cycle } => (cycle, ArchiveKind::Full),
@@ -561,6 +590,7 @@ async fn flush_pending(
     storage: &dyn Storage,
     root: &Path,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<Vec<String>> {
     let mut cycles: Vec<PathBuf> = match std::fs::read_dir(root) {
         Ok(entries) => entries
@@ -603,7 +633,7 @@ async fn flush_pending(
                 .unwrap_or(&archive_path);
             let key = format!("{cycle}/{}", rel.to_string_lossy());
             log::info!("storing {key}, left unstored by an earlier run");
-            upload_pending(storage, &archive_path, &key, &cycle_dir, settings).await?;
+            upload_pending(storage, &archive_path, &key, &cycle_dir, settings, progress).await?;
             stored.push(key);
         }
     }

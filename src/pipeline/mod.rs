@@ -25,7 +25,7 @@ use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
 use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
 use crate::mongo::{Mongo, MongoTarget};
-use crate::progress::Transfer;
+use crate::progress::Progress;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
 
 pub use crate::hooks::crash_point;
@@ -78,10 +78,17 @@ pub async fn store_archive(
     name: &str,
     settings: &Settings,
     entry: ArchiveEntry,
+    progress: &Progress,
 ) -> Result<VerifiedUpload> {
     let archive_path = layout::archive_path_for(dir);
-    create_archive(dir, &archive_path, settings.compression_level).await?;
-    let done = upload(storage, &archive_path, &layout::full_backup_key(name)).await?;
+    create_archive(dir, &archive_path, settings.compression_level, progress).await?;
+    let done = upload(
+        storage,
+        &archive_path,
+        &layout::full_backup_key(name),
+        progress,
+    )
+    .await?;
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
     record_in_manifest(storage, &place, entry, &done).await?;
@@ -92,10 +99,15 @@ pub async fn store_archive(
 }
 
 /// Archives `dir` into `dest` off the async threads, logging what it took.
-pub async fn create_archive(dir: &Path, dest: &Path, level: u32) -> Result<()> {
+pub async fn create_archive(
+    dir: &Path,
+    dest: &Path,
+    level: u32,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
-    let (src, out) = (dir.to_path_buf(), dest.to_path_buf());
-    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, level))
+    let (src, out, progress) = (dir.to_path_buf(), dest.to_path_buf(), progress.clone());
+    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, level, &progress))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
     log::info!(
@@ -110,10 +122,15 @@ pub async fn create_archive(dir: &Path, dest: &Path, level: u32) -> Result<()> {
 }
 
 /// Uploads and verifies one file, with a progress bar.
-pub async fn upload(storage: &dyn Storage, local: &Path, key: &str) -> Result<VerifiedUpload> {
+pub async fn upload(
+    storage: &dyn Storage,
+    local: &Path,
+    key: &str,
+    progress: &Progress,
+) -> Result<VerifiedUpload> {
     let started = Instant::now();
     let total = std::fs::metadata(local).map(|m| m.len()).ok();
-    let task = Transfer::start(format!("upload {key}"), total);
+    let task = progress.transfer(format!("upload {key}"), total);
     let done = storage
         .put_file(local, key, &|sent| task.report(sent))
         .await?;
@@ -136,8 +153,9 @@ pub async fn download(
     key: &str,
     local: &Path,
     recorded: Option<&ArchiveEntry>,
+    progress: &Progress,
 ) -> Result<()> {
-    let task = Transfer::start(format!("download {key}"), recorded.map(|r| r.size));
+    let task = progress.transfer(format!("download {key}"), recorded.map(|r| r.size));
     let crc = storage
         .get_file(key, local, &|got| task.report(got))
         .await?;

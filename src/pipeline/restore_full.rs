@@ -12,6 +12,7 @@ use crate::layout;
 use crate::manifest::Manifest;
 use crate::mongo::connect;
 use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
+use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
 pub struct RestoreFullRequest {
@@ -40,14 +41,19 @@ impl RestoreReport {
     }
 }
 
-pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<RestoreReport> {
+pub async fn run(
+    settings: &Settings,
+    req: &RestoreFullRequest,
+    progress: &Progress,
+) -> Result<RestoreReport> {
     let started = Instant::now();
     let mongo = connect(&mongo_target(settings)).await?;
     if !req.already_downloaded {
-        download_and_extract(settings, req).await?;
+        download_and_extract(settings, req, progress).await?;
     }
     let opts = RestoreOptions {
         drop_existing: req.drop_existing,
+        progress: progress.clone(),
         ..Default::default()
     };
     let backup_dir = req.local_temp.join(&req.name);
@@ -68,7 +74,11 @@ pub async fn run(settings: &Settings, req: &RestoreFullRequest) -> Result<Restor
 
 /// Downloads the archive, checked against its manifest when it has one (size and CRC64), and
 /// extracts it (read to its end: gzip's own check runs too).
-async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> Result<()> {
+async fn download_and_extract(
+    settings: &Settings,
+    req: &RestoreFullRequest,
+    progress: &Progress,
+) -> Result<()> {
     let storage = open_source_storage(settings, "restoring the backup").await?;
     let key = format!("{}{}", req.name, req.suffix);
     let local = req.local_temp.join(&key);
@@ -92,7 +102,7 @@ async fn download_and_extract(settings: &Settings, req: &RestoreFullRequest) -> 
     }
     // What a previous restore extracted here must not mix with this one.
     let _ = std::fs::remove_dir_all(req.local_temp.join(&req.name));
-    super::download(storage.as_ref(), &key, &local, recorded).await?;
+    super::download(storage.as_ref(), &key, &local, recorded, progress).await?;
     log::info!(
         "downloaded {key} from {} in {:.1}s",
         storage.describe(),

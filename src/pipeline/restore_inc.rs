@@ -23,6 +23,7 @@ use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary};
 use crate::mongo::replay::{replay_files, OplogFile};
 use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
 use crate::position::Position;
+use crate::progress::Progress;
 use crate::storage::Storage;
 
 #[derive(Debug, Clone)]
@@ -66,7 +67,11 @@ pub struct RestoreIncReport {
     pub seconds: f64,
 }
 
-pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<RestoreIncReport> {
+pub async fn run(
+    settings: &Settings,
+    req: &RestoreIncRequest,
+    progress: &Progress,
+) -> Result<RestoreIncReport> {
     let started = Instant::now();
     let opts = PlanOptions {
         until: req.until,
@@ -77,7 +82,14 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
         true => None,
         false => Some(open_source_storage(settings, "restoring the cycle").await?),
     };
-    let prepared = prepare(storage.as_deref(), &req.cycle, &req.local_temp, &opts).await?;
+    let prepared = prepare(
+        storage.as_deref(),
+        &req.cycle,
+        &req.local_temp,
+        &opts,
+        progress,
+    )
+    .await?;
     let mut report = RestoreIncReport {
         plan: prepared.increments.clone(),
         chain: prepared.plan.clone(),
@@ -98,6 +110,7 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
     if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,
+            progress: progress.clone(),
             ..Default::default()
         };
         report.databases = restore_dump_root(
@@ -119,6 +132,7 @@ pub async fn run(settings: &Settings, req: &RestoreIncRequest) -> Result<Restore
             db_prefix: None,
             until: req.until,
             skip_unknown: req.skip_unknown,
+            progress: progress.clone(),
         },
     )
     .await?;
@@ -171,6 +185,7 @@ pub async fn prepare(
     cycle: &str,
     local_temp: &Path,
     opts: &PlanOptions,
+    progress: &Progress,
 ) -> Result<PreparedCycle> {
     let cycle_dir = local_temp.join(cycle);
     let (mut facts, manifest) = match storage {
@@ -194,6 +209,7 @@ pub async fn prepare(
                 &plan,
                 opts,
                 &mut facts,
+                progress,
             )
             .await?;
             (facts, manifest)
@@ -309,6 +325,7 @@ async fn fetch(
     plan: &Plan,
     opts: &PlanOptions,
     facts: &mut CycleFacts,
+    progress: &Progress,
 ) -> Result<()> {
     let cycle = facts.cycle.clone();
     let mut wanted: Vec<(String, PathBuf)> = Vec::new();
@@ -328,7 +345,7 @@ async fn fetch(
             let archive = layout::archive_path_for(&dir);
             // What a previous restore left here must not mix with what this one reads.
             let _ = std::fs::remove_dir_all(&dir);
-            let outcome = match download(storage, &key, &archive, recorded(&key)).await {
+            let outcome = match download(storage, &key, &archive, recorded(&key), progress).await {
                 Ok(()) => extract_beside(archive).await,
                 Err(e) => Err(e),
             };

@@ -28,6 +28,7 @@ use crate::mongo::replay::replay_files;
 use crate::mongo::restore::{restore_database, RestoreOptions};
 use crate::mongo::{connect, Mongo};
 use crate::position::Position;
+use crate::progress::Progress;
 use crate::storage::Storage;
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +97,11 @@ pub struct VerifyRequest {
     pub local_dir: Option<PathBuf>,
 }
 
-pub async fn run(settings: &Settings, req: &VerifyRequest) -> Result<VerifyReport> {
+pub async fn run(
+    settings: &Settings,
+    req: &VerifyRequest,
+    progress: &Progress,
+) -> Result<VerifyReport> {
     let storage = open_source_storage(settings, "verify").await?;
     let catalog = catalog::read(storage.as_ref(), &settings.cycle_prefix, &|_| false).await?;
     let mut target = pick(&catalog, req.name.as_deref(), &storage.describe())?;
@@ -172,7 +177,7 @@ pub async fn run(settings: &Settings, req: &VerifyRequest) -> Result<VerifyRepor
             .local_dir
             .clone()
             .unwrap_or_else(|| settings.db_backup_root_path.join("verify"));
-        let deep = deep_check(settings, storage.as_ref(), &target, &dir).await;
+        let deep = deep_check(settings, storage.as_ref(), &target, &dir, progress).await;
         let _ = std::fs::remove_dir_all(&dir);
         let deep = match deep {
             Ok(d) => d,
@@ -323,6 +328,7 @@ async fn deep_check(
     storage: &dyn Storage,
     target: &Target,
     dir: &Path,
+    progress: &Progress,
 ) -> Result<DeepCheck> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
@@ -334,7 +340,8 @@ async fn deep_check(
             with_dump: true,
             ..Default::default()
         };
-        let prepared = restore_inc::prepare(Some(storage), &target.name, dir, &opts).await?;
+        let prepared =
+            restore_inc::prepare(Some(storage), &target.name, dir, &opts, progress).await?;
         (layout::full_dir(&prepared.cycle_dir), Some(prepared))
     } else {
         let full_key = target.full_key.clone().ok_or_else(|| {
@@ -345,7 +352,7 @@ async fn deep_check(
         })?;
         let local = dir.join(&full_key);
         let recorded = target.manifest.as_ref().and_then(|m| m.entry(&full_key));
-        download(storage, &full_key, &local, recorded).await?;
+        download(storage, &full_key, &local, recorded, progress).await?;
         extract_beside(local).await?;
         (dir.join(&target.name), None)
     };
@@ -358,6 +365,7 @@ async fn deep_check(
         &dump_root,
         prepared.as_ref(),
         &scratch,
+        progress,
     )
     .await;
     for db in mongo
@@ -414,6 +422,7 @@ async fn scratch_restore(
     dump_root: &Path,
     prepared: Option<&PreparedCycle>,
     scratch: &str,
+    progress: &Progress,
 ) -> Result<(Vec<CollectionCheck>, Option<ReplaySummary>, Duration)> {
     let mut collections = Vec::new();
     let mut hashing = Duration::ZERO;
@@ -440,6 +449,7 @@ async fn scratch_restore(
                     db_prefix: Some(scratch.to_string()),
                     until: None,
                     skip_unknown: false,
+                    progress: progress.clone(),
                 },
             )
             .await?,

@@ -40,6 +40,7 @@ pub struct ReplayOptions {
     /// Stop after the last entry at or before this position.
     pub until: Option<Position>,
     pub skip_unknown: bool,
+    pub progress: crate::progress::Progress,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -14,7 +14,7 @@ use super::restore::BsonReader;
 use super::Mongo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::position::Position;
-use crate::progress::{Task, Unit};
+use crate::progress::Unit;
 
 /// One oplog.bson to replay, and the position through which its entries were already in the file
 /// before it (an old increment's repeats, applied once).
@@ -31,12 +31,13 @@ pub async fn replay_files(
     files: &[OplogFile],
     opts: ReplayOptions,
 ) -> Result<ReplaySummary> {
+    let opts_progress = opts.progress.clone();
     let mut replayer = Replayer::new(mongo, opts);
     'files: for file in files {
         let path = &file.path;
         let handle = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
         let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, handle), path);
-        let mut task = Task::start(format!("replay {}", file.label), Unit::Documents, None);
+        let mut task = opts_progress.task(format!("replay {}", file.label), Unit::Documents, None);
         while let Some(raw) = reader.next_document()? {
             task.add(1, raw.as_bytes().len() as u64);
             let repeated = match (file.skip_through, raw.get_timestamp("ts")) {
