@@ -269,6 +269,22 @@ pub async fn update(
     Ok(())
 }
 
+/// Adds a verified archive to the manifest at `place` and stores the manifest again, verified. A
+/// manifest therefore never names an archive that is not stored.
+pub async fn record_stored(
+    storage: &dyn Storage,
+    place: &Place,
+    mut entry: ArchiveEntry,
+    done: &crate::storage::VerifiedUpload,
+) -> Result<()> {
+    entry.key = done.key.clone();
+    entry.size = done.size;
+    entry.crc64 = done.crc64.to_string();
+    entry.stored_at = now();
+    let start_hint = entry.oplog_from;
+    update(storage, place, start_hint, |m| m.record(entry)).await
+}
+
 /// Records the archives of a cycle the manifest does not know (stored by the old scripts before
 /// the switch-over), with the size and CRC64 the bucket reports, so that `verify` checks them and a
 /// restore compares them. Their ranges are unknown (restores check them by their entries); the

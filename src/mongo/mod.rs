@@ -1,9 +1,12 @@
 //! MongoDB through the official driver: connecting (`connect`), mongodump's file layout (`names`,
-//! `metadata`), dumping (`dump`) and restoring (`restore`). No mongodump/mongorestore binaries and
+//! `metadata`), dumping (`dump`) and restoring (`restore`), reading back what a database holds
+//! (`inspect`), the oplog (`oplog`) and its replay (`replay`). No mongodump/mongorestore binaries and
 //! no subprocess, so credentials never appear on a command line.
 
+pub mod bson_file;
 pub mod connect;
 pub mod dump;
+pub mod inspect;
 pub mod metadata;
 pub mod names;
 pub mod oplog;

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::error::ErrorKind as DriverKind;
 use tokio::task::JoinSet;
 
+pub use super::bson_file::BsonReader;
 use super::connect::{first_line, Mongo};
 use super::metadata::Metadata;
 use super::names;
@@ -174,7 +175,7 @@ fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::new(
-                ErrorKind::MongoNotFound,
+                ErrorKind::Io,
                 format!("no dump to restore at {}", dir.display()),
             )
         } else {
@@ -605,80 +606,58 @@ fn decimal_is_zero(text: &str) -> bool {
     mantissa.chars().all(|c| !c.is_ascii_digit() || c == '0')
 }
 
-/// Reads concatenated BSON documents from a stream, checking each length prefix.
-pub struct BsonReader<R> {
-    inner: R,
-    path: PathBuf,
-    offset: u64,
+/// Restores the database directories of a dump root (`<root>/<db>/`): `db_name`'s, or every one when
+/// it is empty. A missing directory of a named database is an error unless `missing_is_empty` (a
+/// cycle that started on an empty database has none).
+pub async fn restore_dump_root(
+    mongo: &Mongo,
+    root: &Path,
+    db_name: &str,
+    target_db: Option<&str>,
+    opts: &RestoreOptions,
+    missing_is_empty: bool,
+) -> Result<Vec<DatabaseRestore>> {
+    let dbs = if db_name.is_empty() {
+        database_dirs(root)?
+    } else {
+        vec![db_name.to_string()]
+    };
+    if target_db.is_some() && dbs.len() > 1 {
+        return Err(Error::config(
+            "--target-db needs db_name: the backup holds several databases",
+        ));
+    }
+    let mut restored = Vec::new();
+    for db in dbs {
+        let dir = root.join(&db);
+        if missing_is_empty && !dir.is_dir() {
+            // Restored as the empty database it was (with drop, the target is emptied).
+            log::warn!("{} is absent: the database was empty", dir.display());
+            crate::mongo::dump::create_private_dir(&dir)?;
+        }
+        let target = target_db.map(str::to_string).unwrap_or(db);
+        log::info!("restoring {} into database {target}", dir.display());
+        restored.push(restore_database(mongo, &dir, &target, opts).await?);
+    }
+    Ok(restored)
 }
 
-impl<R: Read> BsonReader<R> {
-    pub fn new(inner: R, path: &Path) -> Self {
-        BsonReader {
-            inner,
-            path: path.to_path_buf(),
-            offset: 0,
+/// The database directories of a dump root, sorted.
+pub fn database_dirs(root: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(root).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::new(ErrorKind::Io, format!("no backup at {}", root.display()))
+        } else {
+            Error::io("read directory", root, e)
         }
-    }
-
-    /// The next document, `None` at a clean end of file.
-    pub fn next_document(&mut self) -> Result<Option<RawDocumentBuf>> {
-        let mut len_bytes = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            let n = self
-                .inner
-                .read(&mut len_bytes[got..])
-                .map_err(|e| Error::io("read", &self.path, e))?;
-            if n == 0 {
-                return if got == 0 {
-                    Ok(None)
-                } else {
-                    Err(self.corrupt("truncated length"))
-                };
-            }
-            got += n;
-        }
-        let len = i32::from_le_bytes(len_bytes);
-        if !(5..=(48 << 20)).contains(&len) {
-            return Err(self.corrupt(&format!("invalid document length {len}")));
-        }
-        let mut bytes = vec![0u8; len as usize];
-        bytes[..4].copy_from_slice(&len_bytes);
-        self.inner
-            .read_exact(&mut bytes[4..])
-            .map_err(|_| self.corrupt("truncated document"))?;
-        let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| self.corrupt(&e.to_string()))?;
-        self.offset += len as u64;
-        Ok(Some(doc))
-    }
-
-    /// Documents up to about `max_bytes` (at least one); empty at the end.
-    pub fn next_batch(&mut self, max_bytes: usize) -> Result<Vec<RawDocumentBuf>> {
-        let mut batch = Vec::new();
-        let mut size = 0;
-        while size < max_bytes {
-            match self.next_document()? {
-                Some(d) => {
-                    size += d.as_bytes().len();
-                    batch.push(d);
-                }
-                None => break,
-            }
-        }
-        Ok(batch)
-    }
-
-    fn corrupt(&self, why: &str) -> Error {
-        Error::new(
-            ErrorKind::Archive,
-            format!(
-                "{} is not a valid BSON dump at byte {}: {why}",
-                self.path.display(),
-                self.offset
-            ),
-        )
-    }
+    })?;
+    let mut dbs: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dbs.sort();
+    Ok(dbs)
 }
 
 #[cfg(test)]
@@ -695,22 +674,5 @@ mod tests {
             doc! {"a": 1, "b": -1, "c": 1, "d": "2dsphere", "e": 1, "f": 1, "g": 1.0}
         );
         assert!(decimal_is_zero("-0") && decimal_is_zero("0E-6176") && !decimal_is_zero("-1"));
-    }
-
-    #[test]
-    fn bson_reader_splits_and_rejects_garbage() {
-        let a = mongodb::bson::to_vec(&doc! {"_id": 1}).unwrap();
-        let b = mongodb::bson::to_vec(&doc! {"_id": 2, "x": "y"}).unwrap();
-        let data = [a.clone(), b.clone()].concat();
-        let mut r = BsonReader::new(&data[..], Path::new("t.bson"));
-        assert_eq!(r.next_batch(1).unwrap().len(), 1);
-        assert_eq!(r.next_batch(1 << 20).unwrap()[0].as_bytes(), &b[..]);
-        assert!(r.next_document().unwrap().is_none());
-        let mut bad = BsonReader::new(&data[..7], Path::new("t.bson"));
-        assert!(bad
-            .next_document()
-            .unwrap_err()
-            .to_string()
-            .contains("truncated"));
     }
 }

@@ -105,7 +105,7 @@ pub async fn run(
         progress,
     )
     .await?;
-    super::crash_point("after_capture");
+    crate::hooks::crash_point("after_capture");
     if let Some(reason) = rolled_over(&mongo, from).await? {
         // Entries after B may have been pruned while we read: this increment could have a hole.
         let _ = std::fs::remove_dir_all(&dir);
@@ -220,7 +220,7 @@ impl Run<'_> {
             .map(|i| i.last_circle_backup_dir_name != cycle)
             .unwrap_or(true);
         if new_cycle {
-            super::crash_point("before_state_a");
+            crate::hooks::crash_point("before_state_a");
             state::write(
                 &state::state_a_path(root),
                 &CycleInfo {
@@ -458,7 +458,7 @@ async fn full_dump(
     // Documents were read at different moments after P: the copy is consistent only once the
     // increments replay past the newest entry at the dump's end, the earliest restorable point.
     entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
-    super::crash_point("after_dump");
+    crate::hooks::crash_point("after_dump");
     match storage {
         Some(s) => {
             let cycle = cycle_dir
@@ -499,7 +499,7 @@ async fn store_with_position(
     let archive_path = layout::archive_path_for(dir);
     let level = settings.compression_level;
     super::create_archive(dir, &archive_path, level, progress).await?;
-    super::crash_point("after_archive");
+    crate::hooks::crash_point("after_archive");
     state::write(&state::sidecar_path(&archive_path), &pending)?;
     upload_pending(storage, &archive_path, key, cycle_dir, settings, progress).await
 }
@@ -524,7 +524,7 @@ async fn upload_pending(
     let position = pending.position.position(&sidecar)?;
     refuse_overwrite(storage, archive_path, key).await?;
     let done = super::upload(storage, archive_path, key, progress).await?;
-    super::crash_point("after_upload");
+    crate::hooks::crash_point("after_upload");
     let (cycle, kind) = match Key::parse(key, "") {
         Key::CycleFull { cycle } => (cycle, ArchiveKind::Full),
         Key::Increment { cycle, .. } => (cycle, ArchiveKind::Increment),
@@ -539,8 +539,8 @@ async fn upload_pending(
         .entry
         .unwrap_or_else(|| super::manifest_entry(kind, &[]));
     let place = manifest::Place::of_cycle(cycle_dir, cycle, &settings.db_name);
-    super::record_in_manifest(storage, &place, entry, &done).await?;
-    super::crash_point("after_manifest");
+    manifest::record_stored(storage, &place, entry, &done).await?;
+    crate::hooks::crash_point("after_manifest");
     let newer = read_b(cycle_dir)?.is_none_or(|b| position > b);
     if newer {
         write_b(cycle_dir, position)?;

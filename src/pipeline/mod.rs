@@ -23,12 +23,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
-use crate::mongo::restore::{restore_database, DatabaseRestore, RestoreOptions};
-use crate::mongo::{Mongo, MongoTarget};
+use crate::mongo::MongoTarget;
 use crate::progress::Progress;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
-
-pub use crate::hooks::crash_point;
 
 /// The MongoDB side of the settings.
 pub fn mongo_target(settings: &Settings) -> MongoTarget {
@@ -91,7 +88,7 @@ pub async fn store_archive(
     .await?;
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
-    record_in_manifest(storage, &place, entry, &done).await?;
+    manifest::record_stored(storage, &place, entry, &done).await?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
     let _ = std::fs::remove_file(&place.local);
@@ -206,22 +203,6 @@ pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> Arch
     }
 }
 
-/// Adds a verified archive to the manifest at `place` and stores the manifest again, verified. A
-/// manifest therefore never names an archive that is not stored.
-pub async fn record_in_manifest(
-    storage: &dyn Storage,
-    place: &manifest::Place,
-    mut entry: ArchiveEntry,
-    done: &VerifiedUpload,
-) -> Result<()> {
-    entry.key = done.key.clone();
-    entry.size = done.size;
-    entry.crc64 = done.crc64.to_string();
-    entry.stored_at = manifest::now();
-    let start_hint = entry.oplog_from;
-    manifest::update(storage, place, start_hint, |m| m.record(entry)).await
-}
-
 /// The configured bucket, opened and checked; `what` names the purpose in the error.
 pub async fn open_source_storage(settings: &Settings, what: &str) -> Result<Box<dyn Storage>> {
     let target = settings.storage.as_ref().ok_or_else(|| {
@@ -242,61 +223,4 @@ pub async fn extract_beside(archive_path: PathBuf) -> Result<()> {
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
     Ok(())
-}
-
-/// Restores the database directories of a dump root (`<root>/<db>/`): `db_name`'s, or every one when
-/// it is empty. A missing directory of a named database is an error unless `missing_is_empty` (a
-/// cycle that started on an empty database has none).
-pub async fn restore_dump_root(
-    mongo: &Mongo,
-    root: &Path,
-    db_name: &str,
-    target_db: Option<&str>,
-    opts: &RestoreOptions,
-    missing_is_empty: bool,
-) -> Result<Vec<DatabaseRestore>> {
-    let dbs = if db_name.is_empty() {
-        database_dirs(root)?
-    } else {
-        vec![db_name.to_string()]
-    };
-    if target_db.is_some() && dbs.len() > 1 {
-        return Err(Error::config(
-            "--target-db needs db_name: the backup holds several databases",
-        ));
-    }
-    let mut restored = Vec::new();
-    for db in dbs {
-        let dir = root.join(&db);
-        if missing_is_empty && !dir.is_dir() {
-            // Restored as the empty database it was (with drop, the target is emptied).
-            log::warn!("{} is absent: the database was empty", dir.display());
-            crate::mongo::dump::create_private_dir(&dir)?;
-        }
-        let target = target_db.map(str::to_string).unwrap_or(db);
-        log::info!("restoring {} into database {target}", dir.display());
-        restored.push(restore_database(mongo, &dir, &target, opts).await?);
-    }
-    Ok(restored)
-}
-
-/// The database directories of a dump root, sorted.
-pub(crate) fn database_dirs(root: &Path) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(root).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(
-                ErrorKind::MongoNotFound,
-                format!("no backup at {}", root.display()),
-            )
-        } else {
-            Error::io("read directory", root, e)
-        }
-    })?;
-    let mut dbs: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    dbs.sort();
-    Ok(dbs)
 }

@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{extract_beside, mongo_target, open_source_storage, restore_dump_root};
+use super::{extract_beside, mongo_target, open_source_storage};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
 use crate::manifest::Manifest;
 use crate::mongo::connect;
-use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{restore_dump_root, DatabaseRestore, RestoreOptions};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{download, extract_beside, mongo_target, open_source_storage, restore_dump_root};
+use super::{download, extract_beside, mongo_target, open_source_storage};
 use crate::chain::{self, CycleFacts, Plan, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
@@ -21,7 +21,7 @@ use crate::manifest::{ArchiveEntry, Manifest};
 use crate::mongo::connect;
 use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary};
 use crate::mongo::replay::{replay_files, OplogFile};
-use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{restore_dump_root, DatabaseRestore, RestoreOptions};
 use crate::position::Position;
 use crate::progress::Progress;
 use crate::storage::Storage;

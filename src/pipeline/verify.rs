@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mongodb::bson::{doc, RawDocumentBuf};
 use serde::Serialize;
 
 use super::catalog::{self, Catalog};
@@ -26,7 +25,7 @@ use crate::manifest::{ArchiveKind, CollectionDigest, Manifest};
 use crate::mongo::replay::engine::{prefixed_name, ReplayOptions, ReplaySummary};
 use crate::mongo::replay::replay_files;
 use crate::mongo::restore::{restore_database, RestoreOptions};
-use crate::mongo::{connect, Mongo};
+use crate::mongo::{connect, inspect, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
 use crate::storage::Storage;
@@ -427,7 +426,7 @@ async fn scratch_restore(
     let mut collections = Vec::new();
     let mut hashing = Duration::ZERO;
     let dbs = match dump_root.is_dir() {
-        true => super::database_dirs(dump_root)?,
+        true => crate::mongo::restore::database_dirs(dump_root)?,
         false => Vec::new(),
     };
     for db in dbs {
@@ -474,14 +473,14 @@ async fn check_database(
             .find(|a| a.kind == ArchiveKind::Full)
             .map(|a| a.collections.clone())
     });
-    let views = view_names(mongo, scratch_db).await?;
+    let views = inspect::view_names(mongo, scratch_db).await?;
     let mut checks = Vec::new();
     for c in restored
         .collections
         .iter()
         .filter(|c| !views.contains(&c.collection))
     {
-        let digest = hash_collection(mongo, scratch_db, &c.collection).await?;
+        let digest = inspect::hash_collection(mongo, scratch_db, &c.collection).await?;
         let namespace = format!("{db}.{}", c.collection);
         let expected = recorded.as_ref().and_then(|r| r.get(&namespace));
         checks.push(CollectionCheck {
@@ -511,42 +510,4 @@ async fn check_database(
         }
     }
     Ok((checks, hashing.elapsed()))
-}
-
-/// The views of a database: restored as views, they hold no documents of their own.
-async fn view_names(mongo: &Mongo, db: &str) -> Result<Vec<String>> {
-    use futures::TryStreamExt;
-    let doing = format!("list the views of {db}");
-    let specs: Vec<mongodb::bson::Document> = mongo
-        .client
-        .database(db)
-        .run_cursor_command(doc! {"listCollections": 1, "filter": {"type": "view"}})
-        .await
-        .map_err(|e| mongo.error(e, &doing))?
-        .try_collect()
-        .await
-        .map_err(|e| mongo.error(e, &doing))?;
-    Ok(specs
-        .iter()
-        .filter_map(|s| s.get_str("name").ok().map(str::to_string))
-        .collect())
-}
-
-/// Count and hash of a collection's documents as the server returns them (the same
-/// order-independent hash the dump recorded).
-async fn hash_collection(mongo: &Mongo, db: &str, name: &str) -> Result<CollectionDigest> {
-    let doing = format!("read {db}.{name}");
-    let mut cursor = mongo
-        .client
-        .database(db)
-        .collection::<RawDocumentBuf>(name)
-        .find(doc! {})
-        .sort(doc! {"_id": 1})
-        .await
-        .map_err(|e| mongo.error(e, &doing))?;
-    let mut digest = CollectionDigest::default();
-    while cursor.advance().await.map_err(|e| mongo.error(e, &doing))? {
-        digest.add(cursor.current().as_bytes());
-    }
-    Ok(digest)
 }
