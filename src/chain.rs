@@ -78,7 +78,9 @@ pub struct CycleFacts {
 pub struct Link {
     pub name: String,
     /// Its range: recorded, or (old increments) from the previous end to its last entry.
+    #[serde(rename = "oplog_from")]
     pub from: Option<Position>,
+    #[serde(rename = "oplog_to")]
     pub to: Option<Position>,
     /// Entries at or before this position were in the increment before (old scripts' overlap).
     pub skip_through: Option<Position>,
@@ -370,7 +372,9 @@ impl Chain {
 
     /// The increments a restore replays, or the one-line refusal.
     pub fn plan(&self, opts: &PlanOptions) -> Result<Plan> {
-        let refuse = |why: String| Err(Error::new(ErrorKind::Integrity, why));
+        let refuse = |why: String| {
+            Err(Error::new(ErrorKind::Integrity, why).with_context("cycle", self.cycle.clone()))
+        };
         let mut plan = Plan {
             start: self.start,
             earliest: self.earliest,
@@ -419,7 +423,8 @@ impl Chain {
                 }
                 return refuse(format!(
                     "{problem}; nothing was restored (--allow-gap restores up to {upto})"
-                ));
+                ))
+                .map_err(|e| e.with_context("archive", link.name.clone()));
             }
             reached = link.to.or(reached);
             plan.increments.push(link.clone());

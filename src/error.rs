@@ -31,8 +31,6 @@ pub enum ErrorKind {
     MongoNotFound,
     /// Any other MongoDB failure.
     Mongo,
-    /// The operation finished, but some documents or indexes could not be restored (exit code 3).
-    Incomplete,
     /// Local file-system failure (disk full, permissions…).
     Io,
     /// Another run holds the lock.
@@ -57,25 +55,27 @@ impl ErrorKind {
             ErrorKind::MongoUnauthorized => "mongo_unauthorized",
             ErrorKind::MongoNotFound => "mongo_not_found",
             ErrorKind::Mongo => "mongo",
-            ErrorKind::Incomplete => "incomplete",
             ErrorKind::Io => "io",
             ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal",
         }
     }
 
-    /// Process exit code for this kind: 2 for bad configuration or usage, 3 for a restore that
-    /// finished with failed documents or indexes, 1 otherwise.
+    /// Process exit code for this kind: 2 for bad configuration or usage, 1 otherwise. (A restore
+    /// that finished with failed documents is no error: it exits with `EXIT_INCOMPLETE`.)
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Config => 2,
-            ErrorKind::Incomplete => 3,
             _ => 1,
         }
     }
 }
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The exit code of a restore that finished but could not restore some documents or indexes
+/// (they are listed in its report).
+pub const EXIT_INCOMPLETE: i32 = 3;
 
 /// An engine error. `Display` is the single line shown to the user.
 pub struct Error {
@@ -103,7 +103,7 @@ impl Error {
 
     /// A local I/O failure on `path`, phrased for the user ("disk full" rather than "os error 28").
     pub fn io(action: &str, path: &std::path::Path, err: std::io::Error) -> Self {
-        let why = match err.raw_os_error() {
+        let why = match os_code(&err) {
             Some(28) => "no space left on device".to_string(),
             Some(13) => "permission denied".to_string(),
             _ => err.to_string(),
@@ -112,11 +112,19 @@ impl Error {
             ErrorKind::Io,
             format!("cannot {action} {}: {why}", path.display()),
         )
+        .with_context("path", path.display().to_string())
         .with_source(err)
     }
 
     pub fn with_context(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.context.push((key, value.into()));
+        self
+    }
+
+    /// The same error as another kind (a file-system failure reading the config file is a
+    /// configuration problem), its message, context and source kept.
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
         self
     }
 
@@ -138,14 +146,43 @@ impl Error {
     }
 }
 
+/// The OS error code of an I/O error, also when a library wrapped it in its own (tar does).
+fn os_code(err: &std::io::Error) -> Option<i32> {
+    if let Some(code) = err.raw_os_error() {
+        return Some(code);
+    }
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = err
+        .get_ref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
+    while let Some(e) = inner {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+        {
+            return Some(code);
+        }
+        inner = e.source();
+    }
+    None
+}
+
+/// The message, then the context it does not already name: `upload failed (key: a/b.tar.gz)`.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        for (i, (k, v)) in self.context.iter().enumerate() {
+        let unsaid = self
+            .context
+            .iter()
+            .filter(|(_, v)| !self.message.contains(v.as_str()));
+        for (i, (k, v)) in unsaid.enumerate() {
             f.write_str(if i == 0 { " (" } else { ", " })?;
             write!(f, "{k}: {v}")?;
         }
-        if !self.context.is_empty() {
+        if self
+            .context
+            .iter()
+            .any(|(_, v)| !self.message.contains(v.as_str()))
+        {
             f.write_str(")")?;
         }
         Ok(())
@@ -195,5 +232,6 @@ mod tests {
             std::io::Error::from_raw_os_error(28),
         );
         assert_eq!(e.to_string(), "cannot write /x/y: no space left on device");
+        assert_eq!(e.context(), [("path", "/x/y".to_string())]);
     }
 }

@@ -3,20 +3,21 @@
 //! them. It replaces the old Python 2 `start.py` / `restore_inc.py` / `restore_full.py` scripts and
 //! keeps their config.properties, state files and bucket layout.
 //!
-//! Module map:
-//! - `config`: config.properties reader and typed settings (with the storage target).
-//! - `position`: the one oplog position type (parse, print, serde forms).
-//! - `layout`: every bucket key, local folder and name of the old layout, and the key parser.
+//! Module map (lower layers first; each file opens with what it owns):
+//! - `error`, `secret`, `position`, `layout`, `hooks`: the error type, secrets that never print,
+//!   the one oplog position type, every key/folder/name of the old layout, the tests' hooks.
+//! - `config`: config.properties (its keys listed once in `config::keys`) resolved once into
+//!   `Settings`: the mode, the MongoDB target, the storage target and its options.
+//! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs) and its target: verified transfers.
+//! - `archive`: streaming tar.gz create/extract with the old entry names; no escape, no links.
+//! - `mongo`: the official driver: connect, dump, restore, inspect, oplog capture, replay.
+//! - `manifest`: what each cycle's archives must be (size, CRC64, ranges, per-collection hash).
 //! - `chain`: the proof that a cycle restores (dump, then increments joined end to end).
-//! - `archive`: streaming tar.gz create/extract with the old entry names and a tar-slip guard.
-//! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs): verified uploads, downloads, listing.
-//! - `mongo`: connection, mongodump-format dump and restore through the official driver.
-//! - `manifest`: what each cycle's archives must be (size, CRC64, oplog range, per-collection hash).
 //! - `state`, `lock`: the old scripts' state files and the run lock.
-//! - `pipeline`: the flows (backups, restores, list, status, verify, prune) built from the parts above.
-//! - `runtime`, `logging`, `progress`: the shared tokio runtime, plain log lines, progress bars.
-//! - `hooks`: the fault tests' crash points and clock.
-//! - `cli`: the `mongo-oss-backup` command line; `python`: the `_core` extension module.
+//! - `progress`: the handle flows report progress through; `runtime`, `logging`.
+//! - `pipeline`: the flows (backups, restores, list, status, verify, prune), steps only.
+//! - `cli`: the `mongo-oss-backup` command line and its terminal bars; `python`: the `_core`
+//!   extension module.
 
 pub mod archive;
 pub mod chain;
@@ -33,6 +34,7 @@ pub mod pipeline;
 pub mod position;
 pub mod progress;
 pub mod runtime;
+pub mod secret;
 pub mod state;
 pub mod storage;
 

@@ -13,130 +13,55 @@ use crate::error::{Error, ErrorKind};
 use crate::progress::Progress;
 use crate::storage::{self, ObjectInfo};
 
-create_exception!(
-    _core,
-    MongoOssBackupError,
-    PyException,
-    "Base class of every mongo-oss-backup error."
-);
-create_exception!(
-    _core,
-    ConfigError,
-    MongoOssBackupError,
-    "config.properties or an argument is wrong."
-);
-create_exception!(
-    _core,
-    StorageAuthError,
-    MongoOssBackupError,
-    "The storage refused the credentials."
-);
-create_exception!(
-    _core,
-    StorageNotFoundError,
-    MongoOssBackupError,
-    "The bucket or object does not exist."
-);
-create_exception!(
-    _core,
-    StorageUnreachableError,
-    MongoOssBackupError,
-    "The storage endpoint cannot be reached."
-);
-create_exception!(
-    _core,
-    IntegrityError,
-    MongoOssBackupError,
-    "Stored data does not match its local copy."
-);
-create_exception!(
-    _core,
-    StorageError,
-    MongoOssBackupError,
-    "Another storage failure."
-);
-create_exception!(
-    _core,
-    ArchiveError,
-    MongoOssBackupError,
-    "A tar.gz archive is malformed or unsafe."
-);
-create_exception!(
-    _core,
-    LocalIOError,
-    MongoOssBackupError,
-    "A local file-system failure (disk full, permissions)."
-);
-create_exception!(
-    _core,
-    BusyError,
-    MongoOssBackupError,
-    "Another run holds the lock."
-);
-create_exception!(
-    _core,
-    InternalError,
-    MongoOssBackupError,
-    "An unexpected internal failure."
-);
+/// The exception classes, each declared once: class, parent, the error kind it stands for (the
+/// base classes of a family stand for the family's "other" kind), and its doc.
+macro_rules! exceptions {
+    ($($class:ident($parent:ty) $(= $kind:ident)?: $doc:literal;)*) => {
+        $(create_exception!(_core, $class, $parent, $doc);)*
 
-create_exception!(
-    _core,
-    MongoUnreachableError,
-    MongoOssBackupError,
-    "MongoDB cannot be reached."
-);
-create_exception!(
-    _core,
-    MongoAuthError,
-    MongoOssBackupError,
-    "MongoDB refused the user name or password."
-);
-create_exception!(
-    _core,
-    MongoUnauthorizedError,
-    MongoOssBackupError,
-    "The MongoDB user lacks a privilege."
-);
-create_exception!(
-    _core,
-    MongoNotFoundError,
-    MongoOssBackupError,
-    "The database or dump does not exist."
-);
-create_exception!(
-    _core,
-    MongoError,
-    MongoOssBackupError,
-    "Another MongoDB failure."
-);
-create_exception!(
-    _core,
-    IncompleteError,
-    MongoOssBackupError,
-    "Some documents or indexes could not be restored."
-);
+        fn exception_for(kind: ErrorKind, message: String) -> PyErr {
+            match kind {
+                $($(ErrorKind::$kind => $class::new_err(message),)?)*
+            }
+        }
 
+        fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $(m.add(stringify!($class), m.py().get_type::<$class>())?;)*
+            Ok(())
+        }
+    };
+}
+
+exceptions! {
+    MongoOssBackupError(PyException): "Base class of every mongo-oss-backup error.";
+    ConfigError(MongoOssBackupError) = Config: "config.properties or an argument is wrong.";
+    StorageError(MongoOssBackupError) = Storage: "The bucket failed (base of the storage errors).";
+    StorageAuthError(StorageError) = StorageAuth: "The storage refused the credentials.";
+    StorageNotFoundError(StorageError) = StorageNotFound: "The bucket or object does not exist.";
+    StorageUnreachableError(StorageError) = StorageUnreachable: "The storage endpoint cannot be reached.";
+    IntegrityError(MongoOssBackupError) = Integrity: "Stored data does not match what was recorded.";
+    ArchiveError(MongoOssBackupError) = Archive: "A tar.gz archive is malformed or unsafe.";
+    LocalIOError(MongoOssBackupError) = Io: "A local file-system failure (disk full, permissions).";
+    MongoError(MongoOssBackupError) = Mongo: "MongoDB failed (base of the MongoDB errors).";
+    MongoUnreachableError(MongoError) = MongoUnreachable: "MongoDB cannot be reached.";
+    MongoAuthError(MongoError) = MongoAuth: "MongoDB refused the user name or password.";
+    MongoUnauthorizedError(MongoError) = MongoUnauthorized: "The MongoDB user lacks a privilege.";
+    MongoNotFoundError(MongoError) = MongoNotFound: "The database does not exist.";
+    BusyError(MongoOssBackupError) = Busy: "Another run holds the lock.";
+    InternalError(MongoOssBackupError) = Internal: "An unexpected internal failure.";
+}
+
+/// The error as its Python class; `context` (key, path, namespace, position…) as an attribute.
 fn to_py(e: Error) -> PyErr {
-    let msg = e.to_string();
-    match e.kind() {
-        ErrorKind::Config => ConfigError::new_err(msg),
-        ErrorKind::StorageAuth => StorageAuthError::new_err(msg),
-        ErrorKind::StorageNotFound => StorageNotFoundError::new_err(msg),
-        ErrorKind::StorageUnreachable => StorageUnreachableError::new_err(msg),
-        ErrorKind::Integrity => IntegrityError::new_err(msg),
-        ErrorKind::Storage => StorageError::new_err(msg),
-        ErrorKind::Archive => ArchiveError::new_err(msg),
-        ErrorKind::Io => LocalIOError::new_err(msg),
-        ErrorKind::MongoUnreachable => MongoUnreachableError::new_err(msg),
-        ErrorKind::MongoAuth => MongoAuthError::new_err(msg),
-        ErrorKind::MongoUnauthorized => MongoUnauthorizedError::new_err(msg),
-        ErrorKind::MongoNotFound => MongoNotFoundError::new_err(msg),
-        ErrorKind::Mongo => MongoError::new_err(msg),
-        ErrorKind::Incomplete => IncompleteError::new_err(msg),
-        ErrorKind::Busy => BusyError::new_err(msg),
-        ErrorKind::Internal => InternalError::new_err(msg),
-    }
+    let err = exception_for(e.kind(), e.to_string());
+    Python::attach(|py| {
+        let context = PyDict::new(py);
+        for (k, v) in e.context() {
+            let _ = context.set_item(*k, v);
+        }
+        let _ = err.value(py).setattr("context", context);
+    });
+    err
 }
 
 fn load(path: &std::path::Path) -> Result<config::Loaded, Error> {
@@ -496,13 +421,7 @@ impl Storage {
                 config.display()
             ))
         })?;
-        let opts = storage::StorageOptions {
-            upload_concurrency: settings.upload_concurrency,
-            io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
-            create_missing_folder: settings.create_bucket_folder,
-            ..Default::default()
-        };
-        let inner = storage::open(target, &opts).map_err(to_py)?;
+        let inner = storage::open(target, &settings.storage_options).map_err(to_py)?;
         Ok(Storage { inner })
     }
 
@@ -557,37 +476,8 @@ impl Storage {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::logging::init(config::LogLevel::Info);
-    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("MongoOssBackupError", py.get_type::<MongoOssBackupError>())?;
-    m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("StorageAuthError", py.get_type::<StorageAuthError>())?;
-    m.add(
-        "StorageNotFoundError",
-        py.get_type::<StorageNotFoundError>(),
-    )?;
-    m.add(
-        "StorageUnreachableError",
-        py.get_type::<StorageUnreachableError>(),
-    )?;
-    m.add("IntegrityError", py.get_type::<IntegrityError>())?;
-    m.add("StorageError", py.get_type::<StorageError>())?;
-    m.add("ArchiveError", py.get_type::<ArchiveError>())?;
-    m.add("LocalIOError", py.get_type::<LocalIOError>())?;
-    m.add("BusyError", py.get_type::<BusyError>())?;
-    m.add(
-        "MongoUnreachableError",
-        py.get_type::<MongoUnreachableError>(),
-    )?;
-    m.add("MongoAuthError", py.get_type::<MongoAuthError>())?;
-    m.add(
-        "MongoUnauthorizedError",
-        py.get_type::<MongoUnauthorizedError>(),
-    )?;
-    m.add("MongoNotFoundError", py.get_type::<MongoNotFoundError>())?;
-    m.add("MongoError", py.get_type::<MongoError>())?;
-    m.add("IncompleteError", py.get_type::<IncompleteError>())?;
-    m.add("InternalError", py.get_type::<InternalError>())?;
+    add_exceptions(m)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_function(wrap_pyfunction!(backup_json, m)?)?;

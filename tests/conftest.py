@@ -198,8 +198,25 @@ def run_cli(*args: str, env: Optional[dict] = None, cwd: Optional[Path] = None, 
     """Runs the installed `mongo-oss-backup` console script."""
     exe = shutil.which("mongo-oss-backup")
     assert exe, "mongo-oss-backup is not on PATH: pip install . first"
-    return subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, **(env or {})),
-                          cwd=cwd, timeout=timeout)
+    r = subprocess.run([exe, *args], capture_output=True, text=True, env=dict(os.environ, **(env or {})),
+                       cwd=cwd, timeout=timeout)
+    r.cwd = cwd or os.getcwd()
+    return r
+
+
+def expect_ok(r: subprocess.CompletedProcess, *codes: int) -> subprocess.CompletedProcess:
+    """Asserts that a command exited 0 (or one of `codes`); on failure the message shows the command,
+    its working directory, exit code, stdout and stderr."""
+    if r.returncode not in (codes or (0,)):
+        args = r.args if isinstance(r.args, str) else " ".join(str(a) for a in r.args)
+        raise AssertionError("exit %d from: %s\ncwd: %s\n--- stdout\n%s\n--- stderr\n%s" % (
+            r.returncode, args, getattr(r, "cwd", "?"), r.stdout, r.stderr))
+    return r
+
+
+def run_ok(*args: str, **kw) -> subprocess.CompletedProcess:
+    """run_cli that must succeed."""
+    return expect_ok(run_cli(*args, **kw))
 
 
 # -- MongoDB: secantusdb --------------------------------------------------------------------------

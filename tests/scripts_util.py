@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from conftest import run_cli
+from conftest import expect_ok, run_cli
 
 
 def install_scripts(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     r = run_cli("install-scripts", str(folder))
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     return folder
 
 
@@ -33,8 +33,10 @@ def run_script(script: Path, env: Optional[dict] = None, python: str = sys.execu
     for var in ("HTTP_PROXY", "http_proxy"):
         full_env.pop(var, None)
     full_env.update(env or {})
-    return subprocess.run([python, str(script)], capture_output=True, text=True, env=full_env,
-                          stdin=subprocess.DEVNULL, timeout=timeout, cwd="/")
+    r = subprocess.run([python, str(script)], capture_output=True, text=True, env=full_env,
+                       stdin=subprocess.DEVNULL, timeout=timeout, cwd="/")
+    r.cwd = "/"
+    return r
 
 
 def error_lines(stderr: str):

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import free_port, run_cli, write_config
-from scripts_util import error_lines, install_scripts, run_script, set_variables
+from conftest import expect_ok, free_port, run_cli, write_config
+from scripts_util import error_lines, install_scripts, set_variables
 
 
 def backup(cfg, umask=None):
@@ -40,10 +40,10 @@ def test_folder_bucket_is_private_under_umask_022(tmp_path, mongo):
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="1",
                        full_backup_period="7", storage_url="file://%s" % bucket,
                        db_backup_root_path=str(tmp_path / "root"))
-    assert backup(cfg, umask=0o022).returncode == 0
+    expect_ok(backup(cfg, umask=0o022))
     client[db].c.insert_one({"_id": "more"})
     time.sleep(1.1)
-    assert backup(cfg, umask=0o022).returncode == 0
+    expect_ok(backup(cfg, umask=0o022))
     paths = [bucket, *bucket.rglob("*")]
     assert len([p for p in paths if p.name.endswith(".tar.gz")]) == 2
     for p in paths:
@@ -63,11 +63,12 @@ def test_missing_bucket_folder_is_refused_before_the_dump(tmp_path, mongo):
     # Allowed when asked for, or when the folder lies inside the local root.
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, storage_url="file://%s" % share,
                        db_backup_root_path=str(root), create_bucket_folder="1")
-    assert backup(cfg).returncode == 0
+    expect_ok(backup(cfg))
     inside = root / "bucket"
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, storage_url="file://%s" % inside,
                        db_backup_root_path=str(root), create_bucket_folder="0")
-    assert backup(cfg).returncode == 0 and any(inside.glob("*.tar.gz"))
+    expect_ok(backup(cfg))
+    assert any(inside.glob("*.tar.gz"))
     # Reading never creates it.
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db,
                        storage_url="file://%s" % (tmp_path / "gone"), db_backup_root_path=str(root))
@@ -112,12 +113,12 @@ def test_two_full_backups_in_one_minute_both_stay(tmp_path, mongo):
     # Early in a minute, so that both runs fall in it.
     while time.localtime().tm_sec > 40:
         time.sleep(1)
-    assert backup(cfg).returncode == 0
+    expect_ok(backup(cfg))
     [first] = [p for p in bucket.iterdir() if p.name.endswith(".tar.gz")]
     first_bytes = first.read_bytes()
     client[db].c.update_one({"_id": 1}, {"$set": {"v": "second"}})
     r = backup(cfg)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     archives = sorted(p.name for p in bucket.iterdir() if p.name.endswith(".tar.gz"))
     assert len(archives) == 2 and archives[0] == first.name, archives
     assert first.read_bytes() == first_bytes
@@ -142,7 +143,7 @@ def test_install_scripts_again_keeps_an_edited_restore_script(tmp_path):
                   restore_local_temp_path="/data/restore/")
     edited = script.read_text()
     r = run_cli("install-scripts", str(inst))
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert "kept your settings in restore_inc.py: db_host, db_port, last_circle_backup_dir_name, restore_local_temp_path" \
         in r.stdout
     text = script.read_text()

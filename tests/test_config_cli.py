@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mongo_oss_backup as mob
-from conftest import run_cli, write_config
+from conftest import expect_ok, run_cli, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_old_file_unchanged(tmp_path):
     cfg = tmp_path / "config.properties"
     cfg.write_bytes(b"\xef\xbb\xbf" + OLD_FILE.encode("utf-8"))
     r = run_cli("check-config", "--config", str(cfg))
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     out = json.loads(r.stdout)
     assert out["endpoint"] == "oss.aliyuncs.com"
     assert out["oss_region"] == "cn-hangzhou"
@@ -56,7 +56,8 @@ def test_template_is_valid(tmp_path):
     cfg.write_text((REPO / "config.properties").read_text())
     cfg.chmod(0o600)
     r = run_cli("check-config", "--config", str(cfg))
-    assert r.returncode == 0 and r.stderr == ""
+    expect_ok(r)
+    assert r.stderr == ""
     assert set(json.loads(r.stdout)) >= {"endpoint", "storage_url", "keep_cycles", "log_level"}
 
 
@@ -85,7 +86,7 @@ def test_secret_from_environment_and_unknown_key_warning(tmp_path):
     assert r.returncode == 2 and "accessKeySecret is required" in r.stderr
     env = {"MONGO_OSS_ACCESS_KEY_SECRET": "env-secret-1", "MONGO_OSS_DB_PASSWD": "env-pw-2"}
     r = run_cli("check-config", "--config", str(cfg), "--show-secrets", env=env)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert 'unknown key "colour" ignored' in r.stderr
     out = json.loads(r.stdout)
     assert out["accessKeySecret"] == "env-secret-1" and out["db_passwd"] == "env-pw-2"
@@ -93,7 +94,8 @@ def test_secret_from_environment_and_unknown_key_warning(tmp_path):
 
 def test_python_m_and_help(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mongo_oss_backup", "--help"], capture_output=True, text=True)
-    assert r.returncode == 0 and "check-config" in r.stdout and "Exit codes" in r.stdout
+    expect_ok(r)
+    assert "check-config" in r.stdout and "Exit codes" in r.stdout
     r = run_cli("no-such-command")
     assert r.returncode == 2
 
@@ -117,7 +119,7 @@ def test_config_readable_by_others_is_warned(tmp_path):
     cfg.write_text(OLD_FILE)
     cfg.chmod(0o644)
     r = run_cli("check-config", "--config", str(cfg))
-    assert r.returncode == 0
+    expect_ok(r)
     assert "warning: %s has mode 0644: it holds the secrets, make it readable by its owner only (chmod 600)\n" % cfg \
         in r.stderr
 
@@ -126,6 +128,6 @@ def test_check_config_masks_a_password_inside_a_uri(tmp_path):
     cfg = write_config(tmp_path, db_host="mongodb://backup:Uri-Secr3t@db1:27017,db2/?replicaSet=rs0",
                        is_upload_to_oss="0")
     r = run_cli("check-config", "--config", str(cfg))
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert json.loads(r.stdout)["db_host"] == "mongodb://backup:***@db1:27017,db2/?replicaSet=rs0"
     assert "Uri-Secr3t" not in r.stdout + r.stderr

@@ -2,12 +2,13 @@
 
 import subprocess
 import sys
+from conftest import expect_ok
 
 
 def test_demo_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mongo_oss_backup.demo"], capture_output=True, text=True,
                        timeout=600, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert r.stdout.count("byte-identical: True") == 2
     assert "view restored: ['big_spenders']" in r.stdout
     [bucket] = [line for line in r.stdout.splitlines() if line.startswith("bucket:")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OSS_AK, OSS_SK, oss_config, run_cli, start_secantus, write_config
+from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli, start_secantus, write_config
 from datagen import assert_same_database
 from scripts_util import error_lines
 
@@ -26,7 +26,7 @@ def backup(cfg, proxy=None, **kw):
 
 
 def ok(r):
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     return r
 
 

@@ -10,7 +10,7 @@ import bson
 import pytest
 
 import datagen
-from conftest import FIXTURES, run_cli, write_config
+from conftest import FIXTURES, expect_ok, run_cli, write_config
 
 TESTDATA = FIXTURES / "mongorestore-testdata"
 pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="../shared/fixtures is absent (a plain clone)")
@@ -66,7 +66,7 @@ def test_fixture_dump_restores(tmp_path, mongo, fixture):
         # Its key directions are Decimal128(-1), which mongod accepts and secantusdb refuses (code 1).
         secantus_gap = "secantusdb cannot build an index with Decimal128 key directions (mongod can)"
     else:
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
     db = client[target]
     expected = expected_collections(db_dir)
     assert expected, "the fixture holds no collection"

@@ -8,7 +8,7 @@ import pytest
 
 import datagen
 from conftest import (BACKUP_PW, BACKUP_USER, NOBODY_PW, NOBODY_USER, OSS_AK, OSS_SK, RESTORE_PW,
-                      RESTORE_USER, free_port, oss_config, start_secantus, write_config)
+                      RESTORE_USER, expect_ok, free_port, oss_config, start_secantus, write_config)
 from scripts_util import error_lines, install_scripts, run_script, set_variables
 
 
@@ -34,7 +34,7 @@ def test_full_mode_oss_with_least_privileged_users(tmp_path, mongo_auth, oss_ser
     install_scripts(inst)
     env = {"HTTP_PROXY": oss_server.proxy}
     r = run_script(inst / "start.py", env=env)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     name = re.search(r"backup (mongodb_backup_titan_\d{12}):", r.stdout).group(1)
     keys = [o.key for o in oss_server.sdk_client().list_objects_v2(
         __import__("alibabacloud_oss_v2").ListObjectsV2Request(bucket=bucket)).contents]
@@ -52,7 +52,7 @@ def test_full_mode_oss_with_least_privileged_users(tmp_path, mongo_auth, oss_ser
     text = script.read_text().replace('accessKeySecret = %r' % OSS_SK, 'accessKeySecret = %r\noss_region = "cn-hangzhou"' % OSS_SK)
     script.write_text(text)
     r = run_script(script, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert "restored app:" in r.stdout and "0 failed documents, 0 failed indexes" in r.stdout
     assert snapshot(root.app) == before
 
@@ -67,7 +67,7 @@ def test_full_mode_folder_bucket_into_fresh_server(tmp_path, mongo):
                  db_backup_root_path=str(tmp_path / "backups"))
     install_scripts(inst)
     r = run_script(inst / "start.py")
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     [archive] = [p for p in bucket_dir.iterdir() if p.name.endswith(".tar.gz")]
     assert (bucket_dir / archive.name.replace(".tar.gz", ".manifest.json")).exists()
     name = archive.name[: -len(".tar.gz")]
@@ -79,7 +79,7 @@ def test_full_mode_folder_bucket_into_fresh_server(tmp_path, mongo):
                       db_user="", db_passwd="", db_name="folderapp", last_circle_backup_dir_name=name,
                       restore_local_temp_path=str(tmp_path / "rs"))
         r = run_script(script)
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         datagen.assert_same_database(src.folderapp, fresh.client().folderapp)
     finally:
         fresh.stop()
@@ -94,7 +94,7 @@ def test_full_mode_keeps_local_backup_without_upload(tmp_path, mongo):
                  db_backup_root_path=str(tmp_path / "backups"))
     install_scripts(inst)
     r = run_script(inst / "start.py")
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     [backup] = [p for p in (tmp_path / "backups").iterdir() if p.is_dir()]
     assert backup.name.startswith("mongodb_backup_titan_")
     assert (backup / "localonly" / "c.bson").stat().st_size > 0
@@ -155,14 +155,12 @@ def test_start_py_without_the_package_uses_the_console_script(tmp_path, mongo):
     # -S: no site-packages, so `import mongo_oss_backup` fails as under a bare Python 2.
     r = subprocess.run([sys.executable, "-S", str(inst / "start.py")], capture_output=True, text=True,
                        env=dict(os.environ), timeout=300)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert "backup mongodb_backup_titan_" in r.stdout
     r = subprocess.run([sys.executable, "-S", str(inst / "start.py")], capture_output=True, text=True,
                        env={"PATH": "/nonexistent"}, timeout=300)
     # The recorded interpreter's bin/ still has the console script.
-    assert r.returncode == 0, r.stderr
-
-
+    expect_ok(r)
 def test_start_py_is_valid_python2_syntax(tmp_path):
     """start.py must parse under Python 2: no f-strings, annotations or print statements."""
     import ast

@@ -11,9 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
-from conftest import run_cli, write_config
+from conftest import expect_ok, run_cli, write_config
 from datagen import assert_same_database
 from scripts_util import error_lines
 
@@ -39,7 +38,7 @@ class Install:
         env = {"MONGO_OSS_BACKUP_TEST_CLOCK": clock} if clock else None
         r = run_cli("backup", "--config", str(self.cfg), "--json", env=env, cwd=cwd)
         if ok:
-            assert r.returncode == 0, r.stdout + r.stderr
+            expect_ok(r)
             return json.loads(r.stdout)
         return r
 
@@ -51,7 +50,7 @@ class Install:
             self.client.drop_database(target)
         r = run_cli("restore", "--config", str(self.cfg), "--cycle", cycle or self.cycle(), "--target-db", target,
                     "--local-dir", str(self.tmp / ("rs-%d" % time.monotonic_ns())), *extra)
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         return r
 
     def restores_equal(self, target, *extra, cycle=None):
@@ -241,7 +240,7 @@ def test_relative_and_windows_roots(tmp_path, mongo):
     # An old Windows root on this machine: the folder of that name beside the config, and a warning.
     win = Install(tmp_path / "win", mongo, "h_root", root="C:\\backup\\")
     r = win.backup(ok=False)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert 'db_backup_root_path "C:\\backup\\" is a Windows path' in r.stderr
     assert (tmp_path / "win" / "inst" / "C:\\backup\\" / "mongodb_inc_backup_info.json").exists()
 

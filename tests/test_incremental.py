@@ -11,7 +11,7 @@ import time
 import pytest
 from bson import Timestamp
 
-from conftest import oss_config, start_secantus, write_config
+from conftest import expect_ok, oss_config, start_secantus, write_config
 from inc_util import folder_bucket_increments, oplog_entries_in_archive, ts_key
 from scripts_util import error_lines, install_scripts, run_script
 
@@ -34,7 +34,7 @@ def state_a(tmp_path):
 
 def run_ok(inst, env=None):
     r = run_script(inst / "start.py", env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     return r
 
 
@@ -177,7 +177,7 @@ def test_concurrent_run_exits_0_with_one_line(tmp_path, mongo):
     try:
         assert holder.stdout.readline().strip() == "held"
         r = run_script(inst / "start.py")
-        assert r.returncode == 0
+        expect_ok(r)
         assert r.stderr.strip() == "another backup is running (pid 4242); this run does nothing"
         assert not (tmp_path / "root" / "mongodb_inc_backup_info.json").exists()
     finally:

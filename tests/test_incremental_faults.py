@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import oss_config, run_cli, write_config
+from conftest import expect_ok, oss_config, run_cli, write_config
 from inc_util import check_nothing_missing, folder_cycle_files
 from scripts_util import install_scripts, run_script
 
@@ -37,7 +37,7 @@ def test_crash_at_every_step(tmp_path, mongo, point):
     install_scripts(inst)
     stage = point.split(":")[-1]
     if point.startswith("inc:") or point == "after_capture":
-        assert run_script(inst / "start.py").returncode == 0
+        expect_ok(run_script(inst / "start.py"))
         insert(5)
         time.sleep(1.1)
     r = run_script(inst / "start.py", env={"MONGO_OSS_BACKUP_TEST_CRASH": stage})
@@ -47,12 +47,13 @@ def test_crash_at_every_step(tmp_path, mongo, point):
         insert(5)
         time.sleep(1.1)
         r = run_script(inst / "start.py")
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
     check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle), db, inserted)
     # The manifest names exactly what the bucket holds, with the right sizes and CRC64s.
     r = run_cli("verify", "--config", str(inst / "config.properties"), cycle)
-    assert r.returncode == 0 and "note " not in r.stdout, r.stdout + r.stderr
+    expect_ok(r)
+    assert "note " not in r.stdout, r.stdout + r.stderr
 
 
 def test_sigkill_during_a_stalled_upload(tmp_path, mongo, oss_server):
@@ -83,7 +84,7 @@ def test_sigkill_during_a_stalled_upload(tmp_path, mongo, oss_server):
     time.sleep(1.1)
     for _ in range(2):
         r = run_script(inst / "start.py", env={"HTTP_PROXY": oss_server.proxy})
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         time.sleep(1.1)
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
     sdk = oss_server.sdk_client()

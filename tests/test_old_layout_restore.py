@@ -12,7 +12,7 @@ import fastcrc
 import pytest
 from bson import Int64, Timestamp
 
-from conftest import FIXTURES, run_cli, start_secantus, write_config
+from conftest import FIXTURES, expect_ok, run_cli, start_secantus, write_config
 from datagen import assert_same_database
 from scripts_util import install_scripts, run_script, set_variables
 
@@ -71,7 +71,7 @@ def test_old_cycle_restores(tmp_path):
                       db_port=server.port, db_user="", db_passwd="", db_name="chen",
                       last_circle_backup_dir_name=cycle, restore_local_temp_path=str(tmp_path / "rs") + "/")
         r = run_script(script)
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         db = server.client(user=None).chen
         assert db.c1.find_one({"_id": "new"}) == {"_id": "new", "y": {"z": 3}}
         assert db.c1.find_one({"_id": first_id}) is None
@@ -91,7 +91,7 @@ def test_old_cycle_restores(tmp_path):
         assert c["name"] == cycle and c["complete"] and not c["has_manifest"] and len(c["increments"]) == 2
         assert c["started"] == "2015-11-24 14:11:33" and c["covers_to"] == "2015-11-24 16:00:00"
         r = run_cli("verify", "--config", str(cfg), "--deep")
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         assert "no manifest" in r.stdout and "chen.c1: %d documents" % len(c1) in r.stdout
         assert "oplog_20151124160000.tar.gz: 5 oplog entries" in r.stdout
     finally:
@@ -125,7 +125,7 @@ def test_cycle_continued_from_the_old_scripts_is_verified_with_its_dump(tmp_path
     client[db].c.update_many({"_id": {"$lt": 5}}, {"$set": {"v": "new"}})
     time.sleep(1.1)
     r = run_cli("backup", "--config", str(cfg), "--json")
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     out = json.loads(r.stdout)
     assert out["cycle"] == cycle and out["outcome"] == "increment", out
 
@@ -142,7 +142,7 @@ def test_cycle_continued_from_the_old_scripts_is_verified_with_its_dump(tmp_path
     client.drop_database(target)
     r = run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--target-db", target,
                 "--local-dir", str(tmp_path / "rs"))
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert_same_database(client[db], client[target])
 
     (tmp_path / "bucket" / cycle / "full_backup.tar.gz").write_bytes(full[:-8])

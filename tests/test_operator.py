@@ -9,7 +9,7 @@ import time
 import pytest
 
 import mongo_oss_backup as mob
-from conftest import oss_config, run_cli, start_secantus, write_config
+from conftest import expect_ok, oss_config, run_cli, start_secantus, write_config
 from datagen import assert_same_database, populate
 
 PREFIX = "mongodb_cycle_backup_titan_"
@@ -64,7 +64,8 @@ def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
     assert c["name"] == cycle and c["complete"] and c["has_manifest"] and len(c["increments"]) == 1
     assert c["increments"][0]["entries"] == inc["entries"]
     r = run_cli("list", "--config", str(cfg))
-    assert r.returncode == 0 and cycle in r.stdout and "complete" in r.stdout
+    expect_ok(r)
+    assert cycle in r.stdout and "complete" in r.stdout
 
     st, _ = cli_json("status", "--config", str(cfg))
     assert st["stale"] is False and st["cycle"] == cycle and st["oplog"]["window_seconds"] >= 0
@@ -101,12 +102,13 @@ def test_verify_detects_truncated_and_replaced_objects_on_oss(tmp_path, mongo, o
                      is_inc_backup="1", full_backup_period="7", db_backup_root_path=str(tmp_path / "root"))
     env = {"HTTP_PROXY": oss_server.proxy}
     r = run_cli("backup", "--config", str(cfg), env=env)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     client[db].more.insert_many([{"_id": i} for i in range(20)])
     r = run_cli("backup", "--config", str(cfg), env=env)
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     r = run_cli("verify", "--config", str(cfg), env=env)
-    assert r.returncode == 0 and "CRC64" in r.stdout, r.stdout + r.stderr
+    expect_ok(r)
+    assert "CRC64" in r.stdout, r.stdout + r.stderr
 
     sdk = oss_server.sdk_client()
     keys = [o.key for o in sdk.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket)).contents]
@@ -126,7 +128,7 @@ def test_verify_detects_truncated_and_replaced_objects_on_oss(tmp_path, mongo, o
     assert r.returncode == 1 and "content replaced" in r.stderr, r.stdout + r.stderr
     # Deleted.
     sdk.put_object(oss.PutObjectRequest(bucket=bucket, key=inc_key, body=inc))
-    assert run_cli("verify", "--config", str(cfg), env=env).returncode == 0
+    expect_ok(run_cli("verify", "--config", str(cfg), env=env))
     sdk.delete_object(oss.DeleteObjectRequest(bucket=bucket, key=inc_key))
     r = run_cli("verify", "--config", str(cfg), "--json", env=env)
     report = json.loads(r.stdout)
@@ -166,7 +168,7 @@ def test_deep_verify_detects_a_changed_document_count(tmp_path, mongo):
     manifest["archives"][0]["size"] = len(buf.getvalue())
     manifest["archives"][0]["crc64"] = str(fastcrc.crc64.xz(buf.getvalue()))
     manifest_path.write_text(json.dumps(manifest))
-    assert run_cli("verify", "--config", str(cfg)).returncode == 0
+    expect_ok(run_cli("verify", "--config", str(cfg)))
     r = run_cli("verify", "--config", str(cfg), "--deep")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "%s.c: restored 49 documents" % db in r.stderr and "recorded 50" in r.stderr
@@ -182,9 +184,8 @@ def test_status_is_stale_and_warns_of_a_short_oplog(tmp_path):
         r = run_cli("status", "--config", str(cfg))
         assert r.returncode == 1 and "STALE" in r.stdout and "no successful backup" in r.stderr
         client[db].c.insert_one({"_id": 1})
-        assert run_cli("backup", "--config", str(cfg)).returncode == 0
-        assert run_cli("status", "--config", str(cfg), "--max-age", "1h").returncode == 0
-        # Two hours pass without a backup: the record says so.
+        expect_ok(run_cli("backup", "--config", str(cfg)))
+        expect_ok(run_cli("status", "--config", str(cfg), "--max-age", "1h"))
         record = tmp_path / "root" / "mongo_oss_backup_last_run.json"
         data = json.loads(record.read_text())
         data["finished_at"] -= 7200
@@ -200,7 +201,7 @@ def test_status_is_stale_and_warns_of_a_short_oplog(tmp_path):
         st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h")
         assert st["oplog"]["fill"] >= 0.9 and st["oplog"]["at_risk"] is True
         assert "the oplog rolled over" in r.stderr and "next run starts a new cycle" in r.stderr
-        assert run_cli("backup", "--config", str(cfg)).returncode == 0  # that new cycle
+        expect_ok(run_cli("backup", "--config", str(cfg)))
         st, r = cli_json("status", "--config", str(cfg), "--max-age", "3h", "--interval", "7d")
         assert st["oplog"]["at_risk"] is True and "may roll over" in r.stderr
     finally:
@@ -227,7 +228,8 @@ def test_prune_keeps_the_newest_and_the_current(tmp_path, mongo):
     out, _ = cli_json("prune", "--config", str(cfg), "--keep", "1", "--dry-run")
     assert out["deleted"] == made[:2] and sorted(p.name for p in bucket.iterdir()) == sorted(made)
     r = run_cli("prune", "--config", str(cfg), "--keep", "1")
-    assert r.returncode == 0 and "deleted cycle %s" % made[0] in r.stdout
+    expect_ok(r)
+    assert "deleted cycle %s" % made[0] in r.stdout
     left = sorted(p.name for p in bucket.iterdir() if any(p.rglob("*.tar.gz")))
     assert left == [made[2]]
     r = run_cli("prune", "--config", str(cfg))
@@ -300,7 +302,8 @@ def test_s3_backup_verifies_by_size_and_detects_truncation(tmp_path, mongo, moto
                        accessKeyId="mk", accessKeySecret="ms", db_backup_root_path=str(tmp_path / "root"))
     out, _ = cli_json("backup", "--config", str(cfg))
     r = run_cli("verify", "--config", str(cfg))
-    assert r.returncode == 0 and "not reported (size only)" in r.stdout, r.stdout + r.stderr
+    expect_ok(r)
+    assert "not reported (size only)" in r.stdout, r.stdout + r.stderr
     key = "%s/full_backup.tar.gz" % out["cycle"]
     body = s3.get_object(Bucket="op-s3", Key=key)["Body"].read()
     s3.put_object(Bucket="op-s3", Key=key, Body=body[:-1])
@@ -315,11 +318,13 @@ def test_quiet_and_verbose(tmp_path, mongo):
     client[db].c.insert_one({"_id": 1})
     cfg = folder_installation(tmp_path, mongo, db)
     r = run_cli("backup", "--config", str(cfg), "-v")
-    assert r.returncode == 0 and " DEBUG " in r.stderr and " INFO " in r.stderr
+    expect_ok(r)
+    assert " DEBUG " in r.stderr and " INFO " in r.stderr
     client[db].c.insert_one({"_id": 2})
     time.sleep(1.1)
     r = run_cli("backup", "--config", str(cfg), "-q")
-    assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("cycle "), r.stdout + r.stderr
+    expect_ok(r)
+    assert r.stderr == "" and r.stdout.startswith("cycle "), r.stdout + r.stderr
     r = run_cli("status", "--config", str(cfg), "--max-age", "soon")
     assert r.returncode == 2 and '"soon" is not a duration' in r.stderr
     r = run_cli("backup", "--config", str(tmp_path / "missing.properties"), "--json")
@@ -360,14 +365,16 @@ def test_manifest_survives_a_lost_or_damaged_local_copy(tmp_path, mongo):
     client[db].c.insert_one({"_id": 2})
     time.sleep(1.1)
     r = run_cli("backup", "--config", str(cfg))
-    assert r.returncode == 0 and "starting the manifest again" in r.stderr, r.stderr
+    expect_ok(r)
+    assert "starting the manifest again" in r.stderr, r.stderr
     # The new manifest records again what the bucket holds (sizes and CRC64; the lost ranges are
     # not known any more), so verify still checks every archive.
     archives = json.loads(stored.read_text())["archives"]
     assert [a["kind"] for a in archives] == ["full", "increment", "increment"]
     assert "oplog_from" not in archives[1] and "oplog_from" in archives[2]
     r = run_cli("verify", "--config", str(cfg))
-    assert r.returncode == 0 and "not in the manifest" not in r.stdout, r.stdout
+    expect_ok(r)
+    assert "not in the manifest" not in r.stdout, r.stdout
     assert "have no recorded range" in r.stdout
 
 
@@ -411,3 +418,61 @@ def test_two_api_calls_at_once_each_get_their_own_progress(tmp_path, mongo):
     tasks_b = {p.task.split()[0] for _, p in seen_b}
     assert tasks_a == {"dump", "archive", "upload"}, tasks_a
     assert tasks_b == {"download", "restore"}, tasks_b
+
+
+def unknown_keys(cls, value, path="$"):
+    """Keys of the JSON the core returns that the API's dataclass `cls` would silently drop."""
+    import dataclasses
+    import typing
+    origin = typing.get_origin(cls)
+    if origin is typing.Union:
+        inner = [a for a in typing.get_args(cls) if a is not type(None)]
+        return [] if value is None else unknown_keys(inner[0], value, path)
+    if origin is list:
+        (item,) = typing.get_args(cls)
+        return [k for i, v in enumerate(value) for k in unknown_keys(item, v, "%s[%d]" % (path, i))]
+    if origin is dict:
+        _, item = typing.get_args(cls)
+        return [k for key, v in value.items() for k in unknown_keys(item, v, "%s.%s" % (path, key))]
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        out = []
+        for key, v in value.items():
+            if key in hints:
+                out += unknown_keys(hints[key], v, "%s.%s" % (path, key))
+            else:
+                out.append("%s.%s" % (path, key))
+        return out
+    return []
+
+
+def test_api_dataclasses_match_what_the_core_returns(tmp_path, mongo):
+    """Every field the core puts in its JSON has its place in the Python API's dataclasses."""
+    from mongo_oss_backup import api
+    db = "op_drift"
+    client = mongo.client()
+    client.drop_database(db)
+    populate(client[db], n=50)
+    cfg = folder_installation(tmp_path, mongo, db)
+    full_cfg = folder_installation(tmp_path / "full", mongo, db, is_inc_backup="0")
+    outputs = [(api.BackupResult, cli_json("backup", "--config", str(cfg))[0])]
+    client[db].extra.insert_one({"_id": 1})
+    time.sleep(1.1)
+    outputs.append((api.BackupResult, cli_json("backup", "--config", str(cfg))[0]))
+    full = cli_json("backup", "--config", str(full_cfg))[0]
+    outputs.append((api.BackupResult, full))
+    catalog = cli_json("list", "--config", str(cfg))[0]
+    outputs.append((api.Catalog, catalog))
+    outputs.append((api.Catalog, cli_json("list", "--config", str(full_cfg))[0]))
+    outputs.append((api.Status, cli_json("status", "--config", str(cfg))[0]))
+    outputs.append((api.VerifyReport, cli_json("verify", "--config", str(cfg), "--deep")[0]))
+    outputs.append((api.VerifyReport, cli_json("verify", "--config", str(full_cfg), "--deep")[0]))
+    cycle = catalog["cycles"][0]["name"]
+    for extra in (["--dry-run"], ["--target-db", "op_drift_r"]):
+        outputs.append((api.RestoreResult, cli_json("restore", "--config", str(cfg), "--cycle", cycle,
+                                                    "--local-dir", str(tmp_path / "rs"), *extra)[0]))
+    outputs.append((api.RestoreResult, cli_json("restore", "--config", str(full_cfg), "--full", full["name"],
+                                                "--target-db", "op_drift_f", "--local-dir", str(tmp_path / "rf"))[0]))
+    outputs.append((api.PruneReport, cli_json("prune", "--config", str(cfg), "--keep", "1", "--dry-run")[0]))
+    drift = [k for cls, value in outputs for k in unknown_keys(cls, value, cls.__name__)]
+    assert drift == [], drift

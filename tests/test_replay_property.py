@@ -10,7 +10,7 @@ import time
 import pytest
 
 import datagen
-from conftest import run_cli, start_secantus, write_config
+from conftest import expect_ok, run_cli, start_secantus, write_config
 from scripts_util import install_scripts, run_script
 
 
@@ -79,25 +79,25 @@ def test_random_writes_replay_to_the_source(tmp_path, mongo, seed):
     write_config(inst, db_port=str(mongo.port), db_name=name, is_inc_backup="1", full_backup_period="7",
                  storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
     install_scripts(inst)
-    assert run_script(inst / "start.py").returncode == 0
+    expect_ok(run_script(inst / "start.py"))
     for _ in range(2):
         random_writes(client, db, rng, 60)
         time.sleep(1.1)
-        assert run_script(inst / "start.py").returncode == 0
+        expect_ok(run_script(inst / "start.py"))
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
     fresh = start_secantus(tmp_path / "fresh")
     try:
         cfg = write_config(tmp_path / "restore", db_host="127.0.0.1", db_port=str(fresh.port), db_name=name,
                            storage_url="file://%s" % (tmp_path / "bucket"))
         r = run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--local-dir", str(tmp_path / "rs"))
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         datagen.assert_same_database(db, fresh.client()[name])
         # The increments again, over a database that already reflects them: the same documents.
         # Field order is not part of this promise: an entry that re-creates a field it once removed
         # appends it, as mongod's own re-application does (../shared/OPLOG-V2.md §3).
         r = run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--local-dir", str(tmp_path / "rs"),
                     "--downloaded", "--oplog-only")
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         datagen.assert_same_database(db, fresh.client()[name], field_order=False)
     finally:
         fresh.stop()

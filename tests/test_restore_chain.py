@@ -19,7 +19,7 @@ import pytest
 from bson import Timestamp
 
 import mongo_oss_backup as mob
-from conftest import run_cli, write_config
+from conftest import expect_ok, run_cli, write_config
 from datagen import raw_documents
 from scripts_util import error_lines, install_scripts, run_script, set_variables
 
@@ -52,7 +52,7 @@ def made(tmp_path_factory, mongo) -> Made:
                        full_backup_period="7", storage_url="file://%s" % (work / "bucket"),
                        db_backup_root_path=str(work / "root"))
     r = run_cli("backup", "--config", str(cfg), "--json")
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     cycle = json.loads(r.stdout)["cycle"]
     states = []
     for n in range(3):
@@ -62,7 +62,8 @@ def made(tmp_path_factory, mongo) -> Made:
         db.items.delete_one({"_id": 20 + n})
         time.sleep(1.1)
         r = run_cli("backup", "--config", str(cfg), "--json")
-        assert r.returncode == 0 and json.loads(r.stdout)["outcome"] == "increment", r.stdout + r.stderr
+        expect_ok(r)
+        assert json.loads(r.stdout)["outcome"] == "increment", r.stdout + r.stderr
         states.append(snapshot(db))
     bucket = work / "bucket"
     manifest = json.loads((bucket / cycle / "manifest.json").read_text())
@@ -143,7 +144,7 @@ def edit_manifest(bucket: Path, cycle: str, name: str, **values) -> None:
 def test_whole_cycle_and_until_after_its_end(made, tmp_path, mongo):
     c = Copy(made, tmp_path, mongo, "chain_whole")
     r = c.restore("--until", "2100-01-01 00:00:00")
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     c.assert_state(2)
     end = pos(c.entry(made.increments[-1] + ".tar.gz")["oplog_to"])
     assert "the cycle ends at %s (" % end in r.stdout
@@ -170,7 +171,7 @@ def test_missing_increment_is_refused_then_allow_gap_and_until(made, tmp_path, m
     assert not c.written()
 
     r = c.restore("--allow-gap")
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert "STOPPED EARLY: increment %s is missing" % gone in r.stdout and "restored up to %s" % before in r.stdout
     c.assert_state(0)
 
@@ -187,14 +188,14 @@ def test_missing_increment_is_refused_then_allow_gap_and_until(made, tmp_path, m
 
     c.client.drop_database(c.target)
     r = c.restore("--until", before)
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     c.assert_state(0)
 
 
 def test_missing_local_increment_is_refused(made, tmp_path, mongo):
     c = Copy(made, tmp_path, mongo, "chain_local")
     r = c.restore()
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     c.assert_state(2)
     c.client.drop_database(c.target)
     gone = made.increments[1]
@@ -264,7 +265,7 @@ def test_until_before_the_dump_and_dry_run(made, tmp_path, mongo):
                 % pos(full["oplog_end"]))
     assert not c.written()
     r = c.restore("--dry-run")
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert "would restore cycle %s up to %s" % (made.cycle, pos(c.entry(made.increments[-1] + ".tar.gz")["oplog_to"])) in r.stdout
     assert not c.written()
 
@@ -275,7 +276,7 @@ def test_missing_full_dump_is_refused_unless_oplog_only(made, tmp_path, mongo):
     refused(c.restore(), "the full dump of %s is missing" % made.cycle, "--oplog-only")
     assert not c.written()
     r = c.restore("--oplog-only")
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert "note: --oplog-only: the full dump is not restored" in r.stdout
     assert c.client[c.target].items.count_documents({}) == 30  # the increments' inserts only
 
@@ -308,10 +309,10 @@ def test_list_and_verify_see_a_truncated_dump_and_a_gap(made, tmp_path, mongo):
 def test_restore_twice_over_itself(made, tmp_path, mongo):
     c = Copy(made, tmp_path, mongo, "chain_twice")
     r = c.restore()
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     c.assert_state(2)
     r = c.restore("--downloaded")
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert "were there with other content and were replaced" in r.stdout
     c.assert_state(2)
     assert [i["name"] for i in c.client[c.target].items.list_indexes()] == ["_id_", "k_1"]

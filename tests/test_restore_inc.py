@@ -11,7 +11,7 @@ import bson
 import pymongo
 
 import datagen
-from conftest import run_cli, start_secantus, write_config
+from conftest import expect_ok, run_cli, start_secantus, write_config
 from scripts_util import install_scripts, run_script, set_variables
 
 
@@ -53,14 +53,15 @@ def make_cycle(tmp_path, mongo, db_name):
     write_config(inst, db_port=str(mongo.port), db_name=db_name, is_inc_backup="1", full_backup_period="7",
                  storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
     install_scripts(inst)
-    assert run_script(inst / "start.py").returncode == 0
+    expect_ok(run_script(inst / "start.py"))
     marks = []
     for round_no in range(2):
         every_kind_of_write(client[db_name], client, round_no)
         marks.append(client.local.oplog.rs.find().sort("$natural", -1).limit(1).next()["ts"])
         time.sleep(1.1)
         r = run_script(inst / "start.py")
-        assert r.returncode == 0 and "increment" in r.stdout, r.stdout + r.stderr
+        expect_ok(r)
+        assert "increment" in r.stdout, r.stdout + r.stderr
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
     return inst, cycle, marks
 
@@ -74,7 +75,7 @@ def test_restore_inc_equals_source(tmp_path, mongo):
                       db_port=fresh.port, db_user="", db_passwd="", db_name="incsrc",
                       last_circle_backup_dir_name=cycle, restore_local_temp_path=str(tmp_path / "rs"))
         r = run_script(script)
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         assert "transactions committed" in r.stdout
         datagen.assert_same_database(mongo.client().incsrc, fresh.client().incsrc)
 
@@ -82,7 +83,7 @@ def test_restore_inc_equals_source(tmp_path, mongo):
         # documents are recognised, and the replay is idempotent.
         set_variables(script, has_download_to_local=True, is_drop_old_restore=False)
         r = run_script(script)
-        assert r.returncode == 0, r.stdout + r.stderr
+        expect_ok(r)
         datagen.assert_same_database(mongo.client().incsrc, fresh.client().incsrc)
     finally:
         fresh.stop()
@@ -92,12 +93,12 @@ def test_until_and_dry_run(tmp_path, mongo):
     inst, cycle, marks = make_cycle(tmp_path, mongo, "incuntil")
     cfg = inst / "config.properties"
     r = run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--dry-run", "--local-dir", str(tmp_path / "rs"))
-    assert r.returncode == 0, r.stderr
+    expect_ok(r)
     assert "nothing was changed" in r.stdout and len(re.findall(r"oplog_\d{14}: ", r.stdout)) == 2
     client = mongo.client()
     r = run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--downloaded", "--local-dir", str(tmp_path / "rs"),
                 "--target-db", "incuntil_pit", "--drop", "--until", "%d:%d" % (marks[0].time, marks[0].inc))
-    assert r.returncode == 0, r.stdout + r.stderr
+    expect_ok(r)
     assert "stopped at --until after %d:%d" % (marks[0].time, marks[0].inc) in r.stdout
     pit = client.incuntil_pit
     assert pit.items.find_one({"_id": "txn-0"}) is not None      # first round applied

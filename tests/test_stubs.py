@@ -33,3 +33,17 @@ def test_api_functions_are_typed_and_keyword_only():
         hints = typing.get_type_hints(fn)
         assert dataclasses.is_dataclass(hints["return"]), name
         assert fn.__doc__
+
+
+def test_exceptions_form_families_and_carry_context(tmp_path):
+    import mongo_oss_backup as mob
+    assert issubclass(mob.MongoAuthError, mob.MongoError) and issubclass(mob.MongoNotFoundError, mob.MongoError)
+    assert issubclass(mob.StorageAuthError, mob.StorageError) and issubclass(mob.StorageNotFoundError, mob.StorageError)
+    assert issubclass(mob.IntegrityError, mob.MongoOssBackupError)
+    missing = tmp_path / "nothing.tar.gz"
+    try:
+        mob.extract_archive(str(missing), str(tmp_path / "out"))
+    except mob.LocalIOError as e:
+        assert e.context == {"path": str(missing)}
+    else:
+        raise AssertionError("no error")

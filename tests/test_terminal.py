@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import start_secantus, write_config
+from conftest import expect_ok, start_secantus, write_config
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO |WARN |ERROR|DEBUG) \S")
 
@@ -77,7 +77,7 @@ def test_cron_log_is_plain_lines(big_installation, tmp_path):
     with open(log, "ab") as out:  # what `start.py >> backup.log 2>&1` does
         r = subprocess.run([shutil.which("mongo-oss-backup"), "backup", "--config", str(cfg)], stdout=out,
                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
-    assert r.returncode == 0
+    expect_ok(r)
     data = log.read_bytes()
     assert not [b for b in data if b < 0x20 and b != 0x0A], "control characters in the log"
     lines = data.decode().splitlines()

@@ -5,29 +5,32 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypedDi
 
 __version__: str
 
-class MongoOssBackupError(Exception): ...
+class MongoOssBackupError(Exception):
+    """Base class of every mongo-oss-backup error. `context` holds what the error is about, by name
+    (`path`, `key`, `cycle`, `archive`…), besides the one-line message."""
+    context: Dict[str, str]
 class ConfigError(MongoOssBackupError):
     """config.properties or an argument is wrong (exit code 2)."""
-class StorageAuthError(MongoOssBackupError):
+class StorageError(MongoOssBackupError):
+    """The bucket failed; the base of the storage errors."""
+class StorageAuthError(StorageError):
     """The bucket refused the credentials."""
-class StorageNotFoundError(MongoOssBackupError):
+class StorageNotFoundError(StorageError):
     """The bucket or an object does not exist."""
-class StorageUnreachableError(MongoOssBackupError):
+class StorageUnreachableError(StorageError):
     """The storage endpoint cannot be reached."""
 class IntegrityError(MongoOssBackupError):
-    """An object in the bucket does not match its local file (size or CRC64)."""
-class StorageError(MongoOssBackupError): ...
+    """Stored data does not match what was recorded (size, CRC64, a restore's chain)."""
 class ArchiveError(MongoOssBackupError):
     """A tar.gz archive is malformed or would write outside its target."""
 class LocalIOError(MongoOssBackupError):
     """A local file-system failure (disk full, permissions)."""
-class MongoUnreachableError(MongoOssBackupError): ...
-class MongoAuthError(MongoOssBackupError): ...
-class MongoUnauthorizedError(MongoOssBackupError): ...
-class MongoNotFoundError(MongoOssBackupError): ...
-class MongoError(MongoOssBackupError): ...
-class IncompleteError(MongoOssBackupError):
-    """Some documents or indexes could not be restored (exit code 3)."""
+class MongoError(MongoOssBackupError):
+    """MongoDB failed; the base of the MongoDB errors."""
+class MongoUnreachableError(MongoError): ...
+class MongoAuthError(MongoError): ...
+class MongoUnauthorizedError(MongoError): ...
+class MongoNotFoundError(MongoError): ...
 class BusyError(MongoOssBackupError): ...
 class InternalError(MongoOssBackupError): ...
 

@@ -155,6 +155,7 @@ class DeepCheck:
     increments: List[IncrementCheck]
     restore_seconds: float = 0.0  # download + restore + replay: the drill's recovery time
     reached: Optional[OplogPosition] = None
+    replay: Optional["ReplaySummary"] = None  # cycles: the increments replayed into the scratch copy
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class ReplaySummary:
     transactions_aborted: int
     stopped_at_until: bool
     repeated: int = 0  # entries an old increment repeated from the one before, applied once
+    notes: List[str] = field(default_factory=list)  # e.g. a collection renamed out of the database
     first: Optional[OplogPosition] = None
     last: Optional[OplogPosition] = None
 
@@ -219,11 +221,23 @@ class IncrementPlan:
 
 
 @dataclass(frozen=True)
+class ChainLink:
+    """One increment of a restore's plan, in replay order."""
+    name: str
+    oplog_from: Optional[OplogPosition] = None
+    oplog_to: Optional[OplogPosition] = None
+    skip_through: Optional[OplogPosition] = None  # entries an old increment repeated
+    problem: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Chain:
     """The proven chain of a cycle restore."""
+    increments: List[ChainLink] = field(default_factory=list)
     start: Optional[OplogPosition] = None  # the dump's position
     earliest: Optional[OplogPosition] = None  # the earliest point the cycle restores to
-    end: Optional[OplogPosition] = None
+    end: Optional[OplogPosition] = None  # the point this plan restores to
+    cycle_end: Optional[OplogPosition] = None  # where the cycle ends
     stopped: Optional[str] = None  # allow_gap: why it stopped before the cycle's end
     notes: List[str] = field(default_factory=list)  # checks that could not be made
 

@@ -311,13 +311,13 @@ pub fn restore_full(
     let report = block_on(restore_full::run(settings, req, progress))?;
     if json {
         print_json(&report);
-        return Ok(if report.failed() { 3 } else { 0 });
+        return Ok(restore_exit(report.failed()));
     }
     for db in &report.databases {
         print_database(db);
     }
     println!("restore of {} took {:.1}s", req.name, report.seconds);
-    Ok(if report.failed() { 3 } else { 0 })
+    Ok(restore_exit(report.failed()))
 }
 
 /// `--until`: an oplog timestamp `secs[:inc]`, or a time (local unless it names its offset).
@@ -336,7 +336,7 @@ pub fn restore_inc(
     let failed = crate::mongo::restore::any_failed(&report.databases);
     if json {
         print_json(&report);
-        return Ok(if failed && !req.dry_run { 3 } else { 0 });
+        return Ok(restore_exit(failed));
     }
     let chain = &report.chain;
     if req.dry_run {
@@ -398,5 +398,14 @@ pub fn restore_inc(
     if !req.dry_run {
         println!("restore of {} took {:.1}s", req.cycle, report.seconds);
     }
-    Ok(if failed { 3 } else { 0 })
+    Ok(restore_exit(failed))
+}
+
+/// A restore that could not restore some documents or indexes exits with `EXIT_INCOMPLETE`.
+fn restore_exit(failed: bool) -> i32 {
+    if failed {
+        crate::error::EXIT_INCOMPLETE
+    } else {
+        0
+    }
 }

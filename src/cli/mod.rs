@@ -191,9 +191,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let outcome = run(cli, &progress);
     if output.json {
         if let Err(e) = &outcome {
+            let context: serde_json::Map<String, serde_json::Value> = e
+                .context()
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+                .collect();
             println!(
                 "{}",
-                serde_json::json!({"error": {"kind": e.kind().name(), "message": e.to_string()}})
+                serde_json::json!({"error": {"kind": e.kind().name(), "message": e.to_string(), "context": context}})
             );
         }
     }

@@ -4,70 +4,25 @@
 //! the first bad value with ONE line naming file, line and key. It owns the list of known keys and
 //! their defaults; it does not open connections or touch the bucket.
 
+mod keys;
 mod properties;
 mod storage_target;
 
+pub use keys::{KeySpec, KEYS};
+
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use storage_target::{derive_oss_region, Endpoint, SignatureVersion, StorageTarget};
+use crate::mongo::MongoTarget;
+pub use crate::secret::Secret;
+pub use crate::storage::target::{derive_oss_region, Endpoint, SignatureVersion, StorageTarget};
+use crate::storage::StorageOptions;
 
 use crate::error::{Error, Result};
 
 /// Environment variables that may carry the secrets instead of the file.
 pub const ENV_ACCESS_KEY_SECRET: &str = "MONGO_OSS_ACCESS_KEY_SECRET";
 pub const ENV_DB_PASSWD: &str = "MONGO_OSS_DB_PASSWD";
-
-/// Every key we understand, in the order `check-config` prints them.
-pub const KNOWN_KEYS: &[&str] = &[
-    "endpoint",
-    "accessKeyId",
-    "accessKeySecret",
-    "bucket",
-    "db_host",
-    "db_port",
-    "db_user",
-    "db_passwd",
-    "db_name",
-    "db_backup_root_path",
-    "mongo_shell_path",
-    "is_inc_backup",
-    "full_backup_period",
-    "is_upload_to_oss",
-    "storage_url",
-    "oss_signature_version",
-    "oss_region",
-    "upload_concurrency",
-    "storage_timeout_seconds",
-    "compression_level",
-    "cycle_prefix",
-    "keep_cycles",
-    "create_bucket_folder",
-    "log_level",
-];
-
-/// A secret value: never printed by `Debug`, and it has no `Display`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -85,6 +40,20 @@ impl LogLevel {
             LogLevel::Info => "info",
             LogLevel::Debug => "debug",
         }
+    }
+}
+
+/// What a backup run does: a plain full backup (`is_inc_backup=0`), or cycles of a full dump and
+/// oplog increments with a new cycle every `period_days` (`is_inc_backup=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental { period_days: u32 },
+}
+
+impl Mode {
+    pub fn is_incremental(self) -> bool {
+        matches!(self, Mode::Incremental { .. })
     }
 }
 
@@ -107,8 +76,7 @@ pub struct Settings {
     pub db_backup_root_path: PathBuf,
     /// Kept for old files; the engine needs no MongoDB binaries.
     pub mongo_shell_path: String,
-    pub is_inc_backup: bool,
-    pub full_backup_period_days: u32,
+    pub mode: Mode,
     pub is_upload_to_oss: bool,
     pub storage_url: Option<String>,
     pub oss_signature_version: SignatureVersion,
@@ -122,8 +90,12 @@ pub struct Settings {
     /// A folder bucket (`file://`) that does not exist is created by a backup run.
     pub create_bucket_folder: bool,
     pub log_level: LogLevel,
-    /// Where archives go; `None` when nothing is uploaded.
+    /// Resolved once from the keys above: the MongoDB server to talk to,
+    pub mongo: MongoTarget,
+    /// where archives go (`None` when nothing is uploaded),
     pub storage: Option<StorageTarget>,
+    /// and how the bucket is talked to.
+    pub storage_options: StorageOptions,
 }
 
 /// Settings plus the warnings found while reading them (unknown keys, ignored lines…).
@@ -254,7 +226,7 @@ fn from_entries(
     let file = path.display().to_string();
     let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
     for entry in entries {
-        if !KNOWN_KEYS.contains(&entry.key.as_str()) {
+        if keys::spec(&entry.key).is_none() {
             warnings.push(format!(
                 "{file}:{}: unknown key \"{}\" ignored",
                 entry.line, entry.key
@@ -304,24 +276,24 @@ impl Reader<'_> {
         Error::config(format!("{}{at}: {key}: \"{value}\" {reason}", self.file))
     }
 
-    fn parsed<T>(
-        &self,
-        key: &str,
-        default: Option<T>,
-        check: impl Fn(&str) -> Option<T>,
-        reason: &str,
-    ) -> Result<T> {
-        match (self.get(key), default) {
-            (Some(""), Some(default)) | (None, Some(default)) => Ok(default),
-            (Some(v), _) => check(v).ok_or_else(|| self.bad(key, reason)),
-            (None, None) => Err(Error::config(format!("{}: missing key {key}", self.file))),
+    /// The key's text: the file's value, or (missing or empty) its default from `KEYS`.
+    fn text(&self, key: &str) -> Result<&str> {
+        match self.get(key) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => keys::spec(key)
+                .and_then(KeySpec::default_value)
+                .ok_or_else(|| Error::config(format!("{}: missing key {key}", self.file))),
         }
     }
 
-    fn flag(&self, key: &str, default: Option<bool>) -> Result<bool> {
+    fn parsed<T>(&self, key: &str, check: impl Fn(&str) -> Option<T>, reason: &str) -> Result<T> {
+        let text = self.text(key)?;
+        check(text).ok_or_else(|| self.bad(key, reason))
+    }
+
+    fn flag(&self, key: &str) -> Result<bool> {
         self.parsed(
             key,
-            default,
             |v| match v.to_ascii_lowercase().as_str() {
                 "1" | "true" => Some(true),
                 "0" | "false" => Some(false),
@@ -334,13 +306,11 @@ impl Reader<'_> {
     fn number<T: std::str::FromStr + PartialOrd + Copy>(
         &self,
         key: &str,
-        default: Option<T>,
         range: (T, T),
         reason: &str,
     ) -> Result<T> {
         self.parsed(
             key,
-            default,
             |v| {
                 v.parse::<T>()
                     .ok()
@@ -352,16 +322,11 @@ impl Reader<'_> {
 }
 
 fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
-    let db_host = r.get("db_host").unwrap_or("localhost").to_string();
+    let db_host = r.text("db_host")?.to_string();
     if db_host.is_empty() || db_host.chars().any(char::is_whitespace) {
         return Err(r.bad("db_host", "is not a host name or mongodb:// URI"));
     }
-    let db_port = r.number(
-        "db_port",
-        Some(27017u16),
-        (1, u16::MAX),
-        "is not a port number",
-    )?;
+    let db_port = r.number("db_port", (1u16, u16::MAX), "is not a port number")?;
     let db_name = r.get("db_name").unwrap_or("").to_string();
     if db_name
         .chars()
@@ -376,67 +341,60 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
             "is empty; name the local working directory",
         ));
     }
-    let is_inc_backup = r.flag("is_inc_backup", None)?;
-    let full_backup_period_days = if is_inc_backup {
+    let period = || {
         r.number(
             "full_backup_period",
-            None,
             (0u32, 36500),
             "is not a whole number of days",
-        )?
-    } else {
-        r.number(
-            "full_backup_period",
-            Some(7u32),
-            (0u32, 36500),
-            "is not a whole number of days",
-        )?
+        )
     };
-    let is_upload_to_oss = r.flag("is_upload_to_oss", None)?;
-    let oss_signature_version = match r.get("oss_signature_version").unwrap_or("") {
-        "" | "4" | "v4" | "V4" => SignatureVersion::V4,
+    let mode = match r.flag("is_inc_backup")? {
+        true => Mode::Incremental {
+            period_days: period()?,
+        },
+        false => {
+            // Unused in full mode, but a value written must still be a number.
+            if r.get("full_backup_period").is_some_and(|v| !v.is_empty()) {
+                period()?;
+            }
+            Mode::Full
+        }
+    };
+    let is_upload_to_oss = r.flag("is_upload_to_oss")?;
+    let oss_signature_version = match r.text("oss_signature_version")? {
+        "4" | "v4" | "V4" => SignatureVersion::V4,
         "1" | "v1" | "V1" => SignatureVersion::V1,
         _ => return Err(r.bad("oss_signature_version", "is not 4 or 1")),
     };
     let upload_concurrency = r.number(
         "upload_concurrency",
-        Some(5usize),
-        (1, 64),
+        (1usize, 64),
         "is not a number from 1 to 64",
     )?;
     let storage_timeout_seconds = r.number(
         "storage_timeout_seconds",
-        Some(60u64),
-        (1, 3600),
+        (1u64, 3600),
         "is not a number of seconds from 1 to 3600",
     )?;
     let compression_level = r.number(
         "compression_level",
-        Some(6u32),
-        (0, 9),
+        (0u32, 9),
         "is not a compression level from 0 to 9",
     )?;
-    let cycle_prefix = match r.get("cycle_prefix") {
-        None | Some("") => "mongodb_cycle_backup_titan_".to_string(),
-        Some(p) if p.contains('/') || p.contains('\\') || p.chars().any(char::is_whitespace) => {
+    let cycle_prefix = match r.text("cycle_prefix")? {
+        p if p.contains('/') || p.contains('\\') || p.chars().any(char::is_whitespace) => {
             return Err(r.bad("cycle_prefix", "must not contain slashes or blanks"))
         }
-        Some(p) => p.to_string(),
+        p => p.to_string(),
     };
     let keep_cycles = r.number(
         "keep_cycles",
-        Some(0u32),
-        (0, 100_000),
+        (0u32, 100_000),
         "is not a whole number (0 = keep all)",
     )?;
-    let create_bucket_folder = r.flag("create_bucket_folder", Some(false))?;
-    let log_level = match r
-        .get("log_level")
-        .unwrap_or("")
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "" | "info" => LogLevel::Info,
+    let create_bucket_folder = r.flag("create_bucket_folder")?;
+    let log_level = match r.text("log_level")?.to_ascii_lowercase().as_str() {
+        "info" => LogLevel::Info,
         "error" => LogLevel::Error,
         "warn" | "warning" => LogLevel::Warn,
         "debug" => LogLevel::Debug,
@@ -466,15 +424,14 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         access_key_id: r.get("accessKeyId").unwrap_or("").to_string(),
         access_key_secret,
         bucket: r.get("bucket").unwrap_or("").to_string(),
-        db_host,
+        db_host: db_host.clone(),
         db_port,
         db_user: r.get("db_user").unwrap_or("").to_string(),
-        db_passwd,
+        db_passwd: db_passwd.clone(),
         db_name,
         db_backup_root_path: PathBuf::from(root),
         mongo_shell_path: r.get("mongo_shell_path").unwrap_or("").to_string(),
-        is_inc_backup,
-        full_backup_period_days,
+        mode,
         is_upload_to_oss,
         storage_url,
         oss_signature_version,
@@ -486,7 +443,19 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         keep_cycles,
         create_bucket_folder,
         log_level,
+        mongo: MongoTarget {
+            host: db_host.clone(),
+            port: db_port,
+            user: r.get("db_user").unwrap_or("").to_string(),
+            password: db_passwd.clone(),
+        },
         storage: None,
+        storage_options: StorageOptions {
+            upload_concurrency,
+            io_timeout: std::time::Duration::from_secs(storage_timeout_seconds),
+            create_missing_folder: create_bucket_folder,
+            ..Default::default()
+        },
     };
     if is_upload_to_oss {
         settings.storage = Some(storage_target::resolve(&settings, &|key, reason| {
@@ -529,8 +498,11 @@ impl Settings {
             "db_name": self.db_name,
             "db_backup_root_path": self.db_backup_root_path.to_string_lossy(),
             "mongo_shell_path": self.mongo_shell_path,
-            "is_inc_backup": u8::from(self.is_inc_backup),
-            "full_backup_period": self.full_backup_period_days,
+            "is_inc_backup": u8::from(self.mode.is_incremental()),
+            "full_backup_period": match self.mode {
+                Mode::Incremental { period_days } => Some(period_days),
+                Mode::Full => None,
+            },
             "is_upload_to_oss": u8::from(self.is_upload_to_oss),
             "storage_url": self.storage_url,
             "oss_signature_version": self.oss_signature_version.number(),
@@ -553,7 +525,7 @@ trait ConfigKind {
 impl ConfigKind for Error {
     /// An unreadable config file is a configuration problem (exit 2), whatever the OS said.
     fn with_kind_config(self) -> Self {
-        Error::config(self.message().to_string())
+        self.with_kind(crate::error::ErrorKind::Config)
     }
 }
 

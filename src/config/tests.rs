@@ -52,8 +52,7 @@ fn description_example_parses() {
     assert_eq!(s.db_user, "testb");
     assert_eq!(s.db_name, "chen");
     assert_eq!(s.db_backup_root_path, PathBuf::from("/temp/titan_backup/"));
-    assert!(s.is_inc_backup);
-    assert_eq!(s.full_backup_period_days, 7);
+    assert_eq!(s.mode, Mode::Incremental { period_days: 7 });
     assert!(!s.is_upload_to_oss);
     assert!(s.storage.is_none());
     assert_eq!(s.cycle_prefix, "mongodb_cycle_backup_titan_");
@@ -89,7 +88,7 @@ fn crlf_bom_hash_password_windows_path() {
         PathBuf::from("H:\\pythoncode\\temp\\back\\")
     );
     assert_eq!(s.db_host, "db1");
-    assert!(!s.is_inc_backup);
+    assert_eq!(s.mode, Mode::Full);
 }
 
 const BASE: &str = "db_host=localhost\ndb_port=27017\ndb_name=app\ndb_backup_root_path=/tmp/b/\nis_inc_backup=0\nis_upload_to_oss=0\n";
@@ -274,4 +273,18 @@ fn a_relative_root_is_the_config_files_neighbour() {
         .warnings
         .iter()
         .any(|w| w.contains("is a Windows path")));
+}
+
+#[test]
+fn check_config_prints_every_key_in_order() {
+    let s = load_text(BASE).unwrap().settings;
+    let json = s.to_json(false);
+    let printed: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let listed: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    assert_eq!(printed, listed);
 }

@@ -8,8 +8,8 @@ use mongodb::bson::doc;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::Client;
 
-use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::backup_full::{self, FullBackupReport};
 use super::backup_inc::{self, IncOutcome, IncReport};
-use crate::config::Settings;
+use crate::config::{Mode, Settings};
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::runtime::block_on;
@@ -42,10 +42,11 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<BackupOutcome> {
         .unwrap_or(Path::new("."));
     let _lock = crate::lock::acquire(lock_dir)?;
     let now = crate::hooks::now();
-    let outcome = if settings.is_inc_backup {
-        BackupOutcome::Incremental(block_on(backup_inc::run(settings, now, progress))?)
-    } else {
-        BackupOutcome::Full(block_on(backup_full::run(settings, now, progress))?)
+    let outcome = match settings.mode {
+        Mode::Incremental { period_days } => BackupOutcome::Incremental(block_on(
+            backup_inc::run(settings, period_days, now, progress),
+        )?),
+        Mode::Full => BackupOutcome::Full(block_on(backup_full::run(settings, now, progress))?),
     };
     // The backup is stored whatever happens to this record; `status` falls back to last.json's time.
     if let Err(e) = record_success(&settings.db_backup_root_path, &outcome.summary(), now) {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use super::{mongo_target, open_storage, store_archive};
+use super::{open_storage, store_archive};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -43,7 +43,7 @@ pub async fn run(
         Some(target) => Some(open_storage(target, settings).await?),
         None => None,
     };
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     crate::state::check_root(&settings.db_backup_root_path)?;
     let name = free_name(settings, storage.as_deref(), now).await?;
     let dir = settings.db_backup_root_path.join(&name);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
 
-use super::{mongo_target, open_storage};
+use super::open_storage;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
@@ -43,8 +43,10 @@ pub struct IncReport {
     pub flushed: Vec<String>,
 }
 
+/// One run; a cycle lasts `period_days` (`full_backup_period`).
 pub async fn run(
     settings: &Settings,
+    period_days: u32,
     now: DateTime<Local>,
     progress: &Progress,
 ) -> Result<IncReport> {
@@ -53,7 +55,7 @@ pub async fn run(
         Some(target) => Some(open_storage(target, settings).await?),
         None => None,
     };
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     oplog::require_replica_set(&mongo).await?;
     create_private_dir(&root)?;
     state::check_root(&root)?;
@@ -63,8 +65,15 @@ pub async fn run(
     };
 
     let info: Option<CycleInfo> = state::read(&state::state_a_path(&root))?;
-    let (cycle, position) =
-        choose_cycle(settings, info.as_ref(), &mongo, storage.as_deref(), now).await?;
+    let (cycle, position) = choose_cycle(
+        settings,
+        period_days,
+        info.as_ref(),
+        &mongo,
+        storage.as_deref(),
+        now,
+    )
+    .await?;
     let cycle_dir = root.join(&cycle);
     create_private_dir(&cycle_dir)?;
 
@@ -244,9 +253,9 @@ impl Run<'_> {
     }
 }
 
-fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool {
+fn expired(info: &CycleInfo, period_days: u32, now: DateTime<Local>) -> bool {
     match info.started_at() {
-        Some(t) => now.timestamp() - t > 86_400 * i64::from(settings.full_backup_period_days),
+        Some(t) => now.timestamp() - t > 86_400 * i64::from(period_days),
         None => true,
     }
 }
@@ -257,6 +266,7 @@ fn expired(info: &CycleInfo, settings: &Settings, now: DateTime<Local>) -> bool 
 /// bucket's manifest cannot give it back: a cycle's name is never dumped into twice.
 async fn choose_cycle(
     settings: &Settings,
+    period_days: u32,
     info: Option<&CycleInfo>,
     mongo: &Mongo,
     storage: Option<&dyn Storage>,
@@ -264,12 +274,11 @@ async fn choose_cycle(
 ) -> Result<(String, Option<Position>)> {
     let root = &settings.db_backup_root_path;
     let current = match info {
-        Some(i) if !expired(i, settings, now) => Some(i.last_circle_backup_dir_name.clone()),
+        Some(i) if !expired(i, period_days, now) => Some(i.last_circle_backup_dir_name.clone()),
         Some(i) => {
             log::info!(
-                "cycle {} is older than {} days: starting a new cycle",
+                "cycle {} is older than {period_days} days: starting a new cycle",
                 i.last_circle_backup_dir_name,
-                settings.full_backup_period_days
             );
             None
         }

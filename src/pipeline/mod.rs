@@ -23,19 +23,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
-use crate::mongo::MongoTarget;
 use crate::progress::Progress;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
-
-/// The MongoDB side of the settings.
-pub fn mongo_target(settings: &Settings) -> MongoTarget {
-    MongoTarget {
-        host: settings.db_host.clone(),
-        port: settings.db_port,
-        user: settings.db_user.clone(),
-        password: settings.db_passwd.clone(),
-    }
-}
 
 /// Opens the bucket a backup writes to and checks it exists and takes our credentials. A missing
 /// folder bucket is created only when `create_bucket_folder=1` or when it lies inside the local
@@ -56,10 +45,8 @@ async fn open_checked(
     create_missing_folder: bool,
 ) -> Result<Box<dyn Storage>> {
     let opts = StorageOptions {
-        upload_concurrency: settings.upload_concurrency,
-        io_timeout: std::time::Duration::from_secs(settings.storage_timeout_seconds),
         create_missing_folder,
-        ..Default::default()
+        ..settings.storage_options.clone()
     };
     let storage = storage::open(target, &opts)?;
     storage.check().await?;

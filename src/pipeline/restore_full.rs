@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{extract_beside, mongo_target, open_source_storage};
+use super::{extract_beside, open_source_storage};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -47,7 +47,7 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     if !req.already_downloaded {
         download_and_extract(settings, req, progress).await?;
     }

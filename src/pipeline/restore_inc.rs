@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{download, extract_beside, mongo_target, open_source_storage};
+use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, Plan, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
@@ -106,7 +106,7 @@ pub async fn run(
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::backup::{LastRun, LAST_RUN};
-use super::mongo_target;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -61,7 +60,8 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
     let root = &settings.db_backup_root_path;
     let now = chrono::Local::now().timestamp();
     let last: Option<LastRun> = state::read(&root.join(LAST_RUN))?;
-    let info: Option<CycleInfo> = if settings.is_inc_backup {
+    let incremental = settings.mode.is_incremental();
+    let info: Option<CycleInfo> = if incremental {
         state::read(&state::state_a_path(root))?
     } else {
         None
@@ -83,11 +83,7 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
     });
     let age = finished_at.map(|t| now - t);
     let mut status = Status {
-        mode: if settings.is_inc_backup {
-            "incremental"
-        } else {
-            "full"
-        },
+        mode: if incremental { "incremental" } else { "full" },
         last_backup: finished_at.map(local_time),
         last_backup_age_seconds: age,
         max_age_seconds: req.max_age_seconds,
@@ -118,7 +114,7 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
             status.pending_archives.len()
         ));
     }
-    if settings.is_inc_backup {
+    if incremental {
         let interval = req.interval_seconds.or_else(|| {
             last.as_ref()
                 .and_then(|l| l.previous_finished_at.map(|p| l.finished_at - p))
@@ -140,7 +136,7 @@ async fn oplog_window(
     interval: Option<i64>,
     now: i64,
 ) -> Result<(OplogWindow, Option<String>)> {
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     oplog::require_replica_set(&mongo).await?;
     let oldest = oplog::oldest(&mongo).await?;
     let newest = oplog::newest(&mongo).await?;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::catalog::{self, Catalog};
 use super::restore_inc::{self, PreparedCycle};
-use super::{download, extract_beside, mongo_target, open_source_storage};
+use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
@@ -355,7 +355,7 @@ async fn deep_check(
         extract_beside(local).await?;
         (dir.join(&target.name), None)
     };
-    let mongo = connect(&mongo_target(settings)).await?;
+    let mongo = connect(&settings.mongo).await?;
     let scratch = format!("verify_{}", std::process::id());
     let outcome = scratch_restore(
         &mongo,

@@ -4,6 +4,7 @@
 
 mod opendal_store;
 mod oss_signing;
+pub mod target;
 mod verify;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 pub use opendal_store::{open, StorageOptions};
+pub use target::StorageTarget;
 pub use verify::{file_crc64, LocalDigest};
 
 use crate::error::Result;

@@ -12,9 +12,9 @@ use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::oss_signing::OssSigningTransport;
+use super::target::StorageTarget;
 use super::verify::{Crc64, LocalDigest};
 use super::{ByteProgress, ObjectInfo, Storage, VerifiedUpload};
-use crate::config::StorageTarget;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Tunables of the storage layer.
@@ -311,10 +311,12 @@ impl OpendalStorage {
                 ),
             )
         } else if e.kind() == opendal::ErrorKind::NotFound {
-            (
+            return Error::new(
                 ErrorKind::StorageNotFound,
                 format!("{key} not found in {}", self.describe),
             )
+            .with_context("key", key)
+            .with_source(e);
         } else if let Some(cause) = unreachable_cause(&text) {
             (
                 ErrorKind::StorageUnreachable,
@@ -324,7 +326,7 @@ impl OpendalStorage {
                 ),
             )
         } else {
-            (
+            return Error::new(
                 ErrorKind::Storage,
                 format!(
                     "cannot {action} {key} in {}: {}",
@@ -332,6 +334,8 @@ impl OpendalStorage {
                     first_line(e.message())
                 ),
             )
+            .with_context("key", key)
+            .with_source(e);
         };
         Error::new(kind, message).with_source(e)
     }

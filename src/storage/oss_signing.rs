@@ -12,7 +12,7 @@ use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter};
 use reqsign_aliyun_oss::{Credential, RequestSigner, SigningVersion, StaticCredentialProvider};
 use reqsign_core::{Context, Signer};
 
-use crate::config::SignatureVersion;
+use super::target::SignatureVersion;
 
 /// Signs, then forwards to the inner (reqwest) transport.
 pub struct OssSigningTransport {

@@ -1,0 +1,211 @@
+//! Every key config.properties understands, listed once: its name, its default as the README's
+//! key table shows it, and what it means. The reader takes its defaults from here, warns about
+//! keys not here, and a test holds the README's table to this list.
+
+/// One config key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: &'static str,
+    /// As the README shows it: a literal in backticks (`` `27017` ``), `empty` or `—` for an
+    /// empty value, `derived` (computed when empty), or `required…`.
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+impl KeySpec {
+    /// The value a missing key takes, `None` when the key is required.
+    pub fn default_value(&self) -> Option<&'static str> {
+        let d = self.default;
+        if d.starts_with("required") {
+            None
+        } else if let Some(literal) = d.strip_prefix('`').and_then(|x| x.strip_suffix('`')) {
+            Some(literal)
+        } else {
+            Some("")
+        }
+    }
+}
+
+/// Every key, in the order `check-config` prints them.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "endpoint",
+        default: "—",
+        doc: "OSS endpoint, e.g. `oss-cn-hangzhou.aliyuncs.com` (https); `http://host:port` only when written so",
+    },
+    KeySpec {
+        name: "accessKeyId",
+        default: "—",
+        doc: "OSS credentials; the secret may come from `MONGO_OSS_ACCESS_KEY_SECRET`",
+    },
+    KeySpec {
+        name: "accessKeySecret",
+        default: "—",
+        doc: "OSS credentials; the secret may come from `MONGO_OSS_ACCESS_KEY_SECRET`",
+    },
+    KeySpec {
+        name: "bucket",
+        default: "—",
+        doc: "the bucket",
+    },
+    KeySpec {
+        name: "db_host",
+        default: "`localhost`",
+        doc: "host name, or a whole `mongodb://` URI (replica set, TLS options)",
+    },
+    KeySpec {
+        name: "db_port",
+        default: "`27017`",
+        doc: "port (ignored with a URI)",
+    },
+    KeySpec {
+        name: "db_user",
+        default: "empty",
+        doc: "empty user = no authentication; auth database admin; the password may come from `MONGO_OSS_DB_PASSWD`",
+    },
+    KeySpec {
+        name: "db_passwd",
+        default: "empty",
+        doc: "empty user = no authentication; auth database admin; the password may come from `MONGO_OSS_DB_PASSWD`",
+    },
+    KeySpec {
+        name: "db_name",
+        default: "empty",
+        doc: "database to back up / restore; empty = every database but admin, local, config",
+    },
+    KeySpec {
+        name: "db_backup_root_path",
+        default: "required",
+        doc: "local working directory: dumps, archives waiting for upload, state files",
+    },
+    KeySpec {
+        name: "mongo_shell_path",
+        default: "—",
+        doc: "accepted for old files, unused (no MongoDB binaries needed)",
+    },
+    KeySpec {
+        name: "is_inc_backup",
+        default: "required",
+        doc: "1 = incremental cycles, 0 = a full backup each run",
+    },
+    KeySpec {
+        name: "full_backup_period",
+        default: "required with `is_inc_backup=1`",
+        doc: "days per cycle",
+    },
+    KeySpec {
+        name: "is_upload_to_oss",
+        default: "required",
+        doc: "1 = upload and verify each archive, then delete the local copy; 0 = keep backups locally only (the bucket keys are then not required)",
+    },
+    KeySpec {
+        name: "storage_url",
+        default: "—",
+        doc: "another bucket instead of endpoint+bucket: `file:///dir`, `s3://bucket?endpoint=…&region=…`, `oss://bucket?endpoint=…`",
+    },
+    KeySpec {
+        name: "oss_signature_version",
+        default: "`4`",
+        doc: "OSS request signing, 4 or 1",
+    },
+    KeySpec {
+        name: "oss_region",
+        default: "derived",
+        doc: "region for V4 signing; derived from `oss-<region>[-internal].aliyuncs.com`",
+    },
+    KeySpec {
+        name: "upload_concurrency",
+        default: "`5`",
+        doc: "multipart parts in flight",
+    },
+    KeySpec {
+        name: "storage_timeout_seconds",
+        default: "`60`",
+        doc: "a storage request stalled longer is abandoned and retried",
+    },
+    KeySpec {
+        name: "compression_level",
+        default: "`6`",
+        doc: "gzip level 0–9",
+    },
+    KeySpec {
+        name: "cycle_prefix",
+        default: "`mongodb_cycle_backup_titan_`",
+        doc: "name prefix of cycles",
+    },
+    KeySpec {
+        name: "keep_cycles",
+        default: "`0`",
+        doc: "cycles kept in the bucket after each new cycle (0 = all); `prune` applies it on demand",
+    },
+    KeySpec {
+        name: "create_bucket_folder",
+        default: "`0`",
+        doc: "1 = a backup creates a missing `file://` bucket folder (0700); 0 = a missing folder stops the run before the dump (an unmounted share must not fill the local disk), unless it lies inside `db_backup_root_path`",
+    },
+    KeySpec {
+        name: "log_level",
+        default: "`info`",
+        doc: "error, warn, info or debug",
+    },
+];
+
+pub fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's key table is this list: same keys, same defaults, same words.
+    #[test]
+    fn the_readme_table_is_this_list() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("| key | default | meaning |")
+            .expect("README has the key table");
+        let mut rows = Vec::new();
+        for line in readme[start..].lines().skip(2) {
+            if !line.starts_with('|') {
+                break;
+            }
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
+            assert_eq!(cells.len(), 3, "{line}");
+            for name in cells[0].split(',').map(|n| n.trim().trim_matches('`')) {
+                rows.push((name.to_string(), cells[1].to_string(), cells[2].to_string()));
+            }
+        }
+        let listed: Vec<(String, String, String)> = KEYS
+            .iter()
+            .map(|k| (k.name.to_string(), k.default.to_string(), k.doc.to_string()))
+            .collect();
+        assert_eq!(rows, listed);
+    }
+
+    #[test]
+    fn the_template_names_every_key() {
+        let template = include_str!("../../config.properties");
+        for k in KEYS {
+            assert!(
+                template
+                    .lines()
+                    .any(|l| l.split('=').next().map(str::trim) == Some(k.name)),
+                "config.properties lacks {}",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(spec("db_port").unwrap().default_value(), Some("27017"));
+        assert_eq!(spec("db_name").unwrap().default_value(), Some(""));
+        assert_eq!(spec("is_inc_backup").unwrap().default_value(), None);
+    }
+}

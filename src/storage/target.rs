@@ -1,0 +1,157 @@
+//! Where archives are stored: an OSS bucket at an endpoint (with its signing region and
+//! credentials), an S3 bucket, or a local folder; the endpoint parser and the OSS region rule.
+//! The config reader resolves its keys into this; the storage opens it.
+
+use std::path::PathBuf;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureVersion {
+    V1,
+    V4,
+}
+
+impl SignatureVersion {
+    pub fn number(self) -> u8 {
+        match self {
+            SignatureVersion::V1 => 1,
+            SignatureVersion::V4 => 4,
+        }
+    }
+}
+
+/// An HTTP(S) endpoint: `host[:port]` with its scheme. No scheme written means https.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: String,
+    /// Host name without the port.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        let text = text.trim().trim_end_matches('/');
+        if text.is_empty() {
+            return Err("is empty".into());
+        }
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("https://{text}")
+        };
+        let url =
+            url::Url::parse(&with_scheme).map_err(|_| "is not a host name or URL".to_string())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must be http:// or https://".into());
+        }
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err("must be a bare host[:port], without path, query or user".into());
+        }
+        let host = url.host_str().ok_or("has no host")?.to_string();
+        Ok(Endpoint {
+            scheme: url.scheme().to_string(),
+            host,
+            port: url.port(),
+        })
+    }
+
+    /// `scheme://host[:port]`
+    pub fn url(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}://{}:{p}", self.scheme, self.host),
+            None => format!("{}://{}", self.scheme, self.host),
+        }
+    }
+}
+
+/// `oss-<region>[-internal].aliyuncs.com` → region; the legacy `oss.aliyuncs.com` → cn-hangzhou.
+pub fn derive_oss_region(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    if host == "oss.aliyuncs.com" || host == "oss-internal.aliyuncs.com" {
+        return Some("cn-hangzhou".into());
+    }
+    let name = host.strip_suffix(".aliyuncs.com")?.strip_prefix("oss-")?;
+    let region = name.strip_suffix("-internal").unwrap_or(name);
+    let valid = !region.is_empty()
+        && !region.starts_with("accelerate")
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    valid.then(|| region.to_string())
+}
+
+/// A resolved storage location with what is needed to reach it.
+#[derive(Debug, Clone)]
+pub enum StorageTarget {
+    Oss {
+        endpoint: Endpoint,
+        bucket: String,
+        region: Option<String>,
+        signature: SignatureVersion,
+        access_key_id: String,
+        access_key_secret: Secret,
+    },
+    S3 {
+        bucket: String,
+        endpoint: Option<String>,
+        region: String,
+        access_key_id: String,
+        access_key_secret: Secret,
+    },
+    Folder {
+        root: PathBuf,
+    },
+}
+
+impl StorageTarget {
+    /// A short description for logs and errors, free of secrets.
+    pub fn describe(&self) -> String {
+        match self {
+            StorageTarget::Oss {
+                endpoint, bucket, ..
+            } => format!("oss://{bucket} at {}", endpoint.url()),
+            StorageTarget::S3 {
+                bucket, endpoint, ..
+            } => match endpoint {
+                Some(e) => format!("s3://{bucket} at {e}"),
+                None => format!("s3://{bucket}"),
+            },
+            StorageTarget::Folder { root } => format!("folder {}", root.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_from_endpoints() {
+        assert_eq!(
+            derive_oss_region("oss-cn-hangzhou.aliyuncs.com").as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(
+            derive_oss_region("oss-cn-beijing-internal.aliyuncs.com").as_deref(),
+            Some("cn-beijing")
+        );
+        assert_eq!(
+            derive_oss_region("oss.aliyuncs.com").as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(derive_oss_region("oss-accelerate.aliyuncs.com"), None);
+        assert_eq!(derive_oss_region("localhost"), None);
+    }
+
+    #[test]
+    fn endpoints_default_to_https() {
+        let e = Endpoint::parse("oss-cn-hangzhou.aliyuncs.com").unwrap();
+        assert_eq!(e.url(), "https://oss-cn-hangzhou.aliyuncs.com");
+        let e = Endpoint::parse("http://127.0.0.1:9000/").unwrap();
+        assert_eq!(e.url(), "http://127.0.0.1:9000");
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://x/path").is_err());
+    }
+}
