@@ -38,7 +38,7 @@ pub fn create(src: &Path, dest: &Path, level: u32, progress: &Progress) -> Resul
             format!("cannot archive {}: it has no name", src.display()),
         )
     })?;
-    let file = create_private(dest)?;
+    let file = crate::private::create_file(dest)?;
     let gz = GzEncoder::new(
         BufWriter::with_capacity(IO_BUFFER, file),
         Compression::new(level),
@@ -210,19 +210,6 @@ fn corrupt(archive: &Path, e: std::io::Error) -> Error {
         ),
     )
     .with_source(e)
-}
-
-/// Creates (truncating) a file readable by its owner only. A symbolic link planted where the file
-/// goes is not followed: the open fails.
-pub fn create_private(path: &Path) -> Result<File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    opts.open(path).map_err(|e| Error::io("create", path, e))
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! keeps their config.properties, state files and bucket layout.
 //!
 //! Module map (lower layers first; each file opens with what it owns):
-//! - `error`, `secret`, `position`, `layout`, `hooks`: the error type, secrets that never print,
-//!   the one oplog position type, every key/folder/name of the old layout, the tests' hooks.
+//! - `error`, `secret`, `private`, `position`, `layout`, `hooks`: the error type, secrets that never
+//!   print, owner-only files and folders, the one oplog position type, every key/folder/name of the
+//!   old layout, the tests' hooks.
 //! - `config`: config.properties (its keys listed once in `config::keys`) resolved once into
 //!   `Settings`: the mode, the MongoDB target, the storage target and its options.
 //! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs) and its target: verified transfers.
@@ -32,6 +33,7 @@ pub mod manifest;
 pub mod mongo;
 pub mod pipeline;
 pub mod position;
+pub mod private;
 pub mod progress;
 pub mod runtime;
 pub mod secret;

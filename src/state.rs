@@ -170,7 +170,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     // A file (or a link) left at the temp name is removed, never written through.
     let _ = std::fs::remove_file(&tmp);
-    let mut f = crate::archive::create_private(&tmp)?;
+    let mut f = crate::private::create_file(&tmp)?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("write", &tmp, e))?;

@@ -65,7 +65,7 @@ pub fn install(dir: &Path) -> Result<i32> {
     if config.exists() {
         println!("kept {} as it is", config.display());
     } else {
-        let mut f = crate::archive::create_private(&config)?;
+        let mut f = crate::private::create_file(&config)?;
         std::io::Write::write_all(&mut f, CONFIG_TEMPLATE.as_bytes())
             .map_err(|e| Error::io("write", &config, e))?;
         println!("wrote {} (a template: edit it)", config.display());

@@ -4,7 +4,7 @@
 //! whatever the data size. System collections are skipped as mongodump skips them.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
@@ -13,7 +13,6 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use super::connect::Mongo;
 use super::metadata::Metadata;
 use super::names;
-use crate::archive::create_private;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::CollectionDigest;
 use crate::progress::{Progress, Unit};
@@ -97,7 +96,7 @@ pub async fn dump_database(
             ),
         ));
     }
-    create_private_dir(dir)?;
+    crate::private::create_dir(dir)?;
     let results: Vec<CollectionDump> = futures::stream::iter(specs)
         .map(|spec| dump_collection(mongo, db, dir, spec, &opts.progress))
         .buffer_unordered(opts.parallel_collections.max(1))
@@ -175,7 +174,7 @@ async fn dump_collection(
     }
     crate::hooks::crash_point("during_dump");
     let meta_path = dir.join(format!("{stem}.metadata.json"));
-    let mut f = create_private(&meta_path)?;
+    let mut f = crate::private::create_file(&meta_path)?;
     f.write_all(metadata.to_json().as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("write", &meta_path, e))?;
@@ -208,7 +207,7 @@ async fn dump_documents(
         .find(doc! {})
         .await
         .map_err(|e| mongo.error(e, &doing))?;
-    let file = create_private(path)?;
+    let file = crate::private::create_file(path)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
     let mut task = progress.task(format!("dump {db}.{name}"), Unit::Documents, None);
@@ -240,21 +239,6 @@ async fn list_indexes(mongo: &Mongo, db: &str, name: &str) -> Result<Vec<Documen
         .try_collect()
         .await
         .map_err(|e| mongo.error(e, &doing))
-}
-
-/// Creates a directory (and parents) readable by its owner only: a dump holds the whole database.
-pub fn create_private_dir(dir: &Path) -> Result<PathBuf> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| Error::io("create directory", dir, e))?;
-    Ok(dir.to_path_buf())
 }
 
 #[cfg(test)]

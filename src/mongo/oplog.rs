@@ -19,7 +19,6 @@ use mongodb::options::FindOptions;
 
 use super::connect::Mongo;
 use super::restore::BsonReader;
-use crate::archive::create_private;
 use crate::chain::Contents;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -241,7 +240,7 @@ pub async fn capture(
         if out.is_none() {
             out = Some(std::io::BufWriter::with_capacity(
                 1 << 20,
-                create_private(path)?,
+                crate::private::create_file(path)?,
             ));
         }
         if let Some((from, to)) = renamed_into(entry) {

@@ -633,7 +633,7 @@ pub async fn restore_dump_root(
         if missing_is_empty && !dir.is_dir() {
             // Restored as the empty database it was (with drop, the target is emptied).
             log::warn!("{} is absent: the database was empty", dir.display());
-            crate::mongo::dump::create_private_dir(&dir)?;
+            crate::private::create_dir(&dir)?;
         }
         let target = target_db.map(str::to_string).unwrap_or(db);
         log::info!("restoring {} into database {target}", dir.display());

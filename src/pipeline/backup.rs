@@ -58,7 +58,7 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<BackupOutcome> {
 fn record_success(root: &Path, summary: &str, now: DateTime<Local>) -> Result<()> {
     let path = root.join(LAST_RUN);
     let previous: Option<LastRun> = crate::state::read(&path).unwrap_or(None);
-    crate::mongo::dump::create_private_dir(root)?;
+    crate::private::create_dir(root)?;
     crate::state::write(
         &path,
         &LastRun {

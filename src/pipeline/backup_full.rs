@@ -47,7 +47,7 @@ pub async fn run(
     crate::state::check_root(&settings.db_backup_root_path)?;
     let name = free_name(settings, storage.as_deref(), now).await?;
     let dir = settings.db_backup_root_path.join(&name);
-    dump::create_private_dir(&dir)?;
+    crate::private::create_dir(&dir)?;
     log::info!(
         "full backup {name}: dumping {} into {}",
         describe_db(&settings.db_name),

@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
 use crate::manifest::{self, ArchiveKind};
-use crate::mongo::dump::{self, create_private_dir, DumpOptions};
+use crate::mongo::dump::{self, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
@@ -57,7 +57,7 @@ pub async fn run(
     };
     let mongo = connect(&settings.mongo).await?;
     oplog::require_replica_set(&mongo).await?;
-    create_private_dir(&root)?;
+    crate::private::create_dir(&root)?;
     state::check_root(&root)?;
     let flushed = match &storage {
         Some(s) => flush_pending(s.as_ref(), &root, settings, progress).await?,
@@ -75,7 +75,7 @@ pub async fn run(
     )
     .await?;
     let cycle_dir = root.join(&cycle);
-    create_private_dir(&cycle_dir)?;
+    crate::private::create_dir(&cycle_dir)?;
 
     let run = Run {
         settings,
@@ -104,7 +104,7 @@ pub async fn run(
     }
     let name = unique_oplog_name(&cycle_dir, &cycle, storage.as_deref(), now).await?;
     let dir = layout::increment_dir(&cycle_dir, &name);
-    create_private_dir(&dir)?;
+    crate::private::create_dir(&dir)?;
     let captured = oplog::capture(
         &mongo,
         &settings.db_name,
@@ -135,7 +135,7 @@ pub async fn run(
             captured.renamed_in.join(", ")
         );
         let cycle = new_cycle_name(settings, storage.as_deref(), now).await?;
-        create_private_dir(&root.join(&cycle))?;
+        crate::private::create_dir(&root.join(&cycle))?;
         return run.dump_cycle(cycle, flushed).await;
     }
     if captured.entries == 0 {
@@ -447,7 +447,7 @@ async fn full_dump(
         // Left by a run that died during the dump: B is missing, so it is incomplete.
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
     }
-    create_private_dir(&dir)?;
+    crate::private::create_dir(&dir)?;
     let opts = DumpOptions {
         allow_empty: true,
         progress: progress.clone(),

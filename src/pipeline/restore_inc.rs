@@ -160,7 +160,6 @@ pub struct PreparedCycle {
     pub plan: Plan,
     /// The plan's increments as read from their oplog.bson.
     pub increments: Vec<IncrementPlan>,
-    pub manifest: Option<Manifest>,
 }
 
 impl PreparedCycle {
@@ -188,13 +187,13 @@ pub async fn prepare(
     progress: &Progress,
 ) -> Result<PreparedCycle> {
     let cycle_dir = local_temp.join(cycle);
-    let (mut facts, manifest) = match storage {
+    let mut facts = match storage {
         Some(storage) => {
             let (mut facts, manifest) = bucket_facts(storage, cycle).await?;
             if let Some(m) = &manifest {
                 // Kept beside the folders: a later restore from them (`--downloaded`) checks them
                 // against it too.
-                crate::mongo::dump::create_private_dir(&cycle_dir)?;
+                crate::private::create_dir(&cycle_dir)?;
                 crate::state::write_atomic(
                     &cycle_dir.join(layout::MANIFEST_FILE),
                     m.to_json().as_bytes(),
@@ -212,7 +211,7 @@ pub async fn prepare(
                 progress,
             )
             .await?;
-            (facts, manifest)
+            facts
         }
         None => local_facts(&cycle_dir, cycle)?,
     };
@@ -253,7 +252,6 @@ pub async fn prepare(
         cycle_dir,
         plan,
         increments,
-        manifest,
     })
 }
 
@@ -289,7 +287,7 @@ async fn bucket_facts(
 
 /// The facts a cycle already downloaded and extracted gives: its folders, and the manifest the
 /// download brought beside them (if any). Sizes of archives are not known there.
-fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<(CycleFacts, Option<Manifest>)> {
+fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<CycleFacts> {
     if !cycle_dir.is_dir() {
         return Err(Error::new(
             ErrorKind::Io,
@@ -309,10 +307,7 @@ fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<(CycleFacts, Option<Mani
             found.insert(layout::increment_key(cycle, &name), None);
         }
     }
-    Ok((
-        CycleFacts::gather(cycle, manifest.as_ref(), &found),
-        manifest,
-    ))
+    Ok(CycleFacts::gather(cycle, manifest.as_ref(), &found))
 }
 
 /// Downloads and extracts the dump (unless `--oplog-only`) and the plan's increments, four at a

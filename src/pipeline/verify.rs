@@ -332,7 +332,7 @@ async fn deep_check(
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     }
-    crate::mongo::dump::create_private_dir(dir)?;
+    crate::private::create_dir(dir)?;
     let started = Instant::now();
     let (dump_root, prepared) = if target.is_cycle {
         let opts = PlanOptions {

@@ -192,7 +192,7 @@ fn prepare_folder(root: &Path, create: bool) -> Result<()> {
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             log::info!("creating the bucket folder {}", root.display());
-            private_dirs(root)
+            crate::private::create_dir(root)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
             ErrorKind::StorageNotFound,
@@ -203,20 +203,6 @@ fn prepare_folder(root: &Path, create: bool) -> Result<()> {
         )),
         Err(e) => Err(Error::io("open the bucket folder", root, e)),
     }
-}
-
-/// Creates `dir` and its missing parents, readable by their owner only (they hold backups).
-fn private_dirs(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| Error::io("create directory", dir, e))
 }
 
 /// Each retry becomes one short warning line naming the operation, the object and the cause:
@@ -365,9 +351,9 @@ impl OpendalStorage {
     fn prepare_folder_object(&self, key: &str) -> Result<()> {
         let path = Path::new(&self.bucket).join(key);
         if let Some(parent) = path.parent() {
-            private_dirs(parent)?;
+            crate::private::create_dir(parent)?;
         }
-        let file = crate::archive::create_private(&path)?;
+        let file = crate::private::create_file(&path)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -203,18 +203,7 @@ async fn write_in_entry_order(
             .map(|(id, _)| id.clone())
             .collect()
     };
-    let deletes: Vec<Document> = ids
-        .iter()
-        .map(|id| doc! {"q": {"_id": id.clone()}, "limit": 1})
-        .collect();
-    if let Some(e) = command(
-        mongo,
-        database,
-        doc! {"delete": coll, "deletes": deletes, "ordered": true},
-        doing,
-    )
-    .await?
-    {
+    if let Some(e) = delete_ids(mongo, database, coll, ids.clone(), doing).await? {
         return Err(refused(e));
     }
     let pre_images: Vec<Document> = ids
@@ -287,24 +276,34 @@ async fn reinsert(
     docs: Vec<Document>,
     doing: &str,
 ) -> Result<Option<String>> {
-    let deletes: Vec<Document> = ids
-        .into_iter()
-        .map(|id| doc! {"q": {"_id": id}, "limit": 1})
-        .collect();
-    if let Some(e) = command(
-        mongo,
-        database,
-        doc! {"delete": coll, "deletes": deletes, "ordered": true},
-        doing,
-    )
-    .await?
-    {
+    if let Some(e) = delete_ids(mongo, database, coll, ids, doing).await? {
         return Ok(Some(e));
     }
     command(
         mongo,
         database,
         doc! {"insert": coll, "documents": docs, "ordered": true},
+        doing,
+    )
+    .await
+}
+
+/// Deletes documents by `_id`, in one command.
+async fn delete_ids(
+    mongo: &Mongo,
+    database: &mongodb::Database,
+    coll: &str,
+    ids: Vec<Bson>,
+    doing: &str,
+) -> Result<Option<String>> {
+    let deletes: Vec<Document> = ids
+        .into_iter()
+        .map(|id| doc! {"q": {"_id": id}, "limit": 1})
+        .collect();
+    command(
+        mongo,
+        database,
+        doc! {"delete": coll, "deletes": deletes, "ordered": true},
         doing,
     )
     .await
