@@ -1,23 +1,16 @@
-//! Streaming tar.gz archives in the layout of the old scripts (COMPAT §2.5, §3): archiving
-//! directory `X` gives entries `X/...`, readable by GNU tar. Extraction accepts GNU tar's and
-//! Python tarfile's archives and refuses entries that would land outside the target (absolute
-//! paths, `..`) and links of any kind (a dump has none). Memory stays constant: data flows
-//! file → gzip → file.
-//!
-//! Deflate backend: flate2 over zlib-rs (pure Rust, the fastest sound backend flate2 offers here).
+//! Streaming tar archives in the layout of the old scripts (COMPAT §2.5, §3): archiving directory
+//! `X` gives entries `X/...`, readable by GNU tar, compressed as `codec` says (gzip, or zstd).
+//! Extraction accepts GNU tar's and Python tarfile's archives, either codec (by magic bytes), and
+//! refuses entries that would land outside the target (absolute paths, `..`) and links of any kind
+//! (a dump has none). Memory stays constant: data flows file → compressor → file.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::{Component, Path};
 
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
-
+use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, Task, Unit};
-
-const IO_BUFFER: usize = 1 << 20;
 
 /// What `create` wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +18,13 @@ pub struct ArchiveStats {
     pub files: u64,
     /// Bytes of file content before compression.
     pub input_bytes: u64,
-    /// Size of the `.tar.gz`.
+    /// Size of the archive.
     pub archive_bytes: u64,
 }
 
-/// Archives directory `src` into the tar.gz file `dest`, entries named `<basename of src>/...`.
-/// The archive is fsynced before returning, and created 0600 (it holds the whole database).
-pub fn create(src: &Path, dest: &Path, level: u32, progress: &Progress) -> Result<ArchiveStats> {
+/// Archives directory `src` into the file `dest`, entries named `<basename of src>/...`. The
+/// archive is fsynced before returning, and created 0600 (it holds the whole database).
+pub fn create(src: &Path, dest: &Path, codec: &Codec, progress: &Progress) -> Result<ArchiveStats> {
     let name = src.file_name().ok_or_else(|| {
         Error::new(
             ErrorKind::Archive,
@@ -39,11 +32,10 @@ pub fn create(src: &Path, dest: &Path, level: u32, progress: &Progress) -> Resul
         )
     })?;
     let file = crate::private::create_file(dest)?;
-    let gz = GzEncoder::new(
-        BufWriter::with_capacity(IO_BUFFER, file),
-        Compression::new(level),
-    );
-    let mut builder = tar::Builder::new(gz);
+    let encoder = codec
+        .encoder(file)
+        .map_err(|e| Error::io("write archive", dest, e))?;
+    let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     let mut stats = ArchiveStats {
         files: 0,
@@ -58,18 +50,12 @@ pub fn create(src: &Path, dest: &Path, level: u32, progress: &Progress) -> Resul
     append_tree(&mut builder, src, Path::new(name), &mut stats, &mut task)
         .map_err(|e| Error::io("archive", src, e))?;
     task.finish();
-    let gz = builder
+    let encoder = builder
         .into_inner()
         .map_err(|e| Error::io("write archive", dest, e))?;
-    let mut buffered = gz
+    let file = encoder
         .finish()
         .map_err(|e| Error::io("write archive", dest, e))?;
-    buffered
-        .flush()
-        .map_err(|e| Error::io("write archive", dest, e))?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| Error::io("write archive", dest, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io("fsync", dest, e))?;
     stats.archive_bytes = file
         .metadata()
@@ -145,9 +131,8 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
     }
     dirs.create(dest)
         .map_err(|e| Error::io("create directory", dest, e))?;
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(
-        IO_BUFFER, file,
-    )));
+    let (_, decoder) = crate::codec::decoder(file).map_err(|e| corrupt(archive, e))?;
+    let mut tar = tar::Archive::new(decoder);
     tar.set_overwrite(true);
     let mut tops: Vec<String> = Vec::new();
     let entries = tar.entries().map_err(|e| corrupt(archive, e))?;
@@ -177,7 +162,7 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
             return Err(bad(format!("entry {} escapes the target", path.display())));
         }
     }
-    // tar stops at its end-of-archive blocks; gzip's CRC32 and length are in the trailer after
+    // tar stops at its end-of-archive blocks; gzip's CRC32 and length (zstd's checks) come after
     // them. Reading to the end is what checks them (and refuses bytes appended after).
     std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
     Ok(tops)
@@ -205,7 +190,7 @@ fn corrupt(archive: &Path, e: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Archive,
         format!(
-            "{} is not a readable tar.gz archive: {e}",
+            "{} is not a readable archive (tar.gz or tar.zst): {e}",
             archive.display()
         ),
     )
@@ -225,8 +210,8 @@ mod tests {
         std::fs::write(src.join("app/c.metadata.json"), b"{}").unwrap();
         let long = "x".repeat(180);
         std::fs::write(src.join("app").join(&long), b"long").unwrap();
-        let dest = crate::layout::archive_path_for(&src);
-        let stats = create(&src, &dest, 6, &Progress::none()).unwrap();
+        let dest = crate::layout::archive_path_for(&src, crate::codec::Kind::Gzip);
+        let stats = create(&src, &dest, &Codec::gzip(6), &Progress::none()).unwrap();
         assert_eq!(stats.files, 3);
         assert!(stats.archive_bytes < 10_000);
         let out = tmp.path().join("out");
@@ -252,8 +237,8 @@ mod tests {
         let src = tmp.path().join("oplog_1");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("oplog.bson"), vec![b'a'; 50_000]).unwrap();
-        let dest = crate::layout::archive_path_for(&src);
-        create(&src, &dest, 0, &Progress::none()).unwrap();
+        let dest = crate::layout::archive_path_for(&src, crate::codec::Kind::Gzip);
+        create(&src, &dest, &Codec::gzip(0), &Progress::none()).unwrap();
         let good = std::fs::read(&dest).unwrap();
         assert!(extract(&dest, &tmp.path().join("ok")).is_ok());
 

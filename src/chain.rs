@@ -19,13 +19,15 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::{self, Key};
+use crate::layout::Key;
 use crate::manifest::{ArchiveKind, Manifest};
 use crate::position::Position;
 
 /// What is known of the cycle's full dump.
 #[derive(Debug, Clone, Default)]
 pub struct DumpFacts {
+    /// Its key in the bucket (found, else recorded).
+    pub key: Option<String>,
     /// The archive (or the extracted folder) is there.
     pub present: bool,
     /// Size recorded in the manifest, and the size found in the bucket.
@@ -43,6 +45,8 @@ pub struct DumpFacts {
 pub struct IncrementFacts {
     /// `oplog_<stamp>`
     pub name: String,
+    /// Its key in the bucket (found, else recorded).
+    pub key: Option<String>,
     pub present: bool,
     pub recorded_size: Option<u64>,
     pub found_size: Option<u64>,
@@ -136,12 +140,17 @@ impl CycleFacts {
         manifest: Option<&Manifest>,
         found: &BTreeMap<String, Option<u64>>,
     ) -> CycleFacts {
-        let full_key = layout::cycle_full_key(cycle);
         let recorded_full = manifest.and_then(|m| m.full());
+        let found_full = found
+            .iter()
+            .find(|(k, _)| matches!(Key::parse(k, ""), Key::CycleFull { cycle: c } if c == cycle));
         let dump = DumpFacts {
-            present: found.contains_key(&full_key),
+            key: found_full
+                .map(|(k, _)| k.clone())
+                .or_else(|| recorded_full.map(|f| f.key.clone())),
+            present: found_full.is_some(),
             recorded_size: recorded_full.map(|f| f.size),
-            found_size: found.get(&full_key).copied().flatten(),
+            found_size: found_full.and_then(|(_, size)| *size),
             start: recorded_full.and_then(|f| f.oplog_start),
             end: recorded_full.and_then(|f| f.oplog_end),
             damage: None,
@@ -157,6 +166,7 @@ impl CycleFacts {
                     name.to_string(),
                     IncrementFacts {
                         name: name.to_string(),
+                        key: Some(a.key.clone()),
                         recorded_size: Some(a.size),
                         from: a.oplog_from,
                         to: a.oplog_to,
@@ -178,6 +188,7 @@ impl CycleFacts {
                         ..Default::default()
                     });
                 inc.present = true;
+                inc.key = Some(key.clone());
                 inc.found_size = *size;
             }
         }

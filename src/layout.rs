@@ -4,6 +4,7 @@
 //! ```text
 //! <cycle>/full_backup.tar.gz                 full dump of a cycle (entries full_backup/<db>/…)
 //! <cycle>/inc_backup/oplog_<stamp>.tar.gz    an increment (entries oplog_<stamp>/oplog.bson)
+//!                                            (`.tar.zst` instead of `.tar.gz` with zstd)
 //! <cycle>/manifest.json                      the cycle's manifest (ours)
 //! mongodb_backup_titan_<stamp>.tar.gz        a full-mode backup (entries <name>/<db>/…)
 //! mongodb_backup_titan_<stamp>.manifest.json its manifest (ours)
@@ -16,7 +17,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local, NaiveDateTime};
 
+use crate::codec::Kind;
+
+/// The old scripts' archives (and ours with gzip).
 pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
+/// Every archive suffix a bucket or a local folder may hold.
+pub const ARCHIVE_SUFFIXES: [&str; 2] = [".tar.gz", ".tar.zst"];
 /// Full-mode backups: `mongodb_backup_titan_<YYYYmmddHHMM>` (fixed in the old code).
 pub const FULL_PREFIX: &str = "mongodb_backup_titan_";
 /// The old code's cycle folder prefix (config `cycle_prefix` may change it).
@@ -81,20 +87,25 @@ pub fn cycle_prefix_of(cycle: &str) -> String {
     format!("{cycle}/")
 }
 
-pub fn cycle_full_key(cycle: &str) -> String {
-    format!("{cycle}/{FULL_DIR}{ARCHIVE_SUFFIX}")
+pub fn cycle_full_key(cycle: &str, kind: Kind) -> String {
+    format!("{cycle}/{FULL_DIR}{}", kind.suffix())
 }
 
-pub fn increment_key(cycle: &str, name: &str) -> String {
-    format!("{cycle}/{INC_DIR}/{name}{ARCHIVE_SUFFIX}")
+pub fn increment_key(cycle: &str, name: &str, kind: Kind) -> String {
+    format!("{cycle}/{INC_DIR}/{name}{}", kind.suffix())
 }
 
 pub fn cycle_manifest_key(cycle: &str) -> String {
     format!("{cycle}/{MANIFEST_FILE}")
 }
 
-pub fn full_backup_key(name: &str) -> String {
-    format!("{name}{ARCHIVE_SUFFIX}")
+pub fn full_backup_key(name: &str, kind: Kind) -> String {
+    format!("{name}{}", kind.suffix())
+}
+
+/// `name` without its archive suffix, when it has one.
+pub fn strip_archive_suffix(name: &str) -> Option<&str> {
+    ARCHIVE_SUFFIXES.iter().find_map(|s| name.strip_suffix(s))
 }
 
 pub fn full_manifest_key(name: &str) -> String {
@@ -135,7 +146,7 @@ impl<'a> Key<'a> {
             if !cycle.starts_with(cycle_prefix) {
                 return Key::Foreign;
             }
-            if rest == format!("{FULL_DIR}{ARCHIVE_SUFFIX}") {
+            if strip_archive_suffix(rest) == Some(FULL_DIR) {
                 return Key::CycleFull { cycle };
             }
             if rest == MANIFEST_FILE {
@@ -144,7 +155,7 @@ impl<'a> Key<'a> {
             let increment = rest
                 .strip_prefix(INC_DIR)
                 .and_then(|r| r.strip_prefix('/'))
-                .and_then(|r| r.strip_suffix(ARCHIVE_SUFFIX))
+                .and_then(strip_archive_suffix)
                 .filter(|n| n.starts_with(INCREMENT_PREFIX) && !n.contains('/'));
             return match increment {
                 Some(name) => Key::Increment { cycle, name },
@@ -157,7 +168,7 @@ impl<'a> Key<'a> {
         if let Some(name) = key.strip_suffix(FULL_MANIFEST_SUFFIX) {
             return Key::FullManifest { name };
         }
-        match key.strip_suffix(ARCHIVE_SUFFIX) {
+        match strip_archive_suffix(key) {
             Some(name) => Key::FullBackup { name },
             None => Key::Foreign,
         }
@@ -182,11 +193,26 @@ pub fn oplog_file(increment_dir: &Path) -> PathBuf {
     increment_dir.join(OPLOG_FILE)
 }
 
-/// The archive of directory `dir`: `<dir>.tar.gz` beside it.
-pub fn archive_path_for(dir: &Path) -> PathBuf {
+/// The archive of directory `dir`: `<dir>.tar.gz` (or `.tar.zst`) beside it.
+pub fn archive_path_for(dir: &Path, kind: Kind) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(ARCHIVE_SUFFIX);
+    name.push(kind.suffix());
     dir.with_file_name(name)
+}
+
+/// The archives of directory `dir` that exist, of either codec.
+pub fn existing_archives_of(dir: &Path) -> Vec<PathBuf> {
+    [Kind::Gzip, Kind::Zstd]
+        .into_iter()
+        .map(|k| archive_path_for(dir, k))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// The folder an archive extracts to (and was made from): its path without the suffix.
+pub fn dir_of_archive(archive: &Path) -> PathBuf {
+    let name = archive.file_name().unwrap_or_default().to_string_lossy();
+    archive.with_file_name(strip_archive_suffix(&name).unwrap_or(&name))
 }
 
 /// The names of the increment folders of a local cycle (`inc_backup/oplog_*/`), sorted.
@@ -213,17 +239,28 @@ mod tests {
     fn keys_round_trip() {
         let p = DEFAULT_CYCLE_PREFIX;
         let cycle = "mongodb_cycle_backup_titan_20151124141133";
-        assert_eq!(
-            Key::parse(&cycle_full_key(cycle), p),
-            Key::CycleFull { cycle }
-        );
-        assert_eq!(
-            Key::parse(&increment_key(cycle, "oplog_20151124150000"), p),
-            Key::Increment {
-                cycle,
-                name: "oplog_20151124150000"
-            }
-        );
+        for kind in [Kind::Gzip, Kind::Zstd] {
+            assert_eq!(
+                Key::parse(&cycle_full_key(cycle, kind), p),
+                Key::CycleFull { cycle }
+            );
+            assert_eq!(
+                Key::parse(&increment_key(cycle, "oplog_20151124150000", kind), p),
+                Key::Increment {
+                    cycle,
+                    name: "oplog_20151124150000"
+                }
+            );
+            assert_eq!(
+                Key::parse(
+                    &full_backup_key("mongodb_backup_titan_201512221438", kind),
+                    p
+                ),
+                Key::FullBackup {
+                    name: "mongodb_backup_titan_201512221438"
+                }
+            );
+        }
         assert_eq!(
             Key::parse(&cycle_manifest_key(cycle), p),
             Key::CycleManifest { cycle }
@@ -233,10 +270,6 @@ mod tests {
             Key::CycleOther { cycle }
         );
         let name = "mongodb_backup_titan_201512221438";
-        assert_eq!(
-            Key::parse(&full_backup_key(name), p),
-            Key::FullBackup { name }
-        );
         assert_eq!(
             Key::parse(&full_manifest_key(name), p),
             Key::FullManifest { name }

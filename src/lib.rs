@@ -10,7 +10,8 @@
 //! - `config`: config.properties (its keys listed once in `config::keys`) resolved once into
 //!   `Settings`: the mode, the MongoDB target, the storage target and its options.
 //! - `storage`: the `Storage` trait on OpenDAL (oss, s3, fs) and its target: verified transfers.
-//! - `archive`: streaming tar.gz create/extract with the old entry names; no escape, no links.
+//! - `archive`, `codec`: streaming tar archives with the old entry names (no escape, no links),
+//!   gzip on every core or zstd, recognised by magic bytes.
 //! - `mongo`: the official driver: connect, dump, restore, inspect, oplog capture, replay.
 //! - `manifest`: what each cycle's archives must be (size, CRC64, ranges, per-collection hash).
 //! - `chain`: the proof that a cycle restores (dump, then increments joined end to end).
@@ -23,6 +24,7 @@
 pub mod archive;
 pub mod chain;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod hooks;

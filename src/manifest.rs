@@ -54,6 +54,9 @@ pub struct ArchiveEntry {
     /// CRC-64/ECMA as a decimal string (OSS's own notation; too large for a JSON number).
     pub crc64: String,
     pub stored_at: String,
+    /// How it is compressed (absent: gzip, as every archive before zstd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::codec::Kind>,
     /// Full dump of a cycle: the oplog position it was started at (replay starts after it), and
     /// the newest one once it had finished (the earliest point the cycle restores to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +120,7 @@ impl ArchiveEntry {
             size: 0,
             crc64: String::new(),
             stored_at: String::new(),
+            codec: None,
             oplog_start: None,
             oplog_end: None,
             oplog_from: None,

@@ -217,7 +217,7 @@ fn restore_json(
             (None, Some(name)) => {
                 let req = restore_full::RestoreFullRequest {
                     name,
-                    suffix: crate::layout::ARCHIVE_SUFFIX.into(),
+                    suffix: None,
                     local_temp,
                     already_downloaded: downloaded,
                     drop_existing: drop,
@@ -320,7 +320,7 @@ fn run_restore_full(
             &pairs,
             crate::pipeline::restore_full::RestoreFullRequest {
                 name,
-                suffix,
+                suffix: Some(suffix).filter(|s| !s.is_empty()),
                 local_temp,
                 already_downloaded: downloaded,
                 drop_existing: drop,
@@ -367,17 +367,38 @@ fn run_restore_inc(
     })
 }
 
-/// Archives directory `src` into `dest` (entries `<basename>/...`); returns its statistics.
+/// Archives directory `src` into `dest` (entries `<basename>/...`) with gzip or zstd at `level`
+/// on `threads` threads (0 = every core); returns its statistics.
 #[pyfunction]
-#[pyo3(signature = (src, dest, *, level = 6))]
+#[pyo3(signature = (src, dest, *, level = 6, compression = "gzip", threads = 1))]
 fn create_archive<'py>(
     py: Python<'py>,
     src: PathBuf,
     dest: PathBuf,
     level: u32,
+    compression: &str,
+    threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let kind = match compression {
+        "gzip" => crate::codec::Kind::Gzip,
+        "zstd" => crate::codec::Kind::Zstd,
+        other => {
+            return Err(ConfigError::new_err(format!(
+                "compression \"{other}\" is not gzip or zstd"
+            )))
+        }
+    };
+    let level = match kind {
+        crate::codec::Kind::Gzip => level.min(9),
+        crate::codec::Kind::Zstd => level.clamp(1, 19),
+    };
+    let codec = crate::codec::Codec {
+        kind,
+        level,
+        threads,
+    };
     let stats = py
-        .detach(|| crate::archive::create(&src, &dest, level.min(9), &Progress::none()))
+        .detach(|| crate::archive::create(&src, &dest, &codec, &Progress::none()))
         .map_err(to_py)?;
     let d = PyDict::new(py);
     d.set_item("files", stats.files)?;

@@ -97,8 +97,11 @@ def run_restore_inc(pairs: Sequence[Tuple[str, str]], *, cycle: str, local_temp:
                     skip_unknown: bool = False, allow_gap: bool = False) -> int:
     """restore_inc.py's entry: full dump then every increment (up to `until`); returns the exit code."""
 
-def create_archive(src: str, dest: str, *, level: int = 6) -> ArchiveStats:
-    """tar.gz of directory src, entries <basename>/...; file mode 0600. Raises: ArchiveError, LocalIOError."""
+def create_archive(src: str, dest: str, *, level: int = 6, compression: str = "gzip",
+                   threads: int = 1) -> ArchiveStats:
+    """tar.gz (or tar.zst with compression="zstd") of directory src, entries <basename>/...,
+    compressed on `threads` threads (0 = every core); file mode 0600.
+    Raises: ConfigError, ArchiveError, LocalIOError."""
 
 def extract_archive(archive: str, dest: str) -> List[str]:
     """Extracts into dest; returns the top-level names. Raises: ArchiveError (unsafe or corrupt)."""

@@ -20,7 +20,7 @@ def restore_full_script(variables: Dict[str, Any]) -> int:
     return _core.run_restore_full(
         settings_pairs(variables),
         name=str(variables["last_circle_backup_dir_name"]),
-        suffix=str(variables.get("last_full_backup_file_suffix") or ".tar.gz"),
+        suffix=str(variables.get("last_full_backup_file_suffix") or ""),
         local_temp=str(variables["restore_local_temp_path"]),
         downloaded=bool(variables.get("has_download_to_local")),
         drop=bool(variables.get("is_drop_old_restore")),

@@ -93,9 +93,10 @@ enum Command {
         /// before it (and say where it stopped) instead of refusing.
         #[arg(long, requires = "cycle")]
         allow_gap: bool,
-        /// Suffix of the archive in the bucket.
-        #[arg(long, default_value = crate::layout::ARCHIVE_SUFFIX)]
-        suffix: String,
+        /// Suffix of the archive in the bucket [default: the one its manifest records, else the
+        /// one the bucket holds].
+        #[arg(long)]
+        suffix: Option<String>,
         /// Local directory to download and extract into [default: <db_backup_root_path>/restore].
         #[arg(long)]
         local_dir: Option<PathBuf>,

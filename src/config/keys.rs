@@ -124,9 +124,24 @@ pub const KEYS: &[KeySpec] = &[
         doc: "a storage request stalled longer is abandoned and retried",
     },
     KeySpec {
+        name: "compression",
+        default: "`gzip`",
+        doc: "`gzip` (what the old restore scripts and GNU tar read) or `zstd` (faster and smaller; archives `.tar.zst`, which the old restore scripts cannot read)",
+    },
+    KeySpec {
         name: "compression_level",
         default: "`6`",
         doc: "gzip level 0–9",
+    },
+    KeySpec {
+        name: "zstd_level",
+        default: "`3`",
+        doc: "zstd level 1–19",
+    },
+    KeySpec {
+        name: "compression_threads",
+        default: "`0`",
+        doc: "threads compressing an archive; 0 = every core",
     },
     KeySpec {
         name: "cycle_prefix",

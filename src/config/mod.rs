@@ -18,6 +18,7 @@ pub use crate::secret::Secret;
 pub use crate::storage::target::{derive_oss_region, Endpoint, SignatureVersion, StorageTarget};
 use crate::storage::StorageOptions;
 
+use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 
 /// Environment variables that may carry the secrets instead of the file.
@@ -85,6 +86,9 @@ pub struct Settings {
     /// A storage request that stalls longer than this is abandoned and retried.
     pub storage_timeout_seconds: u64,
     pub compression_level: u32,
+    /// `compression`, `compression_level` / `zstd_level` and `compression_threads`, resolved.
+    pub codec: Codec,
+    pub zstd_level: u32,
     pub cycle_prefix: String,
     pub keep_cycles: u32,
     /// A folder bucket (`file://`) that does not exist is created by a backup run.
@@ -381,6 +385,27 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         (0u32, 9),
         "is not a compression level from 0 to 9",
     )?;
+    let codec = Codec {
+        kind: match r.text("compression")?.to_ascii_lowercase().as_str() {
+            "gzip" | "gz" => codec::Kind::Gzip,
+            "zstd" | "zst" => codec::Kind::Zstd,
+            _ => return Err(r.bad("compression", "is not gzip or zstd")),
+        },
+        level: compression_level,
+        threads: r.number(
+            "compression_threads",
+            (0usize, 256),
+            "is not a number of threads (0 = every core)",
+        )?,
+    };
+    let zstd_level = r.number("zstd_level", (1u32, 19), "is not a zstd level from 1 to 19")?;
+    let codec = match codec.kind {
+        codec::Kind::Gzip => codec,
+        codec::Kind::Zstd => Codec {
+            level: zstd_level,
+            ..codec
+        },
+    };
     let cycle_prefix = match r.text("cycle_prefix")? {
         p if p.contains('/') || p.contains('\\') || p.chars().any(char::is_whitespace) => {
             return Err(r.bad("cycle_prefix", "must not contain slashes or blanks"))
@@ -439,6 +464,8 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         upload_concurrency,
         storage_timeout_seconds,
         compression_level,
+        codec,
+        zstd_level,
         cycle_prefix,
         keep_cycles,
         create_bucket_folder,
@@ -509,7 +536,10 @@ impl Settings {
             "oss_region": region,
             "upload_concurrency": self.upload_concurrency,
             "storage_timeout_seconds": self.storage_timeout_seconds,
+            "compression": self.codec.kind.name(),
             "compression_level": self.compression_level,
+            "zstd_level": self.zstd_level,
+            "compression_threads": self.codec.threads,
             "cycle_prefix": self.cycle_prefix,
             "keep_cycles": self.keep_cycles,
             "create_bucket_folder": u8::from(self.create_bucket_folder),

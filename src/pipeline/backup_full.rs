@@ -10,6 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Local};
 
 use super::{open_storage, store_archive};
+use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -116,13 +117,20 @@ async fn free_name(
 
 async fn taken(settings: &Settings, storage: Option<&dyn Storage>, name: &str) -> Result<bool> {
     let dir = settings.db_backup_root_path.join(name);
-    if dir.exists() || layout::archive_path_for(&dir).exists() {
+    if dir.exists() || !layout::existing_archives_of(&dir).is_empty() {
         return Ok(true);
     }
-    match storage {
-        Some(s) => Ok(s.head(&layout::full_backup_key(name)).await?.is_some()),
-        None => Ok(false),
+    if let Some(s) = storage {
+        for kind in [Kind::Gzip, Kind::Zstd] {
+            if s.head(&layout::full_backup_key(name, kind))
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
     }
+    Ok(false)
 }
 
 fn describe_db(db: &str) -> String {

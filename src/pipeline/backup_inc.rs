@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Local};
 
 use super::open_storage;
+use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
@@ -165,11 +166,12 @@ pub async fn run(
     );
     match &storage {
         Some(s) => {
-            let key = layout::increment_key(&cycle, &name);
+            let key = layout::increment_key(&cycle, &name, settings.codec.kind);
             let mut entry = super::manifest_entry(ArchiveKind::Increment, &[]);
             entry.oplog_from = Some(from);
             entry.oplog_to = Some(to);
             entry.entries = Some(captured.entries);
+            entry.codec = Some(settings.codec.kind);
             let pending = Pending {
                 position: OplogPosition::new(to),
                 entry: Some(entry),
@@ -403,14 +405,16 @@ async fn unique_oplog_name(
     loop {
         let name = layout::increment_name(t);
         let dir = layout::increment_dir(cycle_dir, &name);
-        let local = dir.exists() || layout::archive_path_for(&dir).exists();
-        let stored = match storage {
-            Some(s) => s
-                .head(&layout::increment_key(cycle, &name))
-                .await?
-                .is_some(),
-            None => false,
-        };
+        let local = dir.exists() || !layout::existing_archives_of(&dir).is_empty();
+        let mut stored = false;
+        if let Some(s) = storage {
+            for kind in [Kind::Gzip, Kind::Zstd] {
+                stored |= s
+                    .head(&layout::increment_key(cycle, &name, kind))
+                    .await?
+                    .is_some();
+            }
+        }
         if !local && !stored {
             return Ok(name);
         }
@@ -464,6 +468,7 @@ async fn full_dump(
     let documents = collections.iter().map(|c| c.documents).sum();
     let mut entry = super::manifest_entry(ArchiveKind::Full, &collections);
     entry.oplog_start = Some(p);
+    entry.codec = Some(settings.codec.kind);
     // Documents were read at different moments after P: the copy is consistent only once the
     // increments replay past the newest entry at the dump's end, the earliest restorable point.
     entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
@@ -478,7 +483,7 @@ async fn full_dump(
             store_with_position(
                 s,
                 &dir,
-                &layout::cycle_full_key(&cycle),
+                &layout::cycle_full_key(&cycle, settings.codec.kind),
                 Pending {
                     position: OplogPosition::new(p),
                     entry: Some(entry),
@@ -505,9 +510,8 @@ async fn store_with_position(
     settings: &Settings,
     progress: &Progress,
 ) -> Result<()> {
-    let archive_path = layout::archive_path_for(dir);
-    let level = settings.compression_level;
-    super::create_archive(dir, &archive_path, level, progress).await?;
+    let archive_path = layout::archive_path_for(dir, settings.codec.kind);
+    super::create_archive(dir, &archive_path, &settings.codec, progress).await?;
     crate::hooks::crash_point("after_archive");
     state::write(&state::sidecar_path(&archive_path), &pending)?;
     upload_pending(storage, &archive_path, key, cycle_dir, settings, progress).await
@@ -554,12 +558,7 @@ async fn upload_pending(
     if newer {
         write_b(cycle_dir, position)?;
     }
-    let file_name = archive_path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy();
-    let dir = archive_path.with_file_name(file_name.trim_end_matches(layout::ARCHIVE_SUFFIX));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(layout::dir_of_archive(archive_path));
     std::fs::remove_file(archive_path).map_err(|e| Error::io("remove", archive_path, e))?;
     std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
     Ok(())
@@ -621,11 +620,11 @@ async fn flush_pending(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let mut archives = vec![layout::archive_path_for(&layout::full_dir(&cycle_dir))];
+        let mut archives = layout::existing_archives_of(&layout::full_dir(&cycle_dir));
         if let Ok(entries) = std::fs::read_dir(layout::increments_dir(&cycle_dir)) {
             let mut incs: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(layout::ARCHIVE_SUFFIX))
+                .filter(|p| layout::strip_archive_suffix(&p.to_string_lossy()).is_some())
                 .collect();
             incs.sort();
             archives.extend(incs);
@@ -663,16 +662,18 @@ fn remove_unfinished_increments(cycle_dir: &Path) {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
     {
-        let archive = layout::archive_path_for(&dir);
-        let unfinished =
-            !state::sidecar_path(&archive).exists() && mtime(&dir).is_some_and(|t| t > b_time);
+        let archives = layout::existing_archives_of(&dir);
+        let pending = archives.iter().any(|a| state::sidecar_path(a).exists());
+        let unfinished = !pending && mtime(&dir).is_some_and(|t| t > b_time);
         if unfinished {
             log::info!(
                 "removing {}, left unfinished by a run that died",
                 dir.display()
             );
             let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_file(&archive);
+            for archive in &archives {
+                let _ = std::fs::remove_file(archive);
+            }
         }
     }
 }

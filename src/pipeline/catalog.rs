@@ -137,10 +137,9 @@ fn cycle_of(
     objects: &[&ObjectInfo],
     manifest: Option<Manifest>,
 ) -> Cycle {
-    let full_key = layout::cycle_full_key(name);
     let full = objects
         .iter()
-        .find(|o| o.key == full_key)
+        .find(|o| matches!(Key::parse(&o.key, ""), Key::CycleFull { .. }))
         .map(|o| archive_of(o, manifest.as_ref()));
     let mut increments: Vec<Archive> = objects
         .iter()

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::archive;
+use crate::codec::Codec;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -64,17 +65,22 @@ pub async fn store_archive(
     entry: ArchiveEntry,
     progress: &Progress,
 ) -> Result<VerifiedUpload> {
-    let archive_path = layout::archive_path_for(dir);
-    create_archive(dir, &archive_path, settings.compression_level, progress).await?;
+    let kind = settings.codec.kind;
+    let archive_path = layout::archive_path_for(dir, kind);
+    create_archive(dir, &archive_path, &settings.codec, progress).await?;
     let done = upload(
         storage,
         &archive_path,
-        &layout::full_backup_key(name),
+        &layout::full_backup_key(name, kind),
         progress,
     )
     .await?;
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
+    let entry = ArchiveEntry {
+        codec: Some(kind),
+        ..entry
+    };
     manifest::record_stored(storage, &place, entry, &done).await?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
@@ -86,12 +92,17 @@ pub async fn store_archive(
 pub async fn create_archive(
     dir: &Path,
     dest: &Path,
-    level: u32,
+    codec: &Codec,
     progress: &Progress,
 ) -> Result<()> {
     let started = Instant::now();
-    let (src, out, progress) = (dir.to_path_buf(), dest.to_path_buf(), progress.clone());
-    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, level, &progress))
+    let (src, out, codec, progress) = (
+        dir.to_path_buf(),
+        dest.to_path_buf(),
+        *codec,
+        progress.clone(),
+    );
+    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, &codec, &progress))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
     log::info!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{extract_beside, open_source_storage};
+use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -18,8 +19,9 @@ use crate::progress::Progress;
 pub struct RestoreFullRequest {
     /// The backup's name, e.g. `mongodb_backup_titan_201512221438`.
     pub name: String,
-    /// Archive suffix, `.tar.gz`.
-    pub suffix: String,
+    /// Archive suffix (`.tar.gz`, `.tar.zst`); `None`: the one the manifest records, else the one
+    /// the bucket holds.
+    pub suffix: Option<String>,
     /// Where the archive is downloaded and extracted.
     pub local_temp: PathBuf,
     /// The archive is already extracted there: do not download.
@@ -80,17 +82,33 @@ async fn download_and_extract(
     progress: &Progress,
 ) -> Result<()> {
     let storage = open_source_storage(settings, "restoring the backup").await?;
-    let key = format!("{}{}", req.name, req.suffix);
-    let local = req.local_temp.join(&key);
     let started = Instant::now();
     let manifest_key = layout::full_manifest_key(&req.name);
     let manifest = match storage.read(&manifest_key).await? {
         Some(bytes) => Some(Manifest::parse(&bytes, &manifest_key)?),
         None => {
-            log::warn!("{key} has no manifest (stored before manifests): its CRC64 is not checked");
+            log::warn!(
+                "{} has no manifest (stored before manifests): its CRC64 is not checked",
+                req.name
+            );
             None
         }
     };
+    let key = match (&req.suffix, &manifest) {
+        (Some(suffix), _) => format!("{}{suffix}", req.name),
+        (None, Some(m)) => m
+            .full()
+            .map(|f| f.key.clone())
+            .unwrap_or_else(|| layout::full_backup_key(&req.name, Kind::Gzip)),
+        (None, None) => {
+            let zstd = layout::full_backup_key(&req.name, Kind::Zstd);
+            match storage.head(&zstd).await? {
+                Some(_) => zstd,
+                None => layout::full_backup_key(&req.name, Kind::Gzip),
+            }
+        }
+    };
+    let local = req.local_temp.join(&key);
     let recorded = manifest.as_ref().and_then(|m| m.entry(&key));
     if manifest.is_some() && recorded.is_none() {
         return Err(crate::error::Error::new(

@@ -14,6 +14,7 @@ use futures::StreamExt;
 
 use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, Plan, PlanOptions};
+use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
@@ -300,11 +301,11 @@ fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<CycleFacts> {
     let manifest = Manifest::read_local(&cycle_dir.join(layout::MANIFEST_FILE))?;
     let mut found: BTreeMap<String, Option<u64>> = BTreeMap::new();
     if layout::full_dir(cycle_dir).is_dir() {
-        found.insert(layout::cycle_full_key(cycle), None);
+        found.insert(layout::cycle_full_key(cycle, Kind::Gzip), None);
     }
     for name in layout::local_increment_names(cycle_dir) {
         if layout::oplog_file(&layout::increment_dir(cycle_dir, &name)).is_file() {
-            found.insert(layout::increment_key(cycle, &name), None);
+            found.insert(layout::increment_key(cycle, &name, Kind::Gzip), None);
         }
     }
     Ok(CycleFacts::gather(cycle, manifest.as_ref(), &found))
@@ -324,20 +325,25 @@ async fn fetch(
 ) -> Result<()> {
     let cycle = facts.cycle.clone();
     let mut wanted: Vec<(String, PathBuf)> = Vec::new();
-    if opts.with_dump {
-        wanted.push((layout::cycle_full_key(&cycle), layout::full_dir(cycle_dir)));
+    if let (true, Some(key)) = (opts.with_dump, &facts.dump.key) {
+        wanted.push((key.clone(), layout::full_dir(cycle_dir)));
     }
     for link in &plan.increments {
-        wanted.push((
-            layout::increment_key(&cycle, &link.name),
-            layout::increment_dir(cycle_dir, &link.name),
-        ));
+        let key = facts
+            .increments
+            .iter()
+            .find(|i| i.name == link.name)
+            .and_then(|i| i.key.clone());
+        if let Some(key) = key {
+            wanted.push((key, layout::increment_dir(cycle_dir, &link.name)));
+        }
     }
     let started = Instant::now();
     let recorded = |key: &str| -> Option<&ArchiveEntry> { manifest.and_then(|m| m.entry(key)) };
     let outcomes: Vec<(String, PathBuf, Result<()>)> = futures::stream::iter(wanted)
         .map(|(key, dir)| async move {
-            let archive = layout::archive_path_for(&dir);
+            // `<local_temp>/<key>`: beside the folder it extracts to, as the old scripts did.
+            let archive = cycle_dir.parent().unwrap_or(cycle_dir).join(&key);
             // What a previous restore left here must not mix with what this one reads.
             let _ = std::fs::remove_dir_all(&dir);
             let outcome = match download(storage, &key, &archive, recorded(&key), progress).await {

@@ -193,14 +193,15 @@ fn pending_archives(root: &Path, cycle: Option<&str>) -> Vec<String> {
         return Vec::new();
     };
     let dir = root.join(cycle);
-    let mut found: Vec<PathBuf> = vec![layout::archive_path_for(&layout::full_dir(&dir))];
+    let mut found: Vec<PathBuf> = layout::existing_archives_of(&layout::full_dir(&dir));
     if let Ok(entries) = std::fs::read_dir(layout::increments_dir(&dir)) {
         found.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
     }
     let mut pending: Vec<String> = found
         .into_iter()
         .filter(|p| {
-            p.to_string_lossy().ends_with(layout::ARCHIVE_SUFFIX) && state::sidecar_path(p).exists()
+            layout::strip_archive_suffix(&p.to_string_lossy()).is_some()
+                && state::sidecar_path(p).exists()
         })
         .map(|p| p.display().to_string())
         .collect();

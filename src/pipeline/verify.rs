@@ -20,7 +20,7 @@ use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout;
+use crate::layout::{self, Key};
 use crate::manifest::{ArchiveKind, CollectionDigest, Manifest};
 use crate::mongo::replay::engine::{prefixed_name, ReplayOptions, ReplaySummary};
 use crate::mongo::replay::replay_files;
@@ -157,10 +157,9 @@ pub async fn run(
             target.manifest.as_ref(),
             &target.found,
         ));
-        let reported = |name: &str| {
-            let key = layout::increment_key(&target.name, name);
-            !target.found.contains_key(&key)
-                || report.archives.iter().any(|a| a.key == key && !a.ok)
+        let reported = |name: &str| match target.increment_key(name) {
+            Some(key) => report.archives.iter().any(|a| a.key == key && !a.ok),
+            None => true,
         };
         let breaks: Vec<String> = chain
             .links
@@ -223,6 +222,16 @@ struct Target {
     /// The same with their sizes.
     found: BTreeMap<String, Option<u64>>,
     full_key: Option<String>,
+}
+
+impl Target {
+    /// The key of increment `name` in the bucket.
+    fn increment_key(&self, name: &str) -> Option<String> {
+        self.found
+            .keys()
+            .find(|k| matches!(Key::parse(k, ""), Key::Increment { name: n, .. } if n == name))
+            .cloned()
+    }
 }
 
 fn pick(catalog: &Catalog, name: Option<&str>, bucket: &str) -> Result<Target> {
@@ -385,7 +394,9 @@ async fn deep_check(
             p.increments
                 .iter()
                 .map(|i| {
-                    let key = layout::increment_key(&target.name, &i.name);
+                    let key = target
+                        .increment_key(&i.name)
+                        .unwrap_or_else(|| i.name.clone());
                     let expected = target
                         .manifest
                         .as_ref()
