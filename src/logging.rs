@@ -29,6 +29,38 @@ impl log::Log for LineLogger {
     fn flush(&self) {}
 }
 
+/// A line for the user outside the logger (`error: …`, `warning: …`): on a terminal as it is; in a
+/// log file (cron appends stderr to one) with the time first, like every log line, so that a
+/// failure can be dated.
+pub fn user_line(text: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        crate::progress::log_line(&format!("{text}\n"));
+    } else {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        crate::progress::log_line(&format!("{now} {text}\n"));
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// A size in the unit that reads best: `612 B`, `4.1 kB`, `12.3 MB`, `1.07 GB` (decimal units).
+pub fn size(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}
+
 /// Installs the logger once and sets the level (later calls only change the level).
 pub fn init(level: LogLevel) {
     INSTALLED.get_or_init(|| {

@@ -39,5 +39,10 @@ def run_script(script: Path, env: Optional[dict] = None, python: str = sys.execu
     return r
 
 
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+
+
 def error_lines(stderr: str):
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
+    """The `error:` lines of a run's stderr, without their timestamp (cron logs get one)."""
+    lines = [STAMP.sub("", line) for line in stderr.splitlines()]
+    return [line for line in lines if line.startswith("error:")]

@@ -3,6 +3,7 @@ into the bucket, then restore_full.py into a fresh database. Every document must
 byte-identical (compared by _id on the raw BSON), with every index and collection option."""
 
 import re
+import sys
 
 import pytest
 
@@ -175,3 +176,28 @@ def test_start_py_is_valid_python2_syntax(tmp_path):
         if isinstance(node, ast.Call):
             assert not any(isinstance(a, ast.Starred) for a in node.args[:-1]), "py3-only call unpacking"
     assert "nonlocal" not in source and "yield from" not in source
+
+
+def test_every_line_of_a_cron_log_is_dated(tmp_path, mongo):
+    """As cron runs it (`>> log 2>&1`): log lines, warnings, errors and the summary all start with the
+    time, and each run's last line is its summary or its error."""
+    import subprocess
+    mongo.client().cronlog.c.replace_one({"_id": 1}, {"_id": 1}, upsert=True)
+    inst = tmp_path / "inst"
+    cfg = write_config(inst, db_port=str(mongo.port), db_name="cronlog", is_upload_to_oss="0",
+                       db_backup_root_path=str(tmp_path / "backups"))
+    cfg.chmod(0o644)  # a warning too
+    install_scripts(inst)
+    log = tmp_path / "cron.log"
+    lasts = []
+    for port in (mongo.port, free_port()):  # a run that works, one that cannot reach MongoDB
+        cfg.write_text(cfg.read_text().replace("db_port = %d" % mongo.port, "db_port = %d" % port))
+        with open(log, "a") as out:
+            subprocess.run([sys.executable, str(inst / "start.py")], stdout=out, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=300, cwd="/")
+        lasts.append(log.read_text().splitlines()[-1])
+    lines = [l for l in log.read_text().splitlines() if l.strip()]
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+    assert all(stamp.match(l) for l in lines), [l for l in lines if not stamp.match(l)]
+    assert any(" warning: " in l and "mode 0644" in l for l in lines)
+    assert " backup mongodb_backup_titan_" in lasts[0] and " error: cannot reach MongoDB" in lasts[1], lasts

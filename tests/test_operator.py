@@ -3,6 +3,7 @@ the Python API on the same core (typed results, progress callback, GIL released)
 
 import json
 import os
+import re
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pytest
 import mongo_oss_backup as mob
 from conftest import expect_ok, oss_config, run_cli, start_secantus, write_config
 from datagen import assert_same_database, populate
+from scripts_util import error_lines
 
 PREFIX = "mongodb_cycle_backup_titan_"
 
@@ -233,7 +235,7 @@ def test_prune_keeps_the_newest_and_the_current(tmp_path, mongo):
     left = sorted(p.name for p in bucket.iterdir() if any(p.rglob("*.tar.gz")))
     assert left == [made[2]]
     r = run_cli("prune", "--config", str(cfg))
-    assert r.returncode == 2 and "keep_cycles is 0" in r.stderr
+    assert r.returncode == 2 and "0 means keep every cycle (keep_cycles = 0 or --keep 0)" in r.stderr
 
 
 def test_python_api_full_mode_progress_and_gil(tmp_path, mongo):
@@ -324,7 +326,7 @@ def test_quiet_and_verbose(tmp_path, mongo):
     time.sleep(1.1)
     r = run_cli("backup", "--config", str(cfg), "-q")
     expect_ok(r)
-    assert r.stderr == "" and r.stdout.startswith("cycle "), r.stdout + r.stderr
+    assert r.stderr == "" and re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d cycle ", r.stdout), r.stdout + r.stderr
     r = run_cli("status", "--config", str(cfg), "--max-age", "soon")
     assert r.returncode == 2 and '"soon" is not a duration' in r.stderr
     r = run_cli("backup", "--config", str(tmp_path / "missing.properties"), "--json")
@@ -340,7 +342,7 @@ def test_tls_is_asked_for_through_the_uri(tmp_path, mongo):
     cfg = folder_installation(tmp_path, mongo, db,
                               db_host="mongodb://127.0.0.1:%d/?tls=true&serverSelectionTimeoutMS=3000" % mongo.port)
     r = run_cli("backup", "--config", str(cfg))
-    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    lines = error_lines(r.stderr)
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert "cannot reach MongoDB" in lines[0]
 

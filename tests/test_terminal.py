@@ -81,7 +81,8 @@ def test_cron_log_is_plain_lines(big_installation, tmp_path):
     data = log.read_bytes()
     assert not [b for b in data if b < 0x20 and b != 0x0A], "control characters in the log"
     lines = data.decode().splitlines()
-    assert lines and all(LOG_LINE.match(l) or l.startswith("backup mongodb_backup_titan_") for l in lines), lines
-    assert lines[-1].startswith("backup mongodb_backup_titan_")  # the summary line comes last
+    summary = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d backup mongodb_backup_titan_")
+    assert lines and all(LOG_LINE.match(l) or summary.match(l) for l in lines), lines
+    assert summary.match(lines[-1])  # the summary line comes last, dated like the others
     steps = [l for l in lines if LOG_LINE.match(l)]
     assert any("dumped database %s" % db in l for l in steps) and any("uploaded" in l for l in steps)

@@ -3,8 +3,9 @@ defaults. It starts secantusdb (a MongoDB-compatible server) in a temporary fold
 fills a database, installs the compat scripts into a fake old installation whose config.properties
 points at a folder bucket (incremental mode), runs start.py as cron would for the cycle's full backup
 and two increments with writes in between (a transaction among them), restores the cycle into a
-second database with restore_inc.py, compares the two document by document, and says what it did,
-where the files are and how long each step took.
+second database with restore_inc.py, compares the two document by document, and says what it did
+and how long each step took. Then it stops the server and removes its folder (`--keep` keeps it to
+look at); interrupted (Ctrl-C, a kill), it cleans up too.
 
 Needs the demo extra: pip install 'mongo-oss-backup[demo]' (secantusdb and pymongo).
 """
@@ -12,6 +13,7 @@ Needs the demo extra: pip install 'mongo-oss-backup[demo]' (secantusdb and pymon
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,9 +51,12 @@ def main() -> int:
     started = time.perf_counter()
     (work / "server").mkdir()
     log = open(work / "server" / "secantus.log", "wb")
+    # In the demo's own process group: whatever stops the demo (Ctrl-C, a kill of the group)
+    # stops the server too.
     server = subprocess.Popen([server_exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path",
                                str(work / "server" / "data")], cwd=work / "server", stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+                              stderr=subprocess.STDOUT)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         client = pymongo.MongoClient("127.0.0.1", port, directConnection=True, serverSelectionTimeoutMS=20000)
         client.admin.command("ping")
@@ -152,8 +157,18 @@ def main() -> int:
         print("total:        %.1fs" % (time.perf_counter() - started))
         return 0 if same else 1
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=20)
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        if "--keep" in sys.argv[1:]:
+            print("demo folder kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            print("demo folder removed (python -m mongo_oss_backup.demo --keep keeps it)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ pub fn backup(settings: &Settings, json: bool, progress: &Progress) -> Result<i3
     let outcome = match backup::run(settings, progress) {
         Ok(outcome) => outcome,
         Err(e) if e.kind() == ErrorKind::Busy => {
-            eprintln!("{e}");
+            crate::logging::user_line(&e.to_string());
             if json {
                 println!("{}", serde_json::json!({"busy": e.to_string()}));
             }
@@ -28,11 +28,25 @@ pub fn backup(settings: &Settings, json: bool, progress: &Progress) -> Result<i3
     }
     if let BackupOutcome::Incremental(r) = &outcome {
         for key in &r.flushed {
-            println!("stored {key}, left unstored by an earlier run");
+            result_line(&format!("stored {key}, left unstored by an earlier run"));
         }
     }
-    println!("{}", outcome.summary());
+    result_line(&outcome.summary());
     Ok(0)
+}
+
+/// A backup's result on stdout: the last line of its run in a cron log, dated like the others
+/// there (a terminal gets it plain).
+fn result_line(text: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        println!("{text}");
+    } else {
+        println!(
+            "{} {text}",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+        );
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -65,10 +79,10 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
             },
             c.full
                 .as_ref()
-                .map(|f| show_bytes(f.size))
+                .map(|f| crate::logging::size(f.size))
                 .unwrap_or_else(|| "missing".into()),
             c.increments.len(),
-            show_bytes(inc_bytes),
+            crate::logging::size(inc_bytes),
             c.covers_from.as_deref().unwrap_or("?"),
             c.covers_to.as_deref().unwrap_or("?"),
         );
@@ -77,7 +91,7 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
                 .documents
                 .map(|d| format!("  {d} documents"))
                 .unwrap_or_default();
-            println!("  {}  {}{docs}", f.key, show_bytes(f.size));
+            println!("  {}  {}{docs}", f.key, crate::logging::size(f.size));
         }
         for i in &c.increments {
             let range = match (&i.oplog_from, &i.oplog_to) {
@@ -92,7 +106,11 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
                 .entries
                 .map(|e| format!("  {e} entries"))
                 .unwrap_or_default();
-            println!("  {}  {}{entries}{range}", i.key, show_bytes(i.size));
+            println!(
+                "  {}  {}{entries}{range}",
+                i.key,
+                crate::logging::size(i.size)
+            );
         }
         for m in &c.missing {
             println!("  MISSING {m} (named by the manifest)");
@@ -102,7 +120,7 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
         println!(
             "full {}  {}  {}  {}",
             f.name,
-            show_bytes(f.archive.size),
+            crate::logging::size(f.archive.size),
             f.archive.created.as_deref().unwrap_or("?"),
             if f.has_manifest {
                 "manifest"
@@ -112,15 +130,6 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
         );
     }
     Ok(0)
-}
-
-fn show_bytes(n: u64) -> String {
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        _ => format!("{:.2} GB", n as f64 / 1e9),
-    }
 }
 
 /// `status`: exit 1 when the last backup is stale.
@@ -230,9 +239,9 @@ pub fn verify(
         }
         if report.ok {
             println!(
-                "verified {}: {} archives{}",
+                "verified {}: {}{}",
                 report.name,
-                report.archives.len(),
+                crate::logging::count(report.archives.len() as u64, "archive"),
                 match &report.deep {
                     Some(d) => format!(
                         ", restored, compared and replayed in {:.1}s (the time a restore of it takes here)",

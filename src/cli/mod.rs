@@ -71,7 +71,7 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
         /// Name of a full-mode backup, e.g. mongodb_backup_titan_201512221438.
-        #[arg(long, conflicts_with = "cycle", required_unless_present = "cycle")]
+        #[arg(long, conflicts_with = "cycle")]
         full: Option<String>,
         /// Name of an incremental cycle, e.g. mongodb_cycle_backup_titan_20151124141133.
         #[arg(long)]
@@ -171,11 +171,26 @@ enum Command {
 /// Runs the command line `args` (program name first) and returns the process exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     crate::logging::init(config::LogLevel::Info);
+    let json = args.iter().any(|a| a == "--json");
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
+            let code = e.exit_code();
+            if json && code != 0 {
+                // A script asked for JSON: a usage error is JSON too (and still on stderr).
+                let message = e.to_string();
+                let first = message
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"kind": "usage", "message": first, "context": {}}})
+                );
+            }
             let _ = e.print();
-            return e.exit_code();
+            return code;
         }
     };
     let output = cli.output;
@@ -241,6 +256,11 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             target_db,
             drop,
         } => {
+            if full.is_none() && cycle.is_none() {
+                return Err(Error::config(
+                    "restore needs --cycle NAME (an incremental cycle) or --full NAME (a full-mode backup); `mongo-oss-backup list` shows them",
+                ));
+            }
             let settings = settings_for(&config, out)?;
             let local_temp =
                 local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
@@ -388,7 +408,7 @@ fn finish(outcome: Result<i32>) -> i32 {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::logging::user_line(&format!("error: {e}"));
             e.kind().exit_code()
         }
     }
@@ -398,7 +418,7 @@ fn finish(outcome: Result<i32>) -> i32 {
 pub fn load_config(path: &std::path::Path) -> Result<config::Settings> {
     let loaded = config::load(path, &|k| std::env::var(k).ok())?;
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        crate::logging::user_line(&format!("warning: {w}"));
     }
     Ok(loaded.settings)
 }

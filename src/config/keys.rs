@@ -169,6 +169,42 @@ pub fn spec(name: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.name == name)
 }
 
+/// The known key an unknown one was probably meant to be: the same but for case, or within two
+/// edits.
+pub fn close_to(unknown: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| k.name)
+        .find(|k| k.eq_ignore_ascii_case(unknown))
+        .or_else(|| {
+            KEYS.iter()
+                .map(|k| {
+                    (
+                        k.name,
+                        edits(&unknown.to_ascii_lowercase(), &k.name.to_ascii_lowercase()),
+                    )
+                })
+                .filter(|(_, d)| *d <= 2)
+                .min_by_key(|(_, d)| *d)
+                .map(|(k, _)| k)
+        })
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +251,14 @@ mod tests {
                 k.name
             );
         }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(close_to("IS_INC_BACKUP"), Some("is_inc_backup"));
+        assert_eq!(close_to("db_pass"), Some("db_passwd"));
+        assert_eq!(close_to("keep_cycle"), Some("keep_cycles"));
+        assert_eq!(close_to("something_else"), None);
     }
 
     #[test]

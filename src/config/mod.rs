@@ -21,6 +21,11 @@ use crate::storage::StorageOptions;
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 
+/// The template's placeholders (config.properties): a file that still has them was not filled in.
+pub const PLACEHOLDER_KEY_ID: &str = "your-access-key-id";
+pub const PLACEHOLDER_KEY_SECRET: &str = "your-access-key-secret";
+pub const PLACEHOLDER_DB_PASSWD: &str = "change-me";
+
 /// Environment variables that may carry the secrets instead of the file.
 pub const ENV_ACCESS_KEY_SECRET: &str = "MONGO_OSS_ACCESS_KEY_SECRET";
 pub const ENV_DB_PASSWD: &str = "MONGO_OSS_DB_PASSWD";
@@ -119,13 +124,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded>
             Error::io("read config file", path, e).with_kind_config()
         }
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::config(format!(
-            "{}: not UTF-8 text (byte {} is invalid)",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = decode(bytes, path)?;
     let mut loaded = parse(&text, path, env)?;
     if let Some(warning) = permission_warning(path) {
         loaded.warnings.push(warning);
@@ -171,6 +170,30 @@ fn is_windows_path(p: &str) -> bool {
     let b = p.as_bytes();
     (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/'))
         || p.starts_with("\\\\")
+}
+
+/// The text of a config file: UTF-8 (with or without BOM), or GBK/GB18030 as the old scripts' Chinese
+/// template saved by a Windows editor is. Anything else is refused naming the line of the first
+/// byte that is neither.
+fn decode(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    if let Some(text) =
+        encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(&bytes)
+    {
+        return Ok(text.into_owned());
+    }
+    let valid = std::str::from_utf8(&bytes)
+        .err()
+        .map_or(bytes.len(), |e| e.valid_up_to());
+    let line = bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1;
+    Err(Error::config(format!(
+        "{}:{line}: neither UTF-8 nor GBK text (byte {} of the file is invalid); save the file as UTF-8",
+        path.display(),
+        valid + 1
+    )))
 }
 
 /// The file holds the secrets: say so when group or others may read it.
@@ -229,12 +252,17 @@ fn from_entries(
 ) -> Result<Loaded> {
     let file = path.display().to_string();
     let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut unknown: Vec<(usize, String)> = Vec::new();
     for entry in entries {
         if keys::spec(&entry.key).is_none() {
+            let hint = keys::close_to(&entry.key)
+                .map(|k| format!("; did you mean {k}?"))
+                .unwrap_or_default();
             warnings.push(format!(
-                "{file}:{}: unknown key \"{}\" ignored",
+                "{file}:{}: unknown key \"{}\" ignored{hint}",
                 entry.line, entry.key
             ));
+            unknown.push((entry.line, entry.key));
             continue;
         }
         if let Some((first, _)) = values.get(&entry.key) {
@@ -248,8 +276,14 @@ fn from_entries(
     let r = Reader {
         file: &file,
         values: &values,
+        unknown: &unknown,
     };
     let settings = build(&r, path, env)?;
+    if settings.mode == (Mode::Incremental { period_days: 0 }) {
+        warnings.push(format!(
+            "{file}: full_backup_period = 0: every run starts a new cycle with a full dump"
+        ));
+    }
     Ok(Loaded { settings, warnings })
 }
 
@@ -257,6 +291,8 @@ fn from_entries(
 struct Reader<'a> {
     file: &'a str,
     values: &'a BTreeMap<String, (usize, String)>,
+    /// Keys the file has that are not ours: a missing key may be one of them misspelt.
+    unknown: &'a [(usize, String)],
 }
 
 impl Reader<'_> {
@@ -265,8 +301,20 @@ impl Reader<'_> {
     }
 
     fn required(&self, key: &str, why: &str) -> Result<&str> {
-        self.get(key)
-            .ok_or_else(|| Error::config(format!("{}: missing key {key}{why}", self.file)))
+        self.get(key).ok_or_else(|| self.missing(key, why))
+    }
+
+    /// `missing key …`, pointing at a line that has it misspelt (keys are case-sensitive).
+    fn missing(&self, key: &str, why: &str) -> Error {
+        let near = self
+            .unknown
+            .iter()
+            .find(|(_, k)| keys::close_to(k) == Some(key))
+            .map(|(line, k)| {
+                format!("; line {line} has \"{k}\" (keys are case-sensitive, spelt exactly)")
+            })
+            .unwrap_or_default();
+        Error::config(format!("{}: missing key {key}{why}{near}", self.file))
     }
 
     /// The error for a bad value of `key` (never used for secrets: they are not validated).
@@ -286,7 +334,7 @@ impl Reader<'_> {
             Some(v) if !v.is_empty() => Ok(v),
             _ => keys::spec(key)
                 .and_then(KeySpec::default_value)
-                .ok_or_else(|| Error::config(format!("{}: missing key {key}", self.file))),
+                .ok_or_else(|| self.missing(key, "")),
         }
     }
 
@@ -434,6 +482,12 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
     };
     let access_key_secret = secret_from("accessKeySecret", ENV_ACCESS_KEY_SECRET);
     let db_passwd = secret_from("db_passwd", ENV_DB_PASSWD);
+    if db_passwd.expose() == PLACEHOLDER_DB_PASSWD {
+        return Err(r.bad(
+            "db_passwd",
+            "is still the template's placeholder: write the MongoDB password (or set MONGO_OSS_DB_PASSWD)",
+        ));
+    }
     let storage_url = r
         .get("storage_url")
         .filter(|v| !v.is_empty())

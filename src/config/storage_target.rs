@@ -74,6 +74,12 @@ fn oss_target(
     endpoint_text: &str,
     bad: &dyn Fn(&str, &str) -> Error,
 ) -> Result<StorageTarget> {
+    if bucket.is_empty() {
+        return Err(bad(
+            "bucket",
+            "is empty: name the bucket the archives go to",
+        ));
+    }
     let valid_bucket = bucket.len() >= 3
         && bucket.len() <= 63
         && bucket
@@ -95,6 +101,18 @@ fn oss_target(
     }
     if s.access_key_id.is_empty() {
         return Err(bad("accessKeyId", "is required when is_upload_to_oss=1"));
+    }
+    if s.access_key_id == super::PLACEHOLDER_KEY_ID {
+        return Err(bad(
+            "accessKeyId",
+            "is still the template's placeholder: write your AccessKey ID",
+        ));
+    }
+    if s.access_key_secret.expose() == super::PLACEHOLDER_KEY_SECRET {
+        return Err(bad(
+            "accessKeySecret",
+            "is still the template's placeholder: write your AccessKey secret (or set MONGO_OSS_ACCESS_KEY_SECRET)",
+        ));
     }
     if s.access_key_secret.is_empty() {
         return Err(bad(

@@ -62,8 +62,23 @@ fn description_example_parses() {
 
 #[test]
 fn template_parses_with_upload_and_region() {
+    // As shipped, its placeholders are refused; filled in, it is valid.
     let text = include_str!("../../config.properties");
-    let loaded = load_text(text).unwrap();
+    let err = load_text(text).unwrap_err().to_string();
+    assert!(
+        err.contains("db_passwd: \"change-me\" is still the template's placeholder"),
+        "{err}"
+    );
+    let text = text.replace("change-me", "secret-1");
+    let err = load_text(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("accessKeyId: \"your-access-key-id\" is still the template's placeholder"),
+        "{err}"
+    );
+    let text = text
+        .replace("your-access-key-id", "LTAI5tExample")
+        .replace("your-access-key-secret", "secret-2");
+    let loaded = load_text(&text).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let s = loaded.settings;
     match s.storage {

@@ -106,11 +106,11 @@ pub async fn create_archive(
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
     log::info!(
-        "archived {} ({} files, {:.1} MB → {:.1} MB) in {:.1}s",
+        "archived {} ({}, {} → {}) in {:.1}s",
         dir.display(),
-        stats.files,
-        stats.input_bytes as f64 / 1e6,
-        stats.archive_bytes as f64 / 1e6,
+        crate::logging::count(stats.files, "file"),
+        crate::logging::size(stats.input_bytes),
+        crate::logging::size(stats.archive_bytes),
         started.elapsed().as_secs_f64()
     );
     Ok(())

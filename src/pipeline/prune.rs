@@ -28,7 +28,7 @@ pub struct PruneReport {
 pub async fn run(settings: &Settings, keep: usize, dry_run: bool) -> Result<PruneReport> {
     if keep == 0 {
         return Err(Error::config(
-            "nothing to prune: keep_cycles is 0 (keep everything); pass --keep N",
+            "nothing to prune: 0 means keep every cycle (keep_cycles = 0 or --keep 0); pass --keep N to keep the N newest",
         ));
     }
     let root = &settings.db_backup_root_path;

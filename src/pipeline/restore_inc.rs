@@ -378,8 +378,11 @@ async fn fetch(
         }
     }
     log::info!(
-        "downloaded and extracted {} archives of {cycle} in {:.1}s",
-        plan.increments.len() + usize::from(opts.with_dump),
+        "downloaded and extracted {} of {cycle} in {:.1}s",
+        crate::logging::count(
+            (plan.increments.len() + usize::from(opts.with_dump)) as u64,
+            "archive"
+        ),
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -34,9 +34,11 @@ def main():
     except ImportError:
         exe = console_script()
         if exe is None:
+            import time
             sys.stderr.write(
-                "error: the mongo-oss-backup package is not installed for %s and no mongo-oss-backup "
-                "command was found; install it with: python3 -m pip install mongo-oss-backup\n" % sys.executable)
+                "%s error: the mongo-oss-backup package is not installed for %s and no mongo-oss-backup "
+                "command was found; install it with: python3 -m pip install mongo-oss-backup\n"
+                % (time.strftime("%Y-%m-%d %H:%M:%S"), sys.executable))
             sys.stderr.flush()
             return 1
         sys.stdout.flush()
