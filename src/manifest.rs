@@ -268,8 +268,13 @@ pub async fn update(
     if place.cycle && manifest.full().is_none() {
         adopt(storage, &mut manifest, start_hint).await?;
     }
-    crate::state::write_atomic(&place.local, manifest.to_json().as_bytes())?;
-    storage.put_file(&place.local, &place.key, &|_| {}).await?;
+    // The local copy takes the new version only once the bucket has it: a local manifest always
+    // means "stored there" (a backup run checks that the bucket still has it).
+    let staged = place.local.with_extension("json.staged");
+    crate::state::write_atomic(&staged, manifest.to_json().as_bytes())?;
+    crate::hooks::crash_point("manifest_staged");
+    storage.put_file(&staged, &place.key, &|_| {}).await?;
+    std::fs::rename(&staged, &place.local).map_err(|e| Error::io("rename", &staged, e))?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ from scripts_util import install_scripts, run_script
 
 @pytest.mark.parametrize("point", ["during_dump", "after_dump", "after_archive", "after_upload", "before_state_a",
                                    "after_capture", "inc:after_archive", "inc:after_upload",
-                                   "inc:after_manifest"])
+                                   "manifest_staged", "inc:after_manifest", "inc:manifest_staged"])
 def test_crash_at_every_step(tmp_path, mongo, point):
     db = "crash_" + point.replace(":", "_")
     client = mongo.client()
