@@ -64,6 +64,20 @@ fn to_py(e: Error) -> PyErr {
     err
 }
 
+/// The settings of a call that writes (restore, verify --deep), as `db_user` when given (its
+/// password: `db_password`, else `MONGO_OSS_RESTORE_PASSWD`).
+fn restore_settings(
+    config: &std::path::Path,
+    db_user: Option<String>,
+    db_password: Option<String>,
+) -> Result<config::Settings, Error> {
+    let mut settings = api_settings(config)?;
+    if let Some(user) = db_user {
+        settings.restore_as(&user, db_password.map(crate::secret::Secret::new))?;
+    }
+    Ok(settings)
+}
+
 fn load(path: &std::path::Path) -> Result<config::Loaded, Error> {
     config::load(path, &|k| std::env::var(k).ok())
 }
@@ -175,7 +189,7 @@ fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> 
 #[pyfunction]
 #[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
     dry_run = false, drop = false, oplog_only = false, skip_unknown = false, allow_gap = false,
-    local_dir = None, downloaded = false, progress = None))]
+    local_dir = None, downloaded = false, db_user = None, db_password = None, progress = None))]
 #[allow(clippy::too_many_arguments)]
 fn restore_json(
     py: Python<'_>,
@@ -191,11 +205,13 @@ fn restore_json(
     allow_gap: bool,
     local_dir: Option<PathBuf>,
     downloaded: bool,
+    db_user: Option<String>,
+    db_password: Option<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     use crate::pipeline::{restore_full, restore_inc};
     detached(py, progress, |progress| {
-        let settings = api_settings(&config)?;
+        let settings = restore_settings(&config, db_user, db_password)?;
         let local_temp = local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
         match (cycle, full) {
             (Some(cycle), None) => {
@@ -267,17 +283,21 @@ fn status_json(
 
 /// Verifies a backup against its manifest (and `deep`: by a scratch restore), as JSON text.
 #[pyfunction]
-#[pyo3(signature = (*, config, name = None, deep = false, local_dir = None, progress = None))]
+#[pyo3(signature = (*, config, name = None, deep = false, local_dir = None, db_user = None,
+    db_password = None, progress = None))]
+#[allow(clippy::too_many_arguments)]
 fn verify_json(
     py: Python<'_>,
     config: PathBuf,
     name: Option<String>,
     deep: bool,
     local_dir: Option<PathBuf>,
+    db_user: Option<String>,
+    db_password: Option<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     detached(py, progress, |progress| {
-        let settings = api_settings(&config)?;
+        let settings = restore_settings(&config, db_user, db_password)?;
         let req = crate::pipeline::verify::VerifyRequest {
             name,
             deep,

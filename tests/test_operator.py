@@ -45,6 +45,7 @@ def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
     total = stored_documents(client[db])
     assert out["outcome"] == "full_dump" and out["documents"] == total
     cycle = out["cycle"]
+    first = out
     client[db].extra.insert_many([{"_id": i, "v": "x" * i} for i in range(40)])
     client[db].people.update_many({}, {"$set": {"seen": True}})
     out, _ = cli_json("backup", "--config", str(cfg))
@@ -58,6 +59,10 @@ def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
     assert full["size"] == len(stored)
     import fastcrc
     assert full["crc64"] == str(fastcrc.crc64.xz(stored))
+    # Each run's result names the object it stored, as the manifest does; the cron line too.
+    for result, entry in ((first, full), (out, inc)):
+        assert (result["key"], result["size"], result["crc64"]) == (entry["key"], entry["size"], entry["crc64"])
+        assert "stored as %s" % entry["key"] in result["summary"] and entry["crc64"] in result["summary"]
     assert full["collections"]["%s.people" % db]["documents"] == client[db].people.count_documents({})
     assert inc["entries"] == out["entries"] and inc["oplog_from"]["t"] <= inc["oplog_to"]["t"]
 
@@ -65,6 +70,8 @@ def test_cycle_list_status_verify_and_deep(tmp_path, mongo):
     (c,) = listing["cycles"]
     assert c["name"] == cycle and c["complete"] and c["has_manifest"] and len(c["increments"]) == 1
     assert c["increments"][0]["entries"] == inc["entries"]
+    # Every archive says when it was made (the full dump: when the cycle started).
+    assert c["full"]["created"] == c["started"] and c["increments"][0]["created"]
     r = run_cli("list", "--config", str(cfg))
     expect_ok(r)
     assert cycle in r.stdout and "complete" in r.stdout

@@ -14,7 +14,8 @@ import time
 
 import psutil
 
-from conftest import (BACKUP_PW, BACKUP_USER, OSS_SK, ROOT_PW, ROOT_USER, oss_config, run_cli)
+from conftest import (BACKUP_PW, BACKUP_USER, OSS_SK, RESTORE_PW, RESTORE_USER, ROOT_PW, ROOT_USER, oss_config,
+                      run_cli, run_ok, write_config)
 from scripts_util import install_scripts
 
 
@@ -111,3 +112,69 @@ def test_no_secret_anywhere_and_private_modes(tmp_path, mongo_auth, oss_server):
             assert mode & 0o077 == 0, "%s is %o" % (p, mode)
             if p.is_dir():
                 assert mode == 0o700, "%s is %o" % (p, mode)
+
+
+def test_restore_writes_as_its_own_user(tmp_path, mongo_auth):
+    """The backup user may not write: the restore says how to give it a user that may, then writes as
+    `--db-user` (password from MONGO_OSS_RESTORE_PASSWD, never argv) or as restore_db_user."""
+    db = "app"
+    root_client = mongo_auth.client()
+    root_client.drop_database(db)
+    root_client[db].c.insert_many([{"_id": i, "v": "value %d" % i} for i in range(50)])
+    common = dict(db_port=str(mongo_auth.port), db_name=db, is_inc_backup="1", full_backup_period="7",
+                  db_user=BACKUP_USER, db_passwd=BACKUP_PW, storage_url="file://%s" % (tmp_path / "bucket"),
+                  db_backup_root_path=str(tmp_path / "root"))
+    cfg = write_config(tmp_path / "inst", **common)
+    run_ok("backup", "--config", str(cfg))
+    root_client[db].c.insert_one({"_id": "later"})
+    time.sleep(1.1)
+    cycle = json.loads(run_ok("backup", "--config", str(cfg), "--json").stdout)["cycle"]
+    restore = ["restore", "--config", str(cfg), "--cycle", cycle, "--target-db", "restored", "--drop",
+               "--local-dir", str(tmp_path / "rs")]
+
+    root_client.drop_database("restored")
+    r = run_cli(*restore)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'user "%s" is not allowed to' % BACKUP_USER in r.stderr and "--db-user" in r.stderr \
+        and "MONGO_OSS_RESTORE_PASSWD" in r.stderr and "restore_db_user" in r.stderr, r.stderr
+
+    # --db-user without its password in the environment: refused before anything is read.
+    r = run_cli(*restore, "--db-user", RESTORE_USER, env={"MONGO_OSS_RESTORE_PASSWD": ""})
+    assert r.returncode == 2 and "MONGO_OSS_RESTORE_PASSWD" in r.stderr, r.stdout + r.stderr
+
+    def restored_equals_source():
+        source = list(root_client[db].c.find().sort("_id", 1))
+        assert source and list(root_client.restored.c.find().sort("_id", 1)) == source
+
+    # With the restore user; its password is in no process's argv.
+    proc = subprocess.Popen(["mongo-oss-backup", *restore, "--db-user", RESTORE_USER], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, MONGO_OSS_RESTORE_PASSWD=RESTORE_PW))
+    argvs = []
+    while proc.poll() is None:
+        try:
+            argvs.append(" ".join(psutil.Process(proc.pid).cmdline()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out
+    assert argvs and not any(RESTORE_PW in a for a in argvs) and RESTORE_PW not in out
+    restored_equals_source()
+
+    # The same user from the config's keys; a wrong password names those keys.
+    root_client.drop_database("restored")
+    keyed = write_config(tmp_path / "keyed", restore_db_user=RESTORE_USER, restore_db_passwd=RESTORE_PW, **common)
+    run_ok(*[keyed if a == str(cfg) else a for a in map(str, restore)])
+    restored_equals_source()
+    wrong = write_config(tmp_path / "wrong", restore_db_user=RESTORE_USER, restore_db_passwd="nope", **common)
+    r = run_cli(*[str(wrong) if a == str(cfg) else a for a in restore])
+    assert r.returncode == 1 and "restore_db_user and restore_db_passwd" in r.stderr, r.stdout + r.stderr
+
+    # The Python API takes the user and password as arguments.
+    root_client.drop_database("restored")
+    import mongo_oss_backup as mob
+    result = mob.restore(config=cfg, cycle=cycle, target_db="restored", drop=True, local_dir=tmp_path / "rs3",
+                         db_user=RESTORE_USER, db_password=RESTORE_PW)
+    assert result.reached is not None
+    restored_equals_source()

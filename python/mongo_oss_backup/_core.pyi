@@ -70,6 +70,7 @@ def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str
                  until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
                  drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
                  allow_gap: bool = False, local_dir: Optional[str] = None, downloaded: bool = False,
+                 db_user: Optional[str] = None, db_password: Optional[str] = None,
                  progress: Optional[ProgressCallback] = None) -> str:
     """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON.
     A cycle's chain is proven first. Raises: IntegrityError (missing or damaged archive, broken
@@ -82,7 +83,8 @@ def status_json(*, config: str, max_age_seconds: int, interval_seconds: Optional
     """The installation's status as JSON (what `status --json` prints)."""
 
 def verify_json(*, config: str, name: Optional[str] = None, deep: bool = False,
-                local_dir: Optional[str] = None, progress: Optional[ProgressCallback] = None) -> str:
+                local_dir: Optional[str] = None, db_user: Optional[str] = None,
+                db_password: Optional[str] = None, progress: Optional[ProgressCallback] = None) -> str:
     """A backup checked against its manifest, as JSON (what `verify --json` prints)."""
 
 def prune_json(*, config: str, keep: int, dry_run: bool = False) -> str:

@@ -205,6 +205,7 @@ class ReplaySummary:
     transactions_committed: int
     transactions_aborted: int
     stopped_at_until: bool
+    transactions_logged_op_by_op: int = 0  # of the committed: logged without applyOps (secantusdb)
     repeated: int = 0  # entries an old increment repeated from the one before, applied once
     notes: List[str] = field(default_factory=list)  # e.g. a collection renamed out of the database
     first: Optional[OplogPosition] = None
@@ -291,6 +292,7 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
             until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
             drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
             allow_gap: bool = False, local_dir: Optional[PathLike] = None, downloaded: bool = False,
+            db_user: Optional[str] = None, db_password: Optional[str] = None,
             progress: Optional[Callable[[Progress], None]] = None) -> RestoreResult:
     """Restores a cycle (full dump then every increment, up to `until`) or a full-mode backup.
 
@@ -298,12 +300,15 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
     A cycle's chain is proven before anything is written: a missing or damaged archive, a gap, or
     `until` before the cycle raises IntegrityError (`allow_gap` restores up to the first gap
     instead, and says so in `chain.stopped`). Failed documents are counted in the result, not raised.
+    `db_user` writes as that user instead of restore_db_user/db_user (password: `db_password`, else
+    the environment variable MONGO_OSS_RESTORE_PASSWD).
     """
     text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
                               target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
                               skip_unknown=skip_unknown, allow_gap=allow_gap,
                               local_dir=None if local_dir is None else os.fspath(local_dir),
-                              downloaded=downloaded, progress=_progress(progress))
+                              downloaded=downloaded, db_user=db_user, db_password=db_password,
+                              progress=_progress(progress))
     return _build(RestoreResult, json.loads(text))
 
 
@@ -322,14 +327,15 @@ def status(*, config: PathLike, max_age_seconds: int = 26 * 3600,
 
 
 def verify(*, config: PathLike, name: Optional[str] = None, deep: bool = False,
-           local_dir: Optional[PathLike] = None,
+           local_dir: Optional[PathLike] = None, db_user: Optional[str] = None,
+           db_password: Optional[str] = None,
            progress: Optional[Callable[[Progress], None]] = None) -> VerifyReport:
     """Checks a cycle or full backup (default: the newest cycle) against its manifest; `deep` also
     restores it into a scratch database and compares counts and hashes. Problems are in the
-    report (`ok` is False), not raised."""
+    report (`ok` is False), not raised. `deep` writes as `db_user` when given, as restore() does."""
     text = _core.verify_json(config=os.fspath(config), name=name, deep=deep,
                              local_dir=None if local_dir is None else os.fspath(local_dir),
-                             progress=_progress(progress))
+                             db_user=db_user, db_password=db_password, progress=_progress(progress))
     return _build(VerifyReport, json.loads(text))
 
 

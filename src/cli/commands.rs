@@ -372,12 +372,16 @@ pub fn restore_inc(
         let r = &report.replay;
         let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();
         println!(
-            "replayed {}: {}; {} skipped, {} updates of missing documents, {} transactions committed, {} aborted{}{}",
+            "replayed {}: {}; {} skipped, {} updates of missing documents, {} transactions committed{}, {} aborted{}{}",
             req.cycle,
             if applied.is_empty() { "nothing".to_string() } else { applied.join(" ") },
             r.skipped,
             r.missing_update_targets,
             r.transactions_committed,
+            match r.transactions_logged_op_by_op {
+                0 => String::new(),
+                n => format!(" ({n} logged op by op, without applyOps)"),
+            },
             r.transactions_aborted,
             match r.repeated {
                 0 => String::new(),

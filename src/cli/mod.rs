@@ -109,6 +109,8 @@ enum Command {
         /// Drop each collection before restoring it.
         #[arg(long)]
         drop: bool,
+        #[command(flatten)]
+        restore_user: RestoreUserArg,
     },
     /// List the cycles and full backups in the bucket: sizes, time ranges, whether complete.
     List {
@@ -140,6 +142,8 @@ enum Command {
         /// Scratch directory for --deep [default: <db_backup_root_path>/verify].
         #[arg(long)]
         local_dir: Option<PathBuf>,
+        #[command(flatten)]
+        restore_user: RestoreUserArg,
     },
     /// Delete from the bucket the cycles older than the newest keep_cycles (never the current one).
     Prune {
@@ -222,6 +226,24 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 /// Loads the config and sets the log level it asks for, as --quiet / -v adjust it.
+/// The user a restore (or `verify --deep`) writes with, when not the configured one.
+#[derive(Args, Debug, Clone)]
+struct RestoreUserArg {
+    /// Write as this MongoDB user (auth database admin) instead of restore_db_user / db_user; its
+    /// password comes from the environment variable MONGO_OSS_RESTORE_PASSWD.
+    #[arg(long, value_name = "USER")]
+    db_user: Option<String>,
+}
+
+impl RestoreUserArg {
+    fn apply(self, mut settings: config::Settings) -> Result<config::Settings> {
+        if let Some(user) = self.db_user {
+            settings.restore_as(&user, None)?;
+        }
+        Ok(settings)
+    }
+}
+
 fn settings_for(config: &ConfigArg, output: Output) -> Result<config::Settings> {
     let settings = load_config(&config.config)?;
     let level = if output.quiet {
@@ -255,13 +277,14 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             downloaded,
             target_db,
             drop,
+            restore_user,
         } => {
             if full.is_none() && cycle.is_none() {
                 return Err(Error::config(
                     "restore needs --cycle NAME (an incremental cycle) or --full NAME (a full-mode backup); `mongo-oss-backup list` shows them",
                 ));
             }
-            let settings = settings_for(&config, out)?;
+            let settings = restore_user.apply(settings_for(&config, out)?)?;
             let local_temp =
                 local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
             if let Some(cycle) = cycle {
@@ -310,8 +333,9 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             name,
             deep,
             local_dir,
+            restore_user,
         } => {
-            let settings = settings_for(&config, out)?;
+            let settings = restore_user.apply(settings_for(&config, out)?)?;
             let req = crate::pipeline::verify::VerifyRequest {
                 name,
                 deep,

@@ -69,6 +69,16 @@ pub const KEYS: &[KeySpec] = &[
         doc: "empty user = no authentication; auth database admin; the password may come from `MONGO_OSS_DB_PASSWD`",
     },
     KeySpec {
+        name: "restore_db_user",
+        default: "empty",
+        doc: "the user restores and `verify --deep` write with (the backup user rarely may write); empty = `db_user`; the password may come from `MONGO_OSS_RESTORE_PASSWD`",
+    },
+    KeySpec {
+        name: "restore_db_passwd",
+        default: "empty",
+        doc: "the user restores and `verify --deep` write with (the backup user rarely may write); empty = `db_user`; the password may come from `MONGO_OSS_RESTORE_PASSWD`",
+    },
+    KeySpec {
         name: "db_name",
         default: "empty",
         doc: "database to back up / restore; empty = every database but admin, local, config",

@@ -29,6 +29,8 @@ pub const PLACEHOLDER_DB_PASSWD: &str = "change-me";
 /// Environment variables that may carry the secrets instead of the file.
 pub const ENV_ACCESS_KEY_SECRET: &str = "MONGO_OSS_ACCESS_KEY_SECRET";
 pub const ENV_DB_PASSWD: &str = "MONGO_OSS_DB_PASSWD";
+/// The password of the user restores write with (`restore_db_user`, `--db-user`).
+pub const ENV_RESTORE_PASSWD: &str = "MONGO_OSS_RESTORE_PASSWD";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -99,8 +101,12 @@ pub struct Settings {
     /// A folder bucket (`file://`) that does not exist is created by a backup run.
     pub create_bucket_folder: bool,
     pub log_level: LogLevel,
+    pub restore_db_user: String,
+    pub restore_db_passwd: Secret,
     /// Resolved once from the keys above: the MongoDB server to talk to,
     pub mongo: MongoTarget,
+    /// the same server as the user restores and `verify --deep` write with,
+    pub restore_mongo: MongoTarget,
     /// where archives go (`None` when nothing is uploaded),
     pub storage: Option<StorageTarget>,
     /// and how the bucket is talked to.
@@ -488,6 +494,20 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
             "is still the template's placeholder: write the MongoDB password (or set MONGO_OSS_DB_PASSWD)",
         ));
     }
+    let restore_db_user = r.get("restore_db_user").unwrap_or("").to_string();
+    let restore_db_passwd = secret_from("restore_db_passwd", ENV_RESTORE_PASSWD);
+    let mongo = MongoTarget {
+        host: db_host.clone(),
+        port: db_port,
+        user: r.get("db_user").unwrap_or("").to_string(),
+        password: db_passwd.clone(),
+        writes: false,
+        restore_user: false,
+    };
+    let restore_mongo = match restore_db_user.as_str() {
+        "" => mongo.for_restores(None),
+        user => mongo.for_restores(Some((user, restore_db_passwd.clone()))),
+    };
     let storage_url = r
         .get("storage_url")
         .filter(|v| !v.is_empty())
@@ -524,12 +544,10 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         keep_cycles,
         create_bucket_folder,
         log_level,
-        mongo: MongoTarget {
-            host: db_host.clone(),
-            port: db_port,
-            user: r.get("db_user").unwrap_or("").to_string(),
-            password: db_passwd.clone(),
-        },
+        restore_db_user,
+        restore_db_passwd,
+        mongo,
+        restore_mongo,
         storage: None,
         storage_options: StorageOptions {
             upload_concurrency,
@@ -551,6 +569,24 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 impl Settings {
+    /// Restores write as `user` (`--db-user`), with the password from `MONGO_OSS_RESTORE_PASSWD`
+    /// (or `password`, from the Python API): never from the command line, where `ps` shows it.
+    pub fn restore_as(&mut self, user: &str, password: Option<Secret>) -> Result<()> {
+        let password = match password {
+            Some(p) => p,
+            None => match std::env::var(ENV_RESTORE_PASSWD) {
+                Ok(p) if !p.is_empty() => Secret::new(p),
+                _ => {
+                    return Err(Error::config(format!(
+                        "--db-user {user} needs its password in the environment variable {ENV_RESTORE_PASSWD} (never on the command line)"
+                    )))
+                }
+            },
+        };
+        self.restore_mongo = self.mongo.for_restores(Some((user, password)));
+        Ok(())
+    }
+
     /// The effective settings as one JSON object keyed by the config keys. Secrets are `"***"`
     /// unless `show_secrets`.
     pub fn to_json(&self, show_secrets: bool) -> serde_json::Value {
@@ -576,6 +612,8 @@ impl Settings {
             "db_port": self.db_port,
             "db_user": self.db_user,
             "db_passwd": secret(&self.db_passwd),
+            "restore_db_user": self.restore_db_user,
+            "restore_db_passwd": secret(&self.restore_db_passwd),
             "db_name": self.db_name,
             "db_backup_root_path": self.db_backup_root_path.to_string_lossy(),
             "mongo_shell_path": self.mongo_shell_path,

@@ -20,9 +20,28 @@ pub struct MongoTarget {
     /// Empty = no authentication. The auth database is `admin`.
     pub user: String,
     pub password: Secret,
+    /// Restores write through this target: a denied write says how to give a user that may.
+    pub writes: bool,
+    /// `user` is the restore user (`restore_db_user`, `--db-user`): it replaces credentials a URI
+    /// carries, and an authentication failure names its keys.
+    pub restore_user: bool,
 }
 
 impl MongoTarget {
+    /// The same server, for restores (`user`: the restore user, when one is given).
+    pub fn for_restores(&self, user: Option<(&str, Secret)>) -> MongoTarget {
+        let mut target = MongoTarget {
+            writes: true,
+            ..self.clone()
+        };
+        if let Some((user, password)) = user {
+            target.user = user.to_string();
+            target.password = password;
+            target.restore_user = true;
+        }
+        target
+    }
+
     /// `host:port`, or the URI's hosts without credentials, for messages.
     pub fn describe(&self) -> String {
         if self.is_uri() {
@@ -69,7 +88,7 @@ pub async fn connect(target: &MongoTarget) -> Result<Mongo> {
         o.direct_connection = Some(true);
         o
     };
-    if options.credential.is_none() && !target.user.is_empty() {
+    if !target.user.is_empty() && (options.credential.is_none() || target.restore_user) {
         options.credential = Some(
             Credential::builder()
                 .username(target.user.clone())
@@ -118,8 +137,12 @@ pub fn classify(target: &MongoTarget, e: mongodb::error::Error, doing: &str) -> 
         K::Authentication { .. } => (
             ErrorKind::MongoAuth,
             format!(
-                "MongoDB authentication failed for user \"{}\" at {server} (auth database admin): check db_user and db_passwd",
-                target.user
+                "MongoDB authentication failed for user \"{}\" at {server} (auth database admin): check {}",
+                target.user,
+                match target.restore_user {
+                    true => "restore_db_user and restore_db_passwd (or --db-user and MONGO_OSS_RESTORE_PASSWD)",
+                    false => "db_user and db_passwd",
+                }
             ),
         ),
         K::Command(c) if c.code == 18 => (
@@ -129,9 +152,13 @@ pub fn classify(target: &MongoTarget, e: mongodb::error::Error, doing: &str) -> 
         K::Command(c) if c.code == 13 => (
             ErrorKind::MongoUnauthorized,
             format!(
-                "MongoDB user \"{}\" is not allowed to {doing}: {}",
+                "MongoDB user \"{}\" is not allowed to {doing}: {}{}",
                 target.user,
-                first_line(&c.message)
+                first_line(&c.message),
+                match target.writes {
+                    true => "; a restore writes: give it a user that may (role restore, or readWrite and dbAdmin on the target) with --db-user NAME and MONGO_OSS_RESTORE_PASSWD, or restore_db_user/restore_db_passwd",
+                    false => "",
+                }
             ),
         ),
         K::Io(_) | K::ConnectionPoolCleared { .. } => (

@@ -14,6 +14,7 @@ use crate::config::{Mode, Settings};
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::runtime::block_on;
+use crate::storage::VerifiedUpload;
 
 pub const LAST_RUN: &str = "mongo_oss_backup_last_run.json";
 
@@ -76,10 +77,7 @@ impl BackupOutcome {
             BackupOutcome::Full(r) => {
                 let docs: u64 = r.collections.iter().map(|c| c.documents).sum();
                 let place = match (&r.upload, &r.local_dir) {
-                    (Some(up), _) => format!(
-                        "stored as {} ({} bytes, CRC64 {})",
-                        up.key, up.size, up.crc64
-                    ),
+                    (Some(up), _) => stored_as(up),
                     (None, Some(dir)) => format!("kept in {}", dir.display()),
                     (None, None) => String::new(),
                 };
@@ -100,7 +98,14 @@ impl BackupOutcome {
                     }
                     IncOutcome::NothingNew => "nothing new".to_string(),
                 };
-                format!("cycle {}: {what}; covered up to {}", r.cycle, r.position)
+                let place = match &r.stored {
+                    Some(up) => format!(", {}", stored_as(up)),
+                    None => String::new(),
+                };
+                format!(
+                    "cycle {}: {what}{place}; covered up to {}",
+                    r.cycle, r.position
+                )
             }
         }
     }
@@ -139,9 +144,21 @@ impl BackupOutcome {
                     "documents": documents,
                     "position": r.position,
                     "flushed": r.flushed,
+                    "key": r.stored.as_ref().map(|u| u.key.clone()),
+                    "size": r.stored.as_ref().map(|u| u.size),
+                    "crc64": r.stored.as_ref().map(|u| u.crc64.to_string()),
                     "summary": self.summary(),
                 })
             }
         }
     }
+}
+
+fn stored_as(up: &VerifiedUpload) -> String {
+    format!(
+        "stored as {} ({}, CRC64 {})",
+        up.key,
+        crate::logging::size(up.size),
+        up.crc64
+    )
 }

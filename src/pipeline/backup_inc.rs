@@ -21,7 +21,7 @@ use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
 use crate::state::{self, read_b, write_b, CycleInfo, OplogPosition, Pending};
-use crate::storage::Storage;
+use crate::storage::{Storage, VerifiedUpload};
 
 /// What one incremental run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub struct IncReport {
     pub position: Position,
     /// Archives of earlier runs stored by this one.
     pub flushed: Vec<String>,
+    /// The archive this run stored (none without upload or with nothing new).
+    pub stored: Option<VerifiedUpload>,
 }
 
 /// One run; a cycle lasts `period_days` (`full_backup_period`).
@@ -98,6 +100,7 @@ pub async fn run(
             outcome: IncOutcome::NothingNew,
             position: from,
             flushed,
+            stored: None,
         });
     }
     if storage.is_some() {
@@ -157,6 +160,7 @@ pub async fn run(
             outcome: IncOutcome::NothingNew,
             position: to,
             flushed,
+            stored: None,
         });
     }
     log::info!(
@@ -164,7 +168,7 @@ pub async fn run(
         captured.entries,
         captured.bytes,
     );
-    match &storage {
+    let stored = match &storage {
         Some(s) => {
             let key = layout::increment_key(&cycle, &name, settings.codec.kind);
             let mut entry = super::manifest_entry(ArchiveKind::Increment, &[]);
@@ -185,10 +189,14 @@ pub async fn run(
                 settings,
                 progress,
             )
-            .await?
+            .await
+            .map(Some)?
         }
-        None => write_b(&cycle_dir, to)?,
-    }
+        None => {
+            write_b(&cycle_dir, to)?;
+            None
+        }
+    };
     Ok(IncReport {
         cycle,
         outcome: IncOutcome::Increment {
@@ -197,6 +205,7 @@ pub async fn run(
         },
         position: to,
         flushed,
+        stored,
     })
 }
 
@@ -218,7 +227,7 @@ impl Run<'_> {
         let settings = self.settings;
         let root = &settings.db_backup_root_path;
         let cycle_dir = root.join(&cycle);
-        let (documents, p) = full_dump(
+        let (documents, p, stored) = full_dump(
             self.mongo,
             settings,
             self.storage,
@@ -251,6 +260,7 @@ impl Run<'_> {
             outcome: IncOutcome::FullDump { documents },
             position: p,
             flushed,
+            stored,
         })
     }
 }
@@ -439,7 +449,7 @@ async fn full_dump(
     storage: Option<&dyn Storage>,
     cycle_dir: &Path,
     progress: &Progress,
-) -> Result<(u64, Position)> {
+) -> Result<(u64, Position, Option<VerifiedUpload>)> {
     let p = oplog::newest(mongo).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::Mongo,
@@ -473,7 +483,7 @@ async fn full_dump(
     // increments replay past the newest entry at the dump's end, the earliest restorable point.
     entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
     crate::hooks::crash_point("after_dump");
-    match storage {
+    let stored = match storage {
         Some(s) => {
             let cycle = cycle_dir
                 .file_name()
@@ -492,11 +502,15 @@ async fn full_dump(
                 settings,
                 progress,
             )
-            .await?;
+            .await
+            .map(Some)?
         }
-        None => write_b(cycle_dir, p)?,
-    }
-    Ok((documents, p))
+        None => {
+            write_b(cycle_dir, p)?;
+            None
+        }
+    };
+    Ok((documents, p, stored))
 }
 
 /// Archive `dir`, record the position it brings B to beside the archive, upload and verify it,
@@ -509,7 +523,7 @@ async fn store_with_position(
     cycle_dir: &Path,
     settings: &Settings,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<VerifiedUpload> {
     let archive_path = layout::archive_path_for(dir, settings.codec.kind);
     super::create_archive(dir, &archive_path, &settings.codec, progress).await?;
     crate::hooks::crash_point("after_archive");
@@ -526,7 +540,7 @@ async fn upload_pending(
     cycle_dir: &Path,
     settings: &Settings,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<VerifiedUpload> {
     let sidecar = state::sidecar_path(archive_path);
     let pending: Pending = state::read(&sidecar)?.ok_or_else(|| {
         Error::new(
@@ -561,7 +575,7 @@ async fn upload_pending(
     let _ = std::fs::remove_dir_all(layout::dir_of_archive(archive_path));
     std::fs::remove_file(archive_path).map_err(|e| Error::io("remove", archive_path, e))?;
     std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
-    Ok(())
+    Ok(done)
 }
 
 /// An archive is stored under a key only when the key is free or holds these very bytes (the same

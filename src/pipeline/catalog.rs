@@ -140,7 +140,11 @@ fn cycle_of(
     let full = objects
         .iter()
         .find(|o| matches!(Key::parse(&o.key, ""), Key::CycleFull { .. }))
-        .map(|o| archive_of(o, manifest.as_ref()));
+        .map(|o| Archive {
+            // The cycle is named by the time its full dump started.
+            created: layout::name_time_text(name, prefix),
+            ..archive_of(o, manifest.as_ref())
+        });
     let mut increments: Vec<Archive> = objects
         .iter()
         .filter_map(|o| match Key::parse(&o.key, "") {

@@ -49,7 +49,7 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let mongo = connect(&settings.mongo).await?;
+    let mongo = connect(&settings.restore_mongo).await?;
     if !req.already_downloaded {
         download_and_extract(settings, req, progress).await?;
     }

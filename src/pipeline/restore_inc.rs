@@ -107,7 +107,7 @@ pub async fn run(
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let mongo = connect(&settings.mongo).await?;
+    let mongo = connect(&settings.restore_mongo).await?;
     if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,

@@ -364,7 +364,7 @@ async fn deep_check(
         extract_beside(local).await?;
         (dir.join(&target.name), None)
     };
-    let mongo = connect(&settings.mongo).await?;
+    let mongo = connect(&settings.restore_mongo).await?;
     let scratch = format!("verify_{}", std::process::id());
     let outcome = scratch_restore(
         &mongo,

@@ -51,6 +51,9 @@ pub struct ReplaySummary {
     pub missing_update_targets: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
+    /// Of the committed ones, those the server logged op by op, without an `applyOps` wrapper
+    /// (secantusdb): their writes are applied in order like any other.
+    pub transactions_logged_op_by_op: u64,
     /// Entries an old increment repeated from the one before it, applied once.
     pub repeated: u64,
     pub first: Option<Position>,
@@ -70,6 +73,8 @@ pub struct Replayer<'a> {
     txns: HashMap<String, Vec<Document>>,
     /// Whether a collection has a unique index besides `_id` (forgotten after any DDL).
     unique: HashMap<(String, String), bool>,
+    /// The transaction of the last op-by-op transaction entry (they come one after another).
+    last_op_by_op_txn: Option<String>,
     pub summary: ReplaySummary,
 }
 
@@ -82,6 +87,7 @@ impl<'a> Replayer<'a> {
             pending: 0,
             txns: HashMap::new(),
             unique: HashMap::new(),
+            last_op_by_op_txn: None,
             summary: ReplaySummary::default(),
         }
     }
@@ -117,6 +123,24 @@ impl<'a> Replayer<'a> {
         })
     }
 
+    /// A CRUD entry with a session and transaction number but no statement id belongs to a
+    /// transaction logged op by op (mongod's retryable writes carry `stmtId`; its transactions come
+    /// in `applyOps`, whose inner entries have no session).
+    fn note_op_by_op_transaction(&mut self, entry: &Document) {
+        if !entry.contains_key("lsid")
+            || !entry.contains_key("txnNumber")
+            || entry.contains_key("stmtId")
+        {
+            return;
+        }
+        let key = txn_key(entry);
+        if self.last_op_by_op_txn.as_ref() != Some(&key) {
+            self.summary.transactions_committed += 1;
+            self.summary.transactions_logged_op_by_op += 1;
+            self.last_op_by_op_txn = Some(key);
+        }
+    }
+
     fn count(&mut self, kind: &str) {
         *self.summary.applied.entry(kind.to_string()).or_default() += 1;
     }
@@ -136,6 +160,7 @@ impl<'a> Replayer<'a> {
             self.summary.skipped += 1;
             return Ok(());
         };
+        self.note_op_by_op_transaction(entry);
         let o = entry
             .get_document("o")
             .map_err(|_| self.unknown(entry, "an entry without o"))?;
