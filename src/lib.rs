@@ -15,7 +15,8 @@
 //! - `mongo`: the official driver: connect, dump, restore, inspect, oplog capture, replay.
 //! - `manifest`: what each cycle's archives must be (size, CRC64, ranges, per-collection hash).
 //! - `chain`: the proof that a cycle restores (dump, then increments joined end to end).
-//! - `state`, `lock`: the old scripts' state files and the run lock.
+//! - `state`, `lock`: the old scripts' state files and the run lock; `metrics`: the Prometheus
+//!   textfile format.
 //! - `progress`: the handle flows report progress through; `runtime`, `logging`.
 //! - `pipeline`: the flows (backups, restores, list, status, verify, prune), steps only.
 //! - `cli`: the `mongo-oss-backup` command line and its terminal bars; `python`: the `_core`
@@ -32,6 +33,7 @@ pub mod layout;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod mongo;
 pub mod pipeline;
 pub mod position;

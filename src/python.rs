@@ -263,20 +263,25 @@ fn list_json(py: Python<'_>, config: PathBuf) -> PyResult<String> {
 
 /// The installation's status, as JSON text.
 #[pyfunction]
-#[pyo3(signature = (*, config, max_age_seconds, interval_seconds = None))]
+#[pyo3(signature = (*, config, max_age_seconds, interval_seconds = None, prometheus = None))]
 fn status_json(
     py: Python<'_>,
     config: PathBuf,
     max_age_seconds: i64,
     interval_seconds: Option<i64>,
+    prometheus: Option<PathBuf>,
 ) -> PyResult<String> {
     detached(py, None, |_| {
         let settings = api_settings(&config)?;
         let req = crate::pipeline::status::StatusRequest {
             max_age_seconds,
             interval_seconds,
+            oplog: true,
         };
         let st = crate::runtime::block_on(crate::pipeline::status::run(&settings, &req))?;
+        if let Some(path) = &prometheus {
+            crate::pipeline::status::write_metrics(&settings, &st, path)?;
+        }
         Ok(json_text(&st))
     })
 }

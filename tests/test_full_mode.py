@@ -2,6 +2,7 @@
 into the bucket, then restore_full.py into a fresh database. Every document must come back
 byte-identical (compared by _id on the raw BSON), with every index and collection option."""
 
+import json
 import re
 import sys
 
@@ -141,8 +142,11 @@ def test_full_mode_failures_are_one_line_and_touch_nothing(tmp_path, mongo_auth,
     keys = [o.key for o in oss_server.sdk_client().list_objects_v2(
         __import__("alibabacloud_oss_v2").ListObjectsV2Request(bucket=bucket)).contents]
     assert keys == ["old-backup.tar.gz"]
-    assert sorted(p.name for p in backups.iterdir()) == ["keep-me.txt"]
+    # Nothing but the record `status` and the metrics file read: when it failed, and why.
+    assert sorted(p.name for p in backups.iterdir()) == ["keep-me.txt", "mongo_oss_backup_last_failure.json"]
     assert (backups / "keep-me.txt").read_text() == "x"
+    failure = json.loads((backups / "mongo_oss_backup_last_failure.json").read_text())
+    assert expected in failure["error"] and failure["failed_at"] > 0
 
 
 def test_start_py_without_the_package_uses_the_console_script(tmp_path, mongo):

@@ -79,8 +79,10 @@ def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str
 def list_json(*, config: str) -> str:
     """The bucket's cycles and full backups as JSON (what `list --json` prints)."""
 
-def status_json(*, config: str, max_age_seconds: int, interval_seconds: Optional[int] = None) -> str:
-    """The installation's status as JSON (what `status --json` prints)."""
+def status_json(*, config: str, max_age_seconds: int, interval_seconds: Optional[int] = None,
+                prometheus: Optional[str] = None) -> str:
+    """The installation's status as JSON (what `status --json` prints); `prometheus` also writes it
+    as a Prometheus textfile."""
 
 def verify_json(*, config: str, name: Optional[str] = None, deep: bool = False,
                 local_dir: Optional[str] = None, db_user: Optional[str] = None,

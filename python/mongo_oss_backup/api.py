@@ -104,16 +104,37 @@ class OplogWindow:
 
 
 @dataclass(frozen=True)
+class LastFailure:
+    failed_at: int  # Unix time
+    error: str
+
+
+@dataclass(frozen=True)
+class LastVerify:
+    finished_at: int  # Unix time
+    deep: bool
+    ok: bool
+    name: Optional[str] = None
+    problem: Optional[str] = None  # the first problem found, or the error that stopped it
+
+
+@dataclass(frozen=True)
 class Status:
     mode: str
     stale: bool  # no successful backup, or older than max_age
     max_age_seconds: int
     last_backup: Optional[str] = None
     last_backup_age_seconds: Optional[int] = None
+    last_backup_at: Optional[int] = None  # Unix time
+    last_run_seconds: Optional[float] = None
+    last_stored_bytes: Optional[int] = None
+    last_failure: Optional[LastFailure] = None  # the last run, when it failed
+    last_verify: Optional[LastVerify] = None
     last_summary: Optional[str] = None
     cycle: Optional[str] = None
     cycle_started: Optional[str] = None
     position: Optional[str] = None
+    position_time: Optional[int] = None  # Unix time of the newest write the cycle covers
     pending_archives: List[str] = field(default_factory=list)
     oplog: Optional[OplogWindow] = None
     warnings: List[str] = field(default_factory=list)
@@ -318,11 +339,13 @@ def list_cycles(*, config: PathLike) -> Catalog:
 
 
 def status(*, config: PathLike, max_age_seconds: int = 26 * 3600,
-           interval_seconds: Optional[int] = None) -> Status:
+           interval_seconds: Optional[int] = None, prometheus: Optional[PathLike] = None) -> Status:
     """Age of the last successful backup (stale past `max_age_seconds`), the current cycle, and the
-    oplog window against the interval between runs (measured, unless given)."""
+    oplog window against the interval between runs (measured, unless given). `prometheus` also
+    writes it as a Prometheus textfile for node_exporter (replaced atomically)."""
     text = _core.status_json(config=os.fspath(config), max_age_seconds=max_age_seconds,
-                             interval_seconds=interval_seconds)
+                             interval_seconds=interval_seconds,
+                             prometheus=None if prometheus is None else os.fspath(prometheus))
     return _build(Status, json.loads(text))
 
 

@@ -1,6 +1,8 @@
 //! The commands that do work: they call a pipeline and print its result. Log lines go to stderr;
 //! the result goes to stdout, one line per fact so a cron log reads well, or one JSON object.
 
+use std::path::Path;
+
 use crate::config::Settings;
 use crate::error::{ErrorKind, Result};
 use crate::pipeline::backup::{self, BackupOutcome};
@@ -133,8 +135,16 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
 }
 
 /// `status`: exit 1 when the last backup is stale.
-pub fn status(settings: &Settings, req: &status::StatusRequest, json: bool) -> Result<i32> {
+pub fn status(
+    settings: &Settings,
+    req: &status::StatusRequest,
+    prometheus: Option<&Path>,
+    json: bool,
+) -> Result<i32> {
     let st = block_on(status::run(settings, req))?;
+    if let Some(path) = prometheus {
+        status::write_metrics(settings, &st, path)?;
+    }
     if json {
         print_json(&st);
     } else {

@@ -128,6 +128,10 @@ enum Command {
         /// last two runs].
         #[arg(long)]
         interval: Option<String>,
+        /// Also write the status as a Prometheus textfile (node_exporter's textfile collector),
+        /// replaced atomically.
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
     },
     /// Check a cycle or full backup in the bucket against its manifest (size and CRC64 by HEAD).
     Verify {
@@ -317,6 +321,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             config,
             max_age,
             interval,
+            prometheus,
         } => {
             let settings = settings_for(&config, out)?;
             let req = crate::pipeline::status::StatusRequest {
@@ -325,8 +330,9 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
                     .as_deref()
                     .map(|i| duration_arg("--interval", i))
                     .transpose()?,
+                oplog: true,
             };
-            commands::status(&settings, &req, out.json)
+            commands::status(&settings, &req, prometheus.as_deref(), out.json)
         }
         Command::Verify {
             config,

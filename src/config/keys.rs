@@ -173,6 +173,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "`info`",
         doc: "error, warn, info or debug",
     },
+    KeySpec {
+        name: "metrics_file",
+        default: "—",
+        doc: "a Prometheus textfile (node_exporter's textfile collector, e.g. `/var/lib/node_exporter/mongo_oss_backup.prom`) rewritten atomically after every backup and verify: last success, run duration and bytes, cycle position, oplog window, pending archives, last verify; a relative path is the config file's neighbour",
+    },
 ];
 
 pub fn spec(name: &str) -> Option<&'static KeySpec> {

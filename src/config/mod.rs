@@ -101,6 +101,8 @@ pub struct Settings {
     /// A folder bucket (`file://`) that does not exist is created by a backup run.
     pub create_bucket_folder: bool,
     pub log_level: LogLevel,
+    /// The Prometheus textfile rewritten after every backup and verify.
+    pub metrics_file: Option<PathBuf>,
     pub restore_db_user: String,
     pub restore_db_passwd: Secret,
     /// Resolved once from the keys above: the MongoDB server to talk to,
@@ -135,14 +137,22 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded>
     if let Some(warning) = permission_warning(path) {
         loaded.warnings.push(warning);
     }
-    // A relative root is the config file's neighbour, whatever the working directory (cron runs in
-    // the home folder, an operator in the script's).
+    // A relative root (or metrics file) is the config file's neighbour, whatever the working
+    // directory (cron runs in the home folder, an operator in the script's).
+    let folder = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    if let Some(metrics) = loaded
+        .settings
+        .metrics_file
+        .as_mut()
+        .filter(|m| m.is_relative())
+    {
+        *metrics = folder.join(&*metrics);
+    }
     let root = &mut loaded.settings.db_backup_root_path;
     if root.is_relative() {
-        let folder = std::path::absolute(path)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
         let written = root.to_string_lossy().into_owned();
         *root = folder.join(&*root);
         if cfg!(unix) && is_windows_path(&written) {
@@ -544,6 +554,10 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         keep_cycles,
         create_bucket_folder,
         log_level,
+        metrics_file: r
+            .get("metrics_file")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
         restore_db_user,
         restore_db_passwd,
         mongo,
@@ -636,6 +650,7 @@ impl Settings {
             "keep_cycles": self.keep_cycles,
             "create_bucket_folder": u8::from(self.create_bucket_folder),
             "log_level": self.log_level.name(),
+            "metrics_file": self.metrics_file.as_ref().map(|p| p.to_string_lossy()),
         })
     }
 }

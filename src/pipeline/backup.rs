@@ -1,37 +1,26 @@
 //! One backup run as the config says, whichever the mode: under the run lock beside the config file
-//! (where start.py lives), then full or incremental, then the record of its success that `status`
-//! reads (`<db_backup_root_path>/mongo_oss_backup_last_run.json`).
+//! (where start.py lives), then full or incremental, then the record of its success or failure that
+//! `status` reads (`records`), and the metrics file when one is configured.
 
 use std::path::Path;
 
 use chrono::{DateTime, Local};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::backup_full::{self, FullBackupReport};
 use super::backup_inc::{self, IncOutcome, IncReport};
+use super::records::{self, LastFailure, LastRun, LAST_FAILURE, LAST_RUN};
 use crate::config::{Mode, Settings};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::progress::Progress;
 use crate::runtime::block_on;
 use crate::storage::VerifiedUpload;
-
-pub const LAST_RUN: &str = "mongo_oss_backup_last_run.json";
 
 /// What one run did.
 #[derive(Debug, Clone)]
 pub enum BackupOutcome {
     Full(FullBackupReport),
     Incremental(IncReport),
-}
-
-/// The last successful run (and the one before it, which gives the interval between runs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastRun {
-    pub finished_at: i64,
-    #[serde(default)]
-    pub previous_finished_at: Option<i64>,
-    pub summary: String,
 }
 
 /// Runs one backup under the lock. `Err(Busy)` when another run holds it.
@@ -43,34 +32,63 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<BackupOutcome> {
         .unwrap_or(Path::new("."));
     let _lock = crate::lock::acquire(lock_dir)?;
     let now = crate::hooks::now();
+    let started = std::time::Instant::now();
     let outcome = match settings.mode {
-        Mode::Incremental { period_days } => BackupOutcome::Incremental(block_on(
-            backup_inc::run(settings, period_days, now, progress),
-        )?),
-        Mode::Full => BackupOutcome::Full(block_on(backup_full::run(settings, now, progress))?),
+        Mode::Incremental { period_days } => {
+            block_on(backup_inc::run(settings, period_days, now, progress))
+                .map(BackupOutcome::Incremental)
+        }
+        Mode::Full => block_on(backup_full::run(settings, now, progress)).map(BackupOutcome::Full),
     };
-    // The backup is stored whatever happens to this record; `status` falls back to last.json's time.
-    if let Err(e) = record_success(&settings.db_backup_root_path, &outcome.summary(), now) {
-        log::warn!("the backup is stored, but recording its time for `status` failed: {e}");
+    let root = &settings.db_backup_root_path;
+    match &outcome {
+        // The backup is stored whatever happens to this record; `status` falls back to last.json's time.
+        Ok(o) => record_success(root, o, now, started.elapsed().as_secs_f64()),
+        // A root that no run made stays unmade.
+        Err(e) if root.is_dir() => records::keep(
+            root,
+            LAST_FAILURE,
+            &LastFailure {
+                failed_at: crate::hooks::now().timestamp(),
+                error: e.to_string(),
+            },
+        ),
+        Err(_) => {}
     }
-    Ok(outcome)
+    if let Some(path) = &settings.metrics_file {
+        // After a failure to reach MongoDB, asking it for the oplog window would only wait again.
+        let ask_server = !matches!(&outcome, Err(e) if e.kind() == ErrorKind::MongoUnreachable);
+        block_on(super::status::refresh_metrics(settings, path, ask_server));
+    }
+    outcome
 }
 
-fn record_success(root: &Path, summary: &str, now: DateTime<Local>) -> Result<()> {
-    let path = root.join(LAST_RUN);
-    let previous: Option<LastRun> = crate::state::read(&path).unwrap_or(None);
-    crate::private::create_dir(root)?;
-    crate::state::write(
-        &path,
+fn record_success(root: &Path, outcome: &BackupOutcome, now: DateTime<Local>, seconds: f64) {
+    let previous: Option<LastRun> = records::read(root, LAST_RUN).unwrap_or(None);
+    records::keep(
+        root,
+        LAST_RUN,
         &LastRun {
             finished_at: now.timestamp(),
             previous_finished_at: previous.map(|p| p.finished_at),
-            summary: summary.to_string(),
+            summary: outcome.summary(),
+            seconds: Some(seconds),
+            stored_bytes: outcome.stored().map(|u| u.size),
         },
-    )
+    );
+    // A failure before this success is past.
+    let _ = std::fs::remove_file(root.join(LAST_FAILURE));
 }
 
 impl BackupOutcome {
+    /// The archive this run stored in the bucket, if any.
+    pub fn stored(&self) -> Option<&VerifiedUpload> {
+        match self {
+            BackupOutcome::Full(r) => r.upload.as_ref(),
+            BackupOutcome::Incremental(r) => r.stored.as_ref(),
+        }
+    }
+
     /// The one summary line a cron log gets.
     pub fn summary(&self) -> String {
         match self {

@@ -1,6 +1,7 @@
 //! The flows, one module each: a backup run (`backup`: lock, then `backup_full` or `backup_inc`),
 //! restores (`restore_full`, `restore_inc`), and the operator's views of the bucket and the
-//! installation (`catalog` for `list`, `status`, `verify`, `prune`).
+//! installation (`catalog` for `list`, `status`, `verify`, `prune`); `records` are what runs leave
+//! for `status` and the metrics file.
 //! They order the steps (connect, dump, archive, upload, verify, clean up) and hold no mechanics of
 //! their own: those live in `mongo`, `archive` and `storage`.
 
@@ -9,6 +10,7 @@ pub mod backup_full;
 pub mod backup_inc;
 pub mod catalog;
 pub mod prune;
+pub mod records;
 pub mod restore_full;
 pub mod restore_inc;
 pub mod status;

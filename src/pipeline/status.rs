@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::backup::{LastRun, LAST_RUN};
+use super::records::{self, LastFailure, LastRun, LastVerify, LAST_FAILURE, LAST_RUN, LAST_VERIFY};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
+use crate::metrics::{self, Gauge};
 use crate::mongo::{connect, oplog};
 use crate::position::Position;
 use crate::state::{self, CycleInfo};
@@ -22,6 +23,14 @@ pub struct Status {
     /// Local time of the last successful run, when known.
     pub last_backup: Option<String>,
     pub last_backup_age_seconds: Option<i64>,
+    /// Its Unix time.
+    pub last_backup_at: Option<i64>,
+    /// How long the last successful run took, and the bytes it stored.
+    pub last_run_seconds: Option<f64>,
+    pub last_stored_bytes: Option<u64>,
+    /// The last run, when it failed (a failure older than the last success is past).
+    pub last_failure: Option<LastFailure>,
+    pub last_verify: Option<LastVerify>,
     pub max_age_seconds: i64,
     /// No successful run, or the last one is older than `max_age_seconds`.
     pub stale: bool,
@@ -30,6 +39,8 @@ pub struct Status {
     pub cycle_started: Option<String>,
     /// The oplog position the cycle is covered up to (state B).
     pub position: Option<String>,
+    /// Its time (Unix seconds): the newest write a restore can bring back.
+    pub position_time: Option<i64>,
     /// Archives a failed upload left for the next run.
     pub pending_archives: Vec<String>,
     pub oplog: Option<OplogWindow>,
@@ -50,16 +61,24 @@ pub struct OplogWindow {
     pub at_risk: bool,
 }
 
+/// `status --max-age` when not given: a daily backup plus two hours of slack.
+pub const DEFAULT_MAX_AGE_SECONDS: i64 = 26 * 3600;
+
 pub struct StatusRequest {
     pub max_age_seconds: i64,
     /// The interval between runs, when the operator states it (else measured).
     pub interval_seconds: Option<i64>,
+    /// Ask the server for its oplog window (incremental mode).
+    pub oplog: bool,
 }
 
 pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
     let root = &settings.db_backup_root_path;
     let now = chrono::Local::now().timestamp();
-    let last: Option<LastRun> = state::read(&root.join(LAST_RUN))?;
+    let last: Option<LastRun> = records::read(root, LAST_RUN)?;
+    let failure: Option<LastFailure> = records::read::<LastFailure>(root, LAST_FAILURE)?
+        .filter(|f| last.as_ref().is_none_or(|l| f.failed_at >= l.finished_at));
+    let last_verify: Option<LastVerify> = records::read(root, LAST_VERIFY)?;
     let incremental = settings.mode.is_incremental();
     let info: Option<CycleInfo> = if incremental {
         state::read(&state::state_a_path(root))?
@@ -86,12 +105,21 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
         mode: if incremental { "incremental" } else { "full" },
         last_backup: finished_at.map(local_time),
         last_backup_age_seconds: age,
+        last_backup_at: finished_at,
+        last_run_seconds: last.as_ref().and_then(|l| l.seconds),
+        // A record that knows its duration knows its bytes: none stored is 0.
+        last_stored_bytes: last
+            .as_ref()
+            .and_then(|l| l.seconds.map(|_| l.stored_bytes.unwrap_or(0))),
+        last_failure: failure,
+        last_verify,
         max_age_seconds: req.max_age_seconds,
         stale: age.is_none_or(|a| a > req.max_age_seconds),
         last_summary: last.as_ref().map(|l| l.summary.clone()),
         cycle: cycle.clone(),
         cycle_started: info.as_ref().and_then(|i| i.started_at()).map(local_time),
         position: position.map(|p| p.label()),
+        position_time: position.map(|p| i64::from(p.t)),
         pending_archives: pending_archives(root, cycle.as_deref()),
         oplog: None,
         warnings: Vec::new(),
@@ -108,13 +136,31 @@ pub async fn run(settings: &Settings, req: &StatusRequest) -> Result<Status> {
         )),
         _ => {}
     }
+    if let Some(f) = &status.last_failure {
+        status.warnings.push(format!(
+            "the last run failed at {}: {}",
+            local_time(f.failed_at),
+            f.error
+        ));
+    }
+    if let Some(v) = status.last_verify.as_ref().filter(|v| !v.ok) {
+        status.warnings.push(format!(
+            "the last verify{} at {} failed: {}",
+            v.name
+                .as_ref()
+                .map(|n| format!(" of {n}"))
+                .unwrap_or_default(),
+            local_time(v.finished_at),
+            v.problem.as_deref().unwrap_or("see its report")
+        ));
+    }
     if !status.pending_archives.is_empty() {
         status.warnings.push(format!(
             "{} archive(s) wait for upload (an upload failed); the next run stores them first",
             status.pending_archives.len()
         ));
     }
-    if incremental {
+    if incremental && req.oplog {
         let interval = req.interval_seconds.or_else(|| {
             last.as_ref()
                 .and_then(|l| l.previous_finished_at.map(|p| l.finished_at - p))
@@ -185,6 +231,109 @@ async fn oplog_window(
         },
         warning,
     ))
+}
+
+/// The gauges of the metrics file. Ages are as of the writing; alerts should compare timestamps
+/// with `time()`, since the file is rewritten only by runs.
+pub fn gauges(st: &Status) -> Vec<Gauge> {
+    let secs = |v: Option<i64>| v.map(|x| x as f64);
+    let flag = |b: bool| Some(if b { 1.0 } else { 0.0 });
+    let ran = st.last_backup_at.is_some() || st.last_failure.is_some();
+    let window = st.oplog.as_ref();
+    let verify = st.last_verify.as_ref();
+    vec![
+        Gauge {
+            name: "mongo_oss_backup_last_success_timestamp_seconds",
+            help: "Unix time of the last successful backup run.",
+            value: secs(st.last_backup_at),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_success_age_seconds",
+            help: "Age of the last successful backup when this file was written.",
+            value: secs(st.last_backup_age_seconds),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_run_success",
+            help: "1 when the last backup run succeeded, 0 when it failed.",
+            value: flag(st.last_failure.is_none()).filter(|_| ran),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_failure_timestamp_seconds",
+            help: "Unix time of the last failed run, when it is newer than the last success.",
+            value: secs(st.last_failure.as_ref().map(|f| f.failed_at)),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_run_duration_seconds",
+            help: "Duration of the last successful backup run.",
+            value: st.last_run_seconds,
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_run_stored_bytes",
+            help: "Bytes of archive the last successful run stored in the bucket.",
+            value: st.last_stored_bytes.map(|b| b as f64),
+        },
+        Gauge {
+            name: "mongo_oss_backup_position_timestamp_seconds",
+            help: "Time of the newest write the current cycle covers: what a restore brings back.",
+            value: secs(st.position_time),
+        },
+        Gauge {
+            name: "mongo_oss_backup_oplog_window_seconds",
+            help: "Seconds of writes the server's oplog holds.",
+            value: window.map(|w| w.window_seconds as f64),
+        },
+        Gauge {
+            name: "mongo_oss_backup_oplog_at_risk",
+            help: "1 when the oplog may roll past the cycle's position before the next run.",
+            value: window.and_then(|w| flag(w.at_risk)),
+        },
+        Gauge {
+            name: "mongo_oss_backup_pending_archives",
+            help: "Archives waiting locally for upload after a failed upload.",
+            value: Some(st.pending_archives.len() as f64),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_verify_success",
+            help: "1 when the last verify found the backup as its manifest says, 0 otherwise.",
+            value: verify.and_then(|v| flag(v.ok)),
+        },
+        Gauge {
+            name: "mongo_oss_backup_last_verify_timestamp_seconds",
+            help: "Unix time of the last verify.",
+            value: verify.map(|v| v.finished_at as f64),
+        },
+    ]
+}
+
+/// Writes `status` as a metrics file, labelled with the installation (config file and database).
+pub fn write_metrics(settings: &Settings, st: &Status, path: &Path) -> Result<()> {
+    let config = std::path::absolute(&settings.source).unwrap_or_else(|_| settings.source.clone());
+    let text = metrics::render(
+        &[
+            ("config", &config.to_string_lossy()),
+            ("db", &settings.db_name),
+        ],
+        &gauges(st),
+    );
+    metrics::write_file(path, &text)
+}
+
+/// Rewrites the configured metrics file after a run. The oplog window is asked of the server when
+/// it can be reached (else left out); a failure only warns: the run's outcome stands.
+pub async fn refresh_metrics(settings: &Settings, path: &Path, ask_server: bool) {
+    let mut req = StatusRequest {
+        max_age_seconds: DEFAULT_MAX_AGE_SECONDS,
+        interval_seconds: None,
+        oplog: ask_server,
+    };
+    let mut st = run(settings, &req).await;
+    if st.is_err() && ask_server {
+        req.oplog = false;
+        st = run(settings, &req).await;
+    }
+    if let Err(e) = st.and_then(|st| write_metrics(settings, &st, path)) {
+        log::warn!("could not write the metrics file {}: {e}", path.display());
+    }
 }
 
 /// Archives with a `.pos.json` sidecar under the cycle's directory.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::catalog::{self, Catalog};
+use super::records::{self, LastVerify, LAST_VERIFY};
 use super::restore_inc::{self, PreparedCycle};
 use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, PlanOptions};
@@ -96,7 +97,36 @@ pub struct VerifyRequest {
     pub local_dir: Option<PathBuf>,
 }
 
+/// Verifies, then records the outcome for `status` and the metrics file (a verify that could not
+/// run counts as failed).
 pub async fn run(
+    settings: &Settings,
+    req: &VerifyRequest,
+    progress: &Progress,
+) -> Result<VerifyReport> {
+    let outcome = check(settings, req, progress).await;
+    let record = LastVerify {
+        finished_at: crate::hooks::now().timestamp(),
+        name: outcome
+            .as_ref()
+            .ok()
+            .map(|r| r.name.clone())
+            .or(req.name.clone()),
+        deep: req.deep,
+        ok: outcome.as_ref().is_ok_and(|r| r.ok),
+        problem: match &outcome {
+            Ok(r) => r.problems.first().cloned(),
+            Err(e) => Some(e.to_string()),
+        },
+    };
+    records::keep(&settings.db_backup_root_path, LAST_VERIFY, &record);
+    if let Some(path) = &settings.metrics_file {
+        super::status::refresh_metrics(settings, path, true).await;
+    }
+    outcome
+}
+
+async fn check(
     settings: &Settings,
     req: &VerifyRequest,
     progress: &Progress,
