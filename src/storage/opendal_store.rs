@@ -66,6 +66,8 @@ struct OpendalStorage {
 
 /// Opens the bucket described by `target`. Nothing is sent over the network yet.
 pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Storage>> {
+    // reqwest is built without a crypto provider of its own (see Cargo.toml): ring, once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(opts.io_timeout)
