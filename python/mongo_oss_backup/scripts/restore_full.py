@@ -45,7 +45,8 @@ def main():
                 and os.path.realpath(INSTALLED_PYTHON) != os.path.realpath(sys.executable):
             os.execv(INSTALLED_PYTHON, [INSTALLED_PYTHON, os.path.realpath(__file__)] + sys.argv[1:])
         sys.stderr.write("error: the mongo-oss-backup package is not installed for %s; install it with: "
-                         "python3 -m pip install mongo-oss-backup\n" % sys.executable)
+                         "python3 -m pip install ./mongo_oss_backup-*.whl (the wheel ./build-wheel makes; from a "
+                         "source checkout: python3 -m pip install .)\n" % sys.executable)
         return 1
     return compat.restore_full_script(globals())
 

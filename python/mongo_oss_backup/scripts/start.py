@@ -37,7 +37,8 @@ def main():
             import time
             sys.stderr.write(
                 "%s error: the mongo-oss-backup package is not installed for %s and no mongo-oss-backup "
-                "command was found; install it with: python3 -m pip install mongo-oss-backup\n"
+                "command was found; install it with: python3 -m pip install ./mongo_oss_backup-*.whl "
+                "(the wheel ./build-wheel makes; from a source checkout: python3 -m pip install .)\n"
                 % (time.strftime("%Y-%m-%d %H:%M:%S"), sys.executable))
             sys.stderr.flush()
             return 1
