@@ -13,8 +13,11 @@ static INSTALLED: OnceLock<()> = OnceLock::new();
 impl log::Log for LineLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()
-            // Third-party crates only speak up when something is wrong.
-            && (metadata.target().starts_with("_core") || metadata.level() <= log::Level::Warn)
+            // Third-party crates only speak up when something is wrong; the certificate verifier's
+            // complaint comes back to us as the request's error, which we report in our words.
+            && (metadata.target().starts_with("_core")
+                || (metadata.level() <= log::Level::Warn
+                    && !metadata.target().starts_with("rustls_platform_verifier")))
     }
 
     fn log(&self, record: &log::Record) {

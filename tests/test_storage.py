@@ -186,3 +186,67 @@ def test_folder_round_trip(tmp_path):
     src.write_bytes(data)
     store.put_file(str(src), "x/y.tar.gz")
     assert (bucket_dir / "x" / "y.tar.gz").read_bytes() == data
+
+
+TLS_SERVER = r"""
+import http.server, socketserver, ssl, sys
+port, cert, key, tls = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == "tls"
+server = socketserver.TCPServer(("127.0.0.1", port), http.server.BaseHTTPRequestHandler)
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def self_signed(directory):
+    """A self-signed certificate for 127.0.0.1 (cryptography comes with moto)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+
+
+@pytest.mark.parametrize("server, cause", [("tls", "TLS certificate not trusted: unknown issuer"),
+                                           ("plain", "no TLS there: an http:// endpoint?")])
+def test_https_endpoint_failures_name_the_tls_cause(tmp_path, server, cause):
+    """An endpoint whose certificate is not trusted, or that speaks plain HTTP to an https:// URL, is
+    named as such in the one error line (it used to read "no response")."""
+    import subprocess
+    import sys
+    from conftest import free_port, port_open, run_cli
+    self_signed(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", TLS_SERVER, str(port), str(tmp_path / "cert.pem"),
+                             str(tmp_path / "key.pem"), server])
+    try:
+        deadline = time.time() + 60
+        while not port_open(port):
+            assert proc.poll() is None and time.time() < deadline, "the test server did not start"
+            time.sleep(0.1)
+        cfg = write_config(tmp_path / "inst", is_upload_to_oss="1", storage_timeout_seconds="2",
+                           storage_url="s3://tls-check?endpoint=https://127.0.0.1:%d&region=us-east-1" % port,
+                           accessKeyId="AKIDEXAMPLE", accessKeySecret="secret-example")
+        r = run_cli("list", "--config", str(cfg))
+        assert r.returncode == 1, r.stdout + r.stderr
+        last = r.stderr.strip().splitlines()[-1]
+        assert "error: cannot reach the storage endpoint https://127.0.0.1:%d: %s" % (port, cause) in last, r.stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

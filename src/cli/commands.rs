@@ -211,9 +211,9 @@ pub fn verify(
         for a in &report.archives {
             match &a.problem {
                 None => println!(
-                    "ok   {}  {} bytes  CRC64 {}",
+                    "ok   {}  {}  CRC64 {}",
                     a.key,
-                    a.size.unwrap_or_default(),
+                    crate::logging::size(a.size.unwrap_or_default()),
                     a.crc64.as_deref().unwrap_or("not reported (size only)")
                 ),
                 Some(p) => println!("BAD  {}: {p}", a.key),
@@ -382,12 +382,12 @@ pub fn restore_inc(
         let r = &report.replay;
         let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();
         println!(
-            "replayed {}: {}; {} skipped, {} updates of missing documents, {} transactions committed{}, {} aborted{}{}",
+            "replayed {}: {}; {} skipped, {} updates of missing documents, {} committed{}, {} aborted{}{}",
             req.cycle,
             if applied.is_empty() { "nothing".to_string() } else { applied.join(" ") },
             r.skipped,
             r.missing_update_targets,
-            r.transactions_committed,
+            crate::logging::count(r.transactions_committed, "transaction"),
             match r.transactions_logged_op_by_op {
                 0 => String::new(),
                 n => format!(" ({n} logged op by op, without applyOps)"),

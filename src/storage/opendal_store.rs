@@ -712,6 +712,25 @@ fn unreachable_cause(debug_text: &str) -> Option<&'static str> {
         ("connection reset", "connection reset"),
         ("network is unreachable", "network is unreachable"),
         ("tcp connect error", "cannot connect"),
+        // TLS: the certificate, or an endpoint that does not speak TLS at all.
+        (
+            "unknownissuer",
+            "TLS certificate not trusted: unknown issuer",
+        ),
+        (
+            "causedasendentity",
+            "TLS certificate not trusted: self-signed",
+        ),
+        ("notvalidforname", "TLS certificate for another host name"),
+        (
+            "invalid peer certificate: expired",
+            "TLS certificate expired",
+        ),
+        ("invalidcertificate(expired", "TLS certificate expired"),
+        ("invalid peer certificate", "TLS certificate rejected"),
+        ("invalidcertificate", "TLS certificate rejected"),
+        ("corrupt message", "no TLS there: an http:// endpoint?"),
+        ("invalidcontenttype", "no TLS there: an http:// endpoint?"),
         ("error sending request", "no response"),
     ]
     .into_iter()
