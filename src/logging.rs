@@ -47,10 +47,10 @@ pub fn user_line(text: &str) {
 
 /// `n thing` or `n things`.
 pub fn count(n: u64, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
+    match n {
+        1 => format!("1 {thing}"),
+        _ if thing.ends_with(['x', 's']) => format!("{n} {thing}es"),
+        _ => format!("{n} {thing}s"),
     }
 }
 
@@ -75,4 +75,17 @@ pub fn init(level: LogLevel) {
         LogLevel::Info => log::LevelFilter::Info,
         LogLevel::Debug => log::LevelFilter::Debug,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_right() {
+        assert_eq!(count(1, "collection"), "1 collection");
+        assert_eq!(count(0, "document"), "0 documents");
+        assert_eq!(count(2, "failed index"), "2 failed indexes");
+        assert_eq!(size(4_096), "4.1 kB");
+    }
 }

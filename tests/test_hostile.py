@@ -104,6 +104,25 @@ def test_dollar_prefixed_field_names(tmp_path, mongo):
     inst.restores_equal("h_dollar_r")
 
 
+def test_restore_over_itself_with_dollar_field_names(tmp_path, mongo):
+    """A restore into a database that already holds the collection writes the dump's documents by
+    _id; a replacement refuses `$`-prefixed field names, so those documents are swapped whole."""
+    db = fresh(mongo, "h_dollar_again")
+    db.c.insert_many([{"_id": 1, "$price": 5, "n": {"$x": 1}}, {"_id": 2, "v": 1}, {"_id": 3, "$a": 1},
+                      {"_id": 4, "$same": True}])
+    inst = Install(tmp_path, mongo, "h_dollar_again")
+    inst.backup()
+    inst.restores_equal("h_dollar_again_r")
+    target = mongo.client().h_dollar_again_r.c
+    target.delete_one({"_id": 1})  # gone: inserted again
+    target.delete_one({"_id": 3})
+    target.insert_one({"_id": 3, "$a": 2})  # changed: replaced
+    r = run_cli("restore", "--config", str(inst.cfg), "--cycle", inst.cycle(), "--target-db", "h_dollar_again_r",
+                "--local-dir", str(tmp_path / "again"))
+    expect_ok(r)
+    assert_same_database(db, mongo.client().h_dollar_again_r)
+
+
 def test_index_spec_with_server_internal_fields(tmp_path, mongo):
     db = fresh(mongo, "h_multikey")
     db.c.insert_one({"_id": 1, "tags": [1, 2]})

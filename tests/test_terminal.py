@@ -66,8 +66,8 @@ def test_progress_bars_on_a_terminal(big_installation, server):
     counts = [int(m.group(1).replace(",", "")) for s in screens for m in [bar.search(s)] if m]
     assert len(counts) >= 2, "no moving progress bar in %d screens; last:\n%s" % (len(screens), final)
     assert counts[-1] > counts[0] and counts == sorted(counts), counts  # it moves forward
-    assert re.search(r"backup mongodb_backup_titan_\d{12}: 1 collections, 80000 documents", final), final
-    assert re.search(r"restored %s_copy: 1 collections, 80000 documents" % db, final), final
+    assert re.search(r"backup mongodb_backup_titan_\d{12}: 1 collection, 80000 documents", final), final
+    assert re.search(r"restored %s_copy: 1 collection, 80000 documents" % db, final), final
     assert not bar.search(final)  # bars are cleared when their task ends
 
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::config::Settings;
 use crate::error::{ErrorKind, Result};
+use crate::logging::count;
 use crate::pipeline::backup::{self, BackupOutcome};
 use crate::pipeline::{catalog, prune, restore_full, restore_inc};
 use crate::pipeline::{status, verify};
@@ -295,18 +296,19 @@ fn print_database(db: &crate::mongo::restore::DatabaseRestore) {
     let replaced: u64 = db.collections.iter().map(|c| c.replaced).sum();
     let again = match (present, replaced) {
         (0, 0) => String::new(),
+        (1, 0) => " (1 was already there, identical)".to_string(),
         (p, 0) => format!(" ({p} were already there, identical)"),
         (p, r) => format!(
             " ({p} were already there, identical; {r} were there with other content and were replaced)"
         ),
     };
     println!(
-        "restored {}: {} collections, {} documents{again}, {} failed documents, {} failed indexes",
+        "restored {}: {}, {}{again}, {}, {}",
         db.database,
-        db.collections.len(),
-        db.documents(),
-        db.failed_documents(),
-        db.failed_indexes()
+        count(db.collections.len() as u64, "collection"),
+        count(db.documents(), "document"),
+        count(db.failed_documents(), "failed document"),
+        count(db.failed_indexes() as u64, "failed index")
     );
     for c in &db.collections {
         for example in &c.examples {

@@ -105,9 +105,10 @@ pub async fn dump_database(
     let docs: u64 = results.iter().map(|c| c.documents).sum();
     let bytes: u64 = results.iter().map(|c| c.bytes).sum();
     log::info!(
-        "dumped database {db}: {} collections, {docs} documents, {:.1} MB in {:.1}s",
-        results.len(),
-        bytes as f64 / 1e6,
+        "dumped database {db}: {}, {}, {} in {:.1}s",
+        crate::logging::count(results.len() as u64, "collection"),
+        crate::logging::count(docs, "document"),
+        crate::logging::size(bytes),
         started.elapsed().as_secs_f64()
     );
     Ok(results)

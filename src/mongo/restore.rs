@@ -134,11 +134,11 @@ pub async fn restore_database(
             .push(restore_collection(mongo, target, c, opts).await?);
     }
     log::info!(
-        "restored database {target}: {} collections, {} documents ({} failed), {} index failures in {:.1}s",
-        report.collections.len(),
-        report.documents(),
+        "restored database {target}: {}, {} ({} failed), {} in {:.1}s",
+        crate::logging::count(report.collections.len() as u64, "collection"),
+        crate::logging::count(report.documents(), "document"),
         report.failed_documents(),
-        report.failed_indexes(),
+        crate::logging::count(report.failed_indexes() as u64, "index failure"),
         started.elapsed().as_secs_f64()
     );
     Ok(report)
@@ -362,12 +362,97 @@ async fn replace_file(
         }
         let bytes: usize = batch.iter().map(|d| d.as_bytes().len()).sum();
         task.add(batch.len() as u64, bytes as u64);
-        refused.extend(replace_batch(mongo, db, name, batch, result, true).await?);
+        // A replacement refuses `$`-prefixed field names (legal since MongoDB 5.0).
+        let (dollar, plain): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|d| has_dollar_field(d));
+        refused.extend(replace_batch(mongo, db, name, plain, result, true).await?);
+        swap_whole(mongo, db, name, dollar, result).await?;
     }
     if !refused.is_empty() {
         replace_batch(mongo, db, name, refused, result, false).await?;
     }
     Ok(())
+}
+
+/// Writes documents a replacement would refuse: each one identical to the stored document is left,
+/// any other stored version is deleted, then the dump's is inserted.
+async fn swap_whole(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    docs: Vec<RawDocumentBuf>,
+    result: &mut CollectionRestore,
+) -> Result<()> {
+    let coll = mongo.client.database(db).collection::<RawDocumentBuf>(name);
+    let doing = format!("replace documents of {db}.{name}");
+    for d in docs {
+        let id = raw_id(&d);
+        let filter = doc! {"_id": Bson::try_from(id.clone()).unwrap_or(Bson::Null)};
+        let stored = coll
+            .find_one(filter.clone())
+            .await
+            .map_err(|e| mongo.error(e, &doing))?;
+        match &stored {
+            Some(s) if s.as_bytes() == d.as_bytes() => {
+                result.already_present += 1;
+                continue;
+            }
+            Some(_) => {
+                coll.delete_one(filter)
+                    .await
+                    .map_err(|e| mongo.error(e, &doing))?;
+            }
+            None => {}
+        }
+        match coll.insert_one(&d).await {
+            Ok(_) if stored.is_some() => result.replaced += 1,
+            Ok(_) => result.inserted += 1,
+            Err(e) => {
+                result.failed += 1;
+                if result.examples.len() < MAX_EXAMPLES {
+                    result.examples.push(format!(
+                        "_id {}: {}",
+                        show_id(&d),
+                        first_line(&e.to_string())
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a document holds a field name starting with `$` at any depth.
+fn has_dollar_field(d: &mongodb::bson::RawDocument) -> bool {
+    use mongodb::bson::RawBsonRef;
+    fn value(v: RawBsonRef<'_>) -> bool {
+        match v {
+            RawBsonRef::Document(d) => has_dollar_field(d),
+            RawBsonRef::Array(a) => a.into_iter().flatten().any(value),
+            _ => false,
+        }
+    }
+    d.into_iter()
+        .flatten()
+        .any(|(k, v)| k.starts_with('$') || value(v))
+}
+
+fn raw_id(d: &RawDocumentBuf) -> mongodb::bson::RawBson {
+    d.get("_id")
+        .ok()
+        .flatten()
+        .map(|v| v.to_raw_bson())
+        .unwrap_or(mongodb::bson::RawBson::Null)
+}
+
+/// A document's `_id` as relaxed extended JSON, for examples of failures.
+fn show_id(d: &RawDocumentBuf) -> String {
+    d.get("_id")
+        .ok()
+        .flatten()
+        .and_then(|v| Bson::try_from(v).ok())
+        .map(|v| v.into_relaxed_extjson().to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// One `update` command of replacements by `_id`; returns the documents refused with a duplicate
@@ -382,14 +467,11 @@ async fn replace_batch(
 ) -> Result<Vec<RawDocumentBuf>> {
     use mongodb::bson::{rawdoc, RawArrayBuf};
     let mut updates = RawArrayBuf::new();
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
     for d in &batch {
-        let id = d
-            .get("_id")
-            .ok()
-            .flatten()
-            .map(|v| v.to_raw_bson())
-            .unwrap_or(mongodb::bson::RawBson::Null);
-        updates.push(rawdoc! {"q": {"_id": id}, "u": d.clone(), "upsert": true});
+        updates.push(rawdoc! {"q": {"_id": raw_id(d)}, "u": d.clone(), "upsert": true});
     }
     let command = rawdoc! {"update": name, "updates": updates, "ordered": false};
     let doing = format!("replace documents of {db}.{name}");
@@ -423,15 +505,9 @@ async fn replace_batch(
         }
         result.failed += 1;
         if result.examples.len() < MAX_EXAMPLES {
-            let id = doc
-                .get("_id")
-                .ok()
-                .flatten()
-                .and_then(|v| Bson::try_from(v).ok())
-                .map(|v| v.into_relaxed_extjson().to_string())
-                .unwrap_or_else(|| "?".into());
             result.examples.push(format!(
-                "_id {id}: {} (code {code})",
+                "_id {}: {} (code {code})",
+                show_id(doc),
                 first_line(error.get_str("errmsg").unwrap_or(""))
             ));
         }

@@ -100,9 +100,10 @@ impl BackupOutcome {
                     (None, None) => String::new(),
                 };
                 format!(
-                    "backup {}: {} collections, {docs} documents, {place} in {:.1}s",
+                    "backup {}: {}, {}, {place} in {:.1}s",
                     r.name,
-                    r.collections.len(),
+                    crate::logging::count(r.collections.len() as u64, "collection"),
+                    crate::logging::count(docs, "document"),
                     r.seconds
                 )
             }
