@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One gauge and its value (`None`: not known yet, the sample is left out).
 pub struct Gauge {
@@ -41,39 +41,10 @@ fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Replaces `path` with `text` (mode 0644: the collector often runs as another user; the file holds
-/// no secret).
+/// Replaces `path` with `text` (readable by all: the collector often runs as another user; the
+/// file holds no secret).
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o644);
-    }
-    let written = opts.open(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("write", &tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("rename", &tmp, e)
-    })
+    crate::state::write_atomic_readable(path, text.as_bytes())
 }
 
 #[cfg(test)]

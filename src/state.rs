@@ -161,20 +161,49 @@ pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Replaces a file the tool owns (state, manifest copy) with `bytes`, readable by its owner only.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, "tmp", 0o600)
+}
+
+/// Replaces a file another program reads (the metrics file), readable by all; several runs may
+/// write it at once (a backup and a verify), so each writes through its own temp file.
+pub fn write_atomic_readable(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, &format!("{}.tmp", std::process::id()), 0o644)
+}
+
+/// Temp file `.<name>.<suffix>` beside `path` (created with `mode`, never through a link), written,
+/// synced, renamed over `path`.
+fn replace(path: &Path, bytes: &[u8], suffix: &str, mode: u32) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp",
+        ".{}.{suffix}",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
     // A file (or a link) left at the temp name is removed, never written through.
     let _ = std::fs::remove_file(&tmp);
-    let mut f = crate::private::create_file(&tmp)?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode).custom_flags(libc::O_NOFOLLOW);
+    }
+    let written = opts.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let renamed = written
+        .map_err(|e| Error::io("write", &tmp, e))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

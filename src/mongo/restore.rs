@@ -554,9 +554,7 @@ async fn account(
         }
         let id = batch
             .get(w.index)
-            .and_then(|d| d.get("_id").ok().flatten())
-            .and_then(|v| Bson::try_from(v).ok())
-            .map(|v| v.into_relaxed_extjson().to_string())
+            .map(show_id)
             .unwrap_or_else(|| "?".into());
         result.examples.push(format!(
             "_id {id}: {} (code {})",

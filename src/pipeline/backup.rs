@@ -131,18 +131,25 @@ impl BackupOutcome {
 
     /// The machine-readable form (`--json`, the Python API).
     pub fn to_json(&self) -> Value {
+        let mut value = self.outcome_json();
+        let stored = self.stored();
+        value["key"] = json!(stored.map(|u| u.key.clone()));
+        value["size"] = json!(stored.map(|u| u.size));
+        value["crc64"] = json!(stored.map(|u| u.crc64.to_string()));
+        value["summary"] = json!(self.summary());
+        value
+    }
+
+    /// The mode's own fields.
+    fn outcome_json(&self) -> Value {
         match self {
             BackupOutcome::Full(r) => json!({
                 "mode": "full",
                 "name": r.name,
                 "collections": r.collections.len(),
                 "documents": r.collections.iter().map(|c| c.documents).sum::<u64>(),
-                "key": r.upload.as_ref().map(|u| u.key.clone()),
-                "size": r.upload.as_ref().map(|u| u.size),
-                "crc64": r.upload.as_ref().map(|u| u.crc64.to_string()),
                 "local_dir": r.local_dir.as_ref().map(|p| p.to_string_lossy().into_owned()),
                 "seconds": r.seconds,
-                "summary": self.summary(),
             }),
             BackupOutcome::Incremental(r) => {
                 let (outcome, name, entries, documents) = match &r.outcome {
@@ -163,10 +170,6 @@ impl BackupOutcome {
                     "documents": documents,
                     "position": r.position,
                     "flushed": r.flushed,
-                    "key": r.stored.as_ref().map(|u| u.key.clone()),
-                    "size": r.stored.as_ref().map(|u| u.size),
-                    "crc64": r.stored.as_ref().map(|u| u.crc64.to_string()),
-                    "summary": self.summary(),
                 })
             }
         }
