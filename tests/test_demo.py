@@ -10,8 +10,9 @@ from conftest import expect_ok
 
 
 def test_demo_runs(tmp_path):
+    # --small: the same steps on a tenth of the data (the full demo is timed by users, not by the suite).
     # Its own process group (the demo and the secantusdb it starts), its temp folder under tmp_path.
-    proc = subprocess.Popen([sys.executable, "-m", "mongo_oss_backup.demo"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "mongo_oss_backup.demo", "--small"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
                             env=dict(os.environ, TMPDIR=str(tmp_path)))
     try:
