@@ -13,6 +13,8 @@
 //! - `archive`, `codec`: streaming tar archives with the old entry names (no escape, no links),
 //!   gzip on every core or zstd, recognised by magic bytes.
 //! - `mongo`: the official driver: connect, dump, restore, inspect, oplog capture, replay.
+//! - `namespace`: restores' `--ns-*` selections and renames, and collections followed through an
+//!   oplog's renames and drops.
 //! - `manifest`: what each cycle's archives must be (size, CRC64, ranges, per-collection hash).
 //! - `chain`: the proof that a cycle restores (dump, then increments joined end to end).
 //! - `state`, `lock`: the old scripts' state files and the run lock; `metrics`: the Prometheus
@@ -35,6 +37,7 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod mongo;
+pub mod namespace;
 pub mod pipeline;
 pub mod position;
 pub mod private;

@@ -189,7 +189,8 @@ fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> 
 #[pyfunction]
 #[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
     dry_run = false, drop = false, oplog_only = false, skip_unknown = false, allow_gap = false,
-    local_dir = None, downloaded = false, db_user = None, db_password = None, progress = None))]
+    local_dir = None, downloaded = false, db_user = None, db_password = None, progress = None,
+    ns_include = Vec::new(), ns_exclude = Vec::new(), ns_from = Vec::new(), ns_to = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn restore_json(
     py: Python<'_>,
@@ -208,8 +209,18 @@ fn restore_json(
     db_user: Option<String>,
     db_password: Option<String>,
     progress: Option<Py<PyAny>>,
+    ns_include: Vec<String>,
+    ns_exclude: Vec<String>,
+    ns_from: Vec<String>,
+    ns_to: Vec<String>,
 ) -> PyResult<String> {
     use crate::pipeline::{restore_full, restore_inc};
+    let ns = crate::pipeline::selective::NsOptions {
+        include: ns_include,
+        exclude: ns_exclude,
+        from: ns_from,
+        to: ns_to,
+    };
     detached(py, progress, |progress| {
         let settings = restore_settings(&config, db_user, db_password)?;
         let local_temp = local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
@@ -226,6 +237,7 @@ fn restore_json(
                     skip_unknown,
                     oplog_only,
                     allow_gap,
+                    ns,
                 };
                 let report = crate::runtime::block_on(restore_inc::run(&settings, &req, progress))?;
                 Ok(json_text(&report))
@@ -238,6 +250,8 @@ fn restore_json(
                     already_downloaded: downloaded,
                     drop_existing: drop,
                     target_db,
+                    ns,
+                    dry_run,
                 };
                 let report =
                     crate::runtime::block_on(restore_full::run(&settings, &req, progress))?;
@@ -350,6 +364,8 @@ fn run_restore_full(
                 already_downloaded: downloaded,
                 drop_existing: drop,
                 target_db,
+                ns: Default::default(),
+                dry_run: false,
             },
         )
     })
@@ -386,6 +402,7 @@ fn run_restore_inc(
                 skip_unknown,
                 oplog_only: false,
                 allow_gap,
+                ns: Default::default(),
             },
             &until,
         )

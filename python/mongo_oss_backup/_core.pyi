@@ -71,7 +71,9 @@ def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str
                  drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
                  allow_gap: bool = False, local_dir: Optional[str] = None, downloaded: bool = False,
                  db_user: Optional[str] = None, db_password: Optional[str] = None,
-                 progress: Optional[ProgressCallback] = None) -> str:
+                 progress: Optional[ProgressCallback] = None, ns_include: List[str] = ...,
+                 ns_exclude: List[str] = ..., ns_from: List[str] = ...,
+                 ns_to: List[str] = ...) -> str:
     """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON.
     A cycle's chain is proven first. Raises: IntegrityError (missing or damaged archive, broken
     chain, --until outside the cycle: nothing was restored), ConfigError, Mongo*Error, Storage*Error."""

@@ -10,7 +10,7 @@ import json
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from mongo_oss_backup import _core
 
@@ -207,6 +207,7 @@ class CollectionRestore:
     failed: int
     indexes_built: int
     replaced: int = 0  # already there with other content (a restore over an earlier one)
+    source: Optional[str] = None  # selective restores: the namespace it came from, when renamed
     examples: List[str] = field(default_factory=list)
     index_failures: List[str] = field(default_factory=list)
 
@@ -229,6 +230,8 @@ class ReplaySummary:
     transactions_logged_op_by_op: int = 0  # of the committed: logged without applyOps (secantusdb)
     repeated: int = 0  # entries an old increment repeated from the one before, applied once
     notes: List[str] = field(default_factory=list)  # e.g. a collection renamed out of the database
+    excluded: int = 0  # selective restores: entries of collections outside the selection
+    by_namespace: Dict[str, int] = field(default_factory=dict)  # selective: applied, by oplog ns
     first: Optional[OplogPosition] = None
     last: Optional[OplogPosition] = None
 
@@ -265,6 +268,20 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class SelectedCollection:
+    source: str  # its name at the point restored
+    target: str
+    dumped_as: Optional[str] = None  # its name in the dump (None: created after the dump)
+    dump_documents: Optional[int] = None  # documents the manifest records for it
+    entries: Dict[str, int] = field(default_factory=dict)  # oplog entries it receives, by oplog ns
+
+
+@dataclass(frozen=True)
+class Selection:
+    collections: List[SelectedCollection]
+
+
+@dataclass(frozen=True)
 class RestoreResult:
     databases: List[DatabaseRestore]
     seconds: float
@@ -272,6 +289,7 @@ class RestoreResult:
     plan: List[IncrementPlan] = field(default_factory=list)  # cycles: the increments replayed
     chain: Optional[Chain] = None  # cycles only
     reached: Optional[OplogPosition] = None  # the point the database now reflects
+    selection: Optional[Selection] = None  # with ns_include/ns_exclude/ns_from
 
 
 def _build(cls: Any, value: Any) -> Any:
@@ -314,7 +332,9 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
             drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
             allow_gap: bool = False, local_dir: Optional[PathLike] = None, downloaded: bool = False,
             db_user: Optional[str] = None, db_password: Optional[str] = None,
-            progress: Optional[Callable[[Progress], None]] = None) -> RestoreResult:
+            progress: Optional[Callable[[Progress], None]] = None,
+            ns_include: Sequence[str] = (), ns_exclude: Sequence[str] = (),
+            ns_from: Sequence[str] = (), ns_to: Sequence[str] = ()) -> RestoreResult:
     """Restores a cycle (full dump then every increment, up to `until`) or a full-mode backup.
 
     `until` is a local time "2015-11-24 18:30:00" or an oplog timestamp "1448361000:1".
@@ -323,13 +343,18 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
     instead, and says so in `chain.stopped`). Failed documents are counted in the result, not raised.
     `db_user` writes as that user instead of restore_db_user/db_user (password: `db_password`, else
     the environment variable MONGO_OSS_RESTORE_PASSWD).
+    `ns_include`/`ns_exclude` (patterns with `*`) and `ns_from`/`ns_to` (pairs, `$name$`
+    variables) restore only some collections, possibly under new names, as mongorestore's
+    --nsInclude/--nsExclude/--nsFrom/--nsTo, judged on the names at the point restored; the
+    replay follows the selection. A target holding documents raises ConfigError unless `drop`.
     """
     text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
                               target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
                               skip_unknown=skip_unknown, allow_gap=allow_gap,
                               local_dir=None if local_dir is None else os.fspath(local_dir),
                               downloaded=downloaded, db_user=db_user, db_password=db_password,
-                              progress=_progress(progress))
+                              progress=_progress(progress), ns_include=list(ns_include),
+                              ns_exclude=list(ns_exclude), ns_from=list(ns_from), ns_to=list(ns_to))
     return _build(RestoreResult, json.loads(text))
 
 

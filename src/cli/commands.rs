@@ -323,6 +323,35 @@ fn print_database(db: &crate::mongo::restore::DatabaseRestore) {
     }
 }
 
+/// A selective restore's collections: source, target, what the dump holds, what the replay adds.
+fn print_selection(plan: &crate::pipeline::selective::SelectivePlan, dry_run: bool) {
+    let verb = if dry_run { "would restore" } else { "selected" };
+    for c in &plan.collections {
+        let from_dump = match (&c.dumped_as, c.dump_documents) {
+            (Some(name), Some(n)) if *name == c.source => {
+                format!("{} in the dump", count(n, "document"))
+            }
+            (Some(name), Some(n)) => format!("dumped as {name}, {}", count(n, "document")),
+            (Some(name), None) if *name == c.source => "in the dump".to_string(),
+            (Some(name), None) => format!("dumped as {name}"),
+            (None, _) => "created after the dump".to_string(),
+        };
+        let entries: Vec<String> = c
+            .entries
+            .iter()
+            .map(|(ns, n)| format!("{ns}={n}"))
+            .collect();
+        let replay = match entries.is_empty() {
+            true => "no oplog entry".to_string(),
+            false => format!("oplog entries {}", entries.join(" ")),
+        };
+        println!(
+            "{verb} {} -> {} ({from_dump}; {replay})",
+            c.source, c.target
+        );
+    }
+}
+
 pub fn restore_full(
     settings: &Settings,
     req: &restore_full::RestoreFullRequest,
@@ -333,6 +362,13 @@ pub fn restore_full(
     if json {
         print_json(&report);
         return Ok(restore_exit(report.failed()));
+    }
+    if let Some(plan) = &report.selection {
+        print_selection(plan, req.dry_run);
+    }
+    if req.dry_run {
+        println!("dry run of {}: nothing was changed", req.name);
+        return Ok(0);
     }
     for db in &report.databases {
         print_database(db);
@@ -360,6 +396,9 @@ pub fn restore_inc(
         return Ok(restore_exit(failed));
     }
     let chain = &report.chain;
+    if let Some(plan) = &report.selection {
+        print_selection(plan, req.dry_run);
+    }
     if req.dry_run {
         println!("dry run of cycle {}: nothing was changed", req.cycle);
         if let Some(start) = chain.start {
@@ -384,10 +423,14 @@ pub fn restore_inc(
         let r = &report.replay;
         let applied: Vec<String> = r.applied.iter().map(|(k, n)| format!("{k}={n}")).collect();
         println!(
-            "replayed {}: {}; {} skipped, {} updates of missing documents, {} committed{}, {} aborted{}{}",
+            "replayed {}: {}; {} skipped{}, {} updates of missing documents, {} committed{}, {} aborted{}{}",
             req.cycle,
             if applied.is_empty() { "nothing".to_string() } else { applied.join(" ") },
             r.skipped,
+            match report.selection {
+                Some(_) => format!(", {} outside the selection", r.excluded),
+                None => String::new(),
+            },
             r.missing_update_targets,
             crate::logging::count(r.transactions_committed, "transaction"),
             match r.transactions_logged_op_by_op {

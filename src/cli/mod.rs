@@ -59,6 +59,38 @@ struct ConfigArg {
     config: PathBuf,
 }
 
+/// mongorestore's namespace options. Patterns name `db.collection` (a bare `db`: all of it) as
+/// the collections are named at the point restored.
+#[derive(clap::Args, Debug, Default)]
+struct NsArgs {
+    /// Restore only the collections matching this pattern (`*` is any run of characters);
+    /// repeatable.
+    #[arg(long = "ns-include", value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Leave out the collections matching this pattern; repeatable.
+    #[arg(long = "ns-exclude", value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Restore the collections matching this pattern (`$name$` variables) under the --ns-to
+    /// name of the same position; repeatable. Nothing outside the targets is read or written,
+    /// and a target holding documents is refused unless --drop.
+    #[arg(long = "ns-from", value_name = "PATTERN")]
+    from: Vec<String>,
+    /// The new name for the --ns-from of the same position (`$name$` as matched there).
+    #[arg(long = "ns-to", value_name = "PATTERN")]
+    to: Vec<String>,
+}
+
+impl NsArgs {
+    fn options(self) -> crate::pipeline::selective::NsOptions {
+        crate::pipeline::selective::NsOptions {
+            include: self.include,
+            exclude: self.exclude,
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one backup as configured (what start.py runs from cron).
@@ -80,8 +112,9 @@ enum Command {
         /// ("2015-11-24 18:30:00" local time, or an oplog timestamp "1448361000:1").
         #[arg(long, requires = "cycle")]
         until: Option<String>,
-        /// Cycle only: list what would be applied (files, entries per op, time range); touch nothing.
-        #[arg(long, requires = "cycle")]
+        /// List what would be applied (files, entries per op, time range; with --ns-*, each
+        /// collection, its target and its entries); touch no server.
+        #[arg(long)]
         dry_run: bool,
         /// Cycle only: skip oplog entries of unknown kinds instead of stopping.
         #[arg(long, requires = "cycle")]
@@ -109,6 +142,8 @@ enum Command {
         /// Drop each collection before restoring it.
         #[arg(long)]
         drop: bool,
+        #[command(flatten)]
+        ns: NsArgs,
         #[command(flatten)]
         restore_user: RestoreUserArg,
     },
@@ -281,6 +316,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             downloaded,
             target_db,
             drop,
+            ns,
             restore_user,
         } => {
             if full.is_none() && cycle.is_none() {
@@ -303,6 +339,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
                     skip_unknown,
                     oplog_only,
                     allow_gap,
+                    ns: ns.options(),
                 };
                 return commands::restore_inc(&settings, &req, out.json, progress);
             }
@@ -313,6 +350,8 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
                 already_downloaded: downloaded,
                 drop_existing: drop,
                 target_db,
+                ns: ns.options(),
+                dry_run,
             };
             commands::restore_full(&settings, &req, out.json, progress)
         }

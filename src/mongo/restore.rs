@@ -57,6 +57,9 @@ impl Default for RestoreOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CollectionRestore {
     pub collection: String,
+    /// A selective restore's source namespace, when it differs from `<database>.<collection>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub inserted: u64,
     /// Documents already there with the same bytes (a restore over an earlier one).
     pub already_present: u64,
@@ -131,7 +134,7 @@ pub async fn restore_database(
     for c in tables.iter().chain(views.iter()) {
         report
             .collections
-            .push(restore_collection(mongo, target, c, opts).await?);
+            .push(restore_collection(mongo, target, &c.name, c, opts).await?);
     }
     log::info!(
         "restored database {target}: {}, {} ({} failed), {} in {:.1}s",
@@ -230,42 +233,44 @@ fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
     Ok((out, ignored))
 }
 
+/// Restores dumped collection `c` into `db.name`.
 async fn restore_collection(
     mongo: &Mongo,
     db: &str,
+    name: &str,
     c: &DumpedCollection,
     opts: &RestoreOptions,
 ) -> Result<CollectionRestore> {
     let database = mongo.client.database(db);
     let mut result = CollectionRestore {
-        collection: c.name.clone(),
+        collection: name.to_string(),
         ..Default::default()
     };
     if opts.drop_existing {
-        let doing = format!("drop {db}.{}", c.name);
+        let doing = format!("drop {db}.{name}");
         database
-            .collection::<Document>(&c.name)
+            .collection::<Document>(name)
             .drop()
             .await
             .map_err(|e| mongo.error(e, &doing))?;
     }
-    create_collection(mongo, db, &c.name, &c.metadata.options).await?;
+    create_collection(mongo, db, name, &c.metadata.options).await?;
     if let Some(bson) = &c.bson {
-        let doing = format!("count the documents of {db}.{}", c.name);
+        let doing = format!("count the documents of {db}.{name}");
         let present = match c.metadata.is_view() {
             true => 0,
             false => database
-                .collection::<Document>(&c.name)
+                .collection::<Document>(name)
                 .estimated_document_count()
                 .await
                 .map_err(|e| mongo.error(e, &doing))?,
         };
         match present {
-            0 => insert_file(mongo, db, &c.name, bson, opts, &mut result).await?,
-            _ => replace_file(mongo, db, &c.name, bson, opts, &mut result).await?,
+            0 => insert_file(mongo, db, name, bson, opts, &mut result).await?,
+            _ => replace_file(mongo, db, name, bson, opts, &mut result).await?,
         }
     }
-    build_indexes(mongo, db, &c.name, &c.metadata.indexes, &mut result).await?;
+    build_indexes(mongo, db, name, &c.metadata.indexes, &mut result).await?;
     Ok(result)
 }
 
@@ -713,6 +718,84 @@ pub async fn restore_dump_root(
         log::info!("restoring {} into database {target}", dir.display());
         restored.push(restore_database(mongo, &dir, &target, opts).await?);
     }
+    Ok(restored)
+}
+
+/// The namespaces `db.coll` a dump root holds (its database `db_name`, or every one when empty),
+/// in the order a restore takes them.
+pub fn dumped_namespaces(root: &Path, db_name: &str) -> Result<Vec<String>> {
+    let dbs = match db_name.is_empty() {
+        true => database_dirs(root)?,
+        false => vec![db_name.to_string()],
+    };
+    let mut out = Vec::new();
+    for db in dbs {
+        let dir = root.join(&db);
+        if dir.is_dir() {
+            out.extend(
+                scan(&dir)?
+                    .0
+                    .into_iter()
+                    .map(|c| format!("{db}.{}", c.name)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A selective restore of a dump root: each `(source, target)` namespace pair, the dumped
+/// collection `source` restored into `target`; nothing else is read from the dump or written.
+/// Reported by target database.
+pub async fn restore_selected(
+    mongo: &Mongo,
+    root: &Path,
+    pairs: &[(String, String)],
+    opts: &RestoreOptions,
+) -> Result<Vec<DatabaseRestore>> {
+    let started = Instant::now();
+    let mut dumped: BTreeMap<String, DumpedCollection> = BTreeMap::new();
+    let mut databases: BTreeMap<String, DatabaseRestore> = BTreeMap::new();
+    let mut scanned = std::collections::BTreeSet::new();
+    for (source, _) in pairs {
+        let (db, _) = crate::namespace::split(source);
+        if scanned.insert(db) {
+            let dir = root.join(db);
+            if dir.is_dir() {
+                let (found, ignored) = scan(&dir)?;
+                dumped.extend(found.into_iter().map(|c| (format!("{db}.{}", c.name), c)));
+                log::debug!("{}: {} ignored", dir.display(), ignored.len());
+            }
+        }
+    }
+    // Collections before views, as a whole-database restore does.
+    let mut order: Vec<&(String, String)> = pairs.iter().collect();
+    order.sort_by_key(|(source, _)| dumped.get(source).is_some_and(|c| c.metadata.is_view()));
+    for (source, target) in order {
+        let Some(c) = dumped.get(source) else {
+            continue;
+        };
+        let (db, name) = crate::namespace::split(target);
+        log::info!("restoring {source} into {target}");
+        let mut result = restore_collection(mongo, db, name, c, opts).await?;
+        result.source = (source != target).then(|| source.clone());
+        let report = databases
+            .entry(db.to_string())
+            .or_insert_with(|| DatabaseRestore {
+                database: db.to_string(),
+                ..Default::default()
+            });
+        report.collections.push(result);
+    }
+    let restored: Vec<DatabaseRestore> = databases.into_values().collect();
+    log::info!(
+        "restored {} of the dump, {} in {:.1}s",
+        crate::logging::count(
+            restored.iter().map(|d| d.collections.len() as u64).sum(),
+            "collection"
+        ),
+        crate::logging::count(restored.iter().map(|d| d.documents()).sum(), "document"),
+        started.elapsed().as_secs_f64()
+    );
     Ok(restored)
 }
 

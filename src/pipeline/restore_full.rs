@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::selective::{self, NsOptions, SelectivePlan};
 use super::{extract_beside, open_source_storage};
 use crate::codec::Kind;
 use crate::config::Settings;
@@ -12,7 +13,7 @@ use crate::error::Result;
 use crate::layout;
 use crate::manifest::Manifest;
 use crate::mongo::connect;
-use crate::mongo::restore::{restore_dump_root, DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{restore_dump_root, restore_selected, DatabaseRestore, RestoreOptions};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
@@ -29,11 +30,17 @@ pub struct RestoreFullRequest {
     pub drop_existing: bool,
     /// Restore into this database instead of `db_name`.
     pub target_db: Option<String>,
+    /// Only these collections, possibly renamed (`selective`).
+    pub ns: NsOptions,
+    /// With a selection: say what would be restored; touch no server.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
     pub databases: Vec<DatabaseRestore>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectivePlan>,
     pub seconds: f64,
 }
 
@@ -49,16 +56,53 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let mongo = connect(&settings.restore_mongo).await?;
-    if !req.already_downloaded {
-        download_and_extract(settings, req, progress).await?;
+    let selection = req.ns.selection()?;
+    if req.dry_run && selection.is_everything() {
+        return Err(crate::error::Error::config(
+            "--dry-run of a full backup lists a selection (--ns-include, --ns-exclude, --ns-from)",
+        ));
     }
+    let mongo = match req.dry_run {
+        true => None,
+        false => Some(connect(&settings.restore_mongo).await?),
+    };
+    let manifest = match req.already_downloaded {
+        true => None,
+        false => download_and_extract(settings, req, progress).await?,
+    };
+    let backup_dir = req.local_temp.join(&req.name);
+    if !selection.is_everything() {
+        let plan = selective::plan(
+            &req.ns,
+            req.target_db.as_deref(),
+            &settings.db_name,
+            &backup_dir,
+            manifest.as_ref(),
+            &[],
+            None,
+        )
+        .await?;
+        let mut databases = Vec::new();
+        if let Some(mongo) = &mongo {
+            selective::prepare_targets(mongo, &plan, req.drop_existing).await?;
+            let opts = RestoreOptions {
+                progress: progress.clone(),
+                ..Default::default()
+            };
+            databases = restore_selected(mongo, &backup_dir, &plan.dump_pairs, &opts).await?;
+        }
+        return Ok(RestoreReport {
+            databases,
+            selection: Some(plan),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let mongo = mongo.expect("connected unless a dry run");
     let opts = RestoreOptions {
         drop_existing: req.drop_existing,
         progress: progress.clone(),
         ..Default::default()
     };
-    let backup_dir = req.local_temp.join(&req.name);
     let databases = restore_dump_root(
         &mongo,
         &backup_dir,
@@ -70,17 +114,18 @@ pub async fn run(
     .await?;
     Ok(RestoreReport {
         databases,
+        selection: None,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
 /// Downloads the archive, checked against its manifest when it has one (size and CRC64), and
-/// extracts it (read to its end: gzip's own check runs too).
+/// extracts it (read to its end: gzip's own check runs too). Returns the manifest.
 async fn download_and_extract(
     settings: &Settings,
     req: &RestoreFullRequest,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Option<Manifest>> {
     let storage = open_source_storage(settings, "restoring the backup").await?;
     let started = Instant::now();
     let manifest_key = layout::full_manifest_key(&req.name);
@@ -126,5 +171,6 @@ async fn download_and_extract(
         storage.describe(),
         started.elapsed().as_secs_f64()
     );
-    extract_beside(local).await
+    extract_beside(local).await?;
+    Ok(manifest)
 }

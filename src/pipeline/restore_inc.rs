@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
+use super::selective::{self, NsOptions, SelectivePlan};
 use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, Plan, PlanOptions};
 use crate::codec::Kind;
@@ -22,7 +23,7 @@ use crate::manifest::{ArchiveEntry, Manifest};
 use crate::mongo::connect;
 use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary};
 use crate::mongo::replay::{replay_files, OplogFile};
-use crate::mongo::restore::{restore_dump_root, DatabaseRestore, RestoreOptions};
+use crate::mongo::restore::{restore_dump_root, restore_selected, DatabaseRestore, RestoreOptions};
 use crate::position::Position;
 use crate::progress::Progress;
 use crate::storage::Storage;
@@ -42,6 +43,8 @@ pub struct RestoreIncRequest {
     pub oplog_only: bool,
     /// Restore up to the last point before the first gap instead of refusing.
     pub allow_gap: bool,
+    /// Only these collections, possibly renamed (`selective`).
+    pub ns: NsOptions,
 }
 
 /// One increment of the plan, as read from disk.
@@ -65,6 +68,9 @@ pub struct RestoreIncReport {
     pub chain: Plan,
     /// The point the database now reflects (`until` when it stopped there, else the plan's end).
     pub reached: Option<Position>,
+    /// A selective restore: the collections, their targets and their entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectivePlan>,
     pub seconds: f64,
 }
 
@@ -74,6 +80,12 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RestoreIncReport> {
     let started = Instant::now();
+    if !req.ns.is_empty() && req.oplog_only {
+        return Err(Error::config(
+            "--oplog-only replays over the database as it is; a selection (--ns-*) restores from the dump",
+        ));
+    }
+    let selection = req.ns.selection()?;
     let opts = PlanOptions {
         until: req.until,
         allow_gap: req.allow_gap,
@@ -102,13 +114,38 @@ pub async fn run(
     if let Some(stopped) = &prepared.plan.stopped {
         log::warn!("{}: {stopped}", req.cycle);
     }
+    let dump_root = layout::full_dir(&prepared.cycle_dir);
+    if !selection.is_everything() {
+        let manifest = Manifest::read_local(&prepared.cycle_dir.join(layout::MANIFEST_FILE))
+            .ok()
+            .flatten();
+        report.selection = Some(
+            selective::plan(
+                &req.ns,
+                req.target_db.as_deref(),
+                &settings.db_name,
+                &dump_root,
+                manifest.as_ref(),
+                &prepared.oplog_files(),
+                req.until,
+            )
+            .await?,
+        );
+    }
     if req.dry_run {
         report.reached = reached(&prepared.plan, req.until);
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
     let mongo = connect(&settings.restore_mongo).await?;
-    if !req.oplog_only {
+    if let Some(plan) = &report.selection {
+        selective::prepare_targets(&mongo, plan, req.drop_existing).await?;
+        let opts = RestoreOptions {
+            progress: progress.clone(),
+            ..Default::default()
+        };
+        report.databases = restore_selected(&mongo, &dump_root, &plan.dump_pairs, &opts).await?;
+    } else if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,
             progress: progress.clone(),
@@ -116,7 +153,7 @@ pub async fn run(
         };
         report.databases = restore_dump_root(
             &mongo,
-            &layout::full_dir(&prepared.cycle_dir),
+            &dump_root,
             &settings.db_name,
             req.target_db.as_deref(),
             &opts,
@@ -134,6 +171,7 @@ pub async fn run(
             until: req.until,
             skip_unknown: req.skip_unknown,
             progress: progress.clone(),
+            routes: report.selection.as_ref().map(SelectivePlan::replay_routes),
         },
     )
     .await?;

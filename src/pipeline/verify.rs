@@ -490,6 +490,7 @@ async fn scratch_restore(
                     until: None,
                     skip_unknown: false,
                     progress: progress.clone(),
+                    routes: None,
                 },
             )
             .await?,

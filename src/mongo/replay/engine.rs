@@ -14,6 +14,11 @@
 //!   buffered per (lsid, txnNumber) and applied only at commit. secantusdb's per-op transaction
 //!   entries are plain CRUD and apply in order.
 //! - Anything else stops the replay with one line naming its ts, unless `skip_unknown`.
+//!
+//! With a namespace selection (`Routes`) entries are routed by collection instead of by database:
+//! `Lineage` follows each collection through renames and drops, and only the instances given a
+//! home (those selected under the name they have at the point restored) are written, always into
+//! that home. Renames then move nothing on the server and dropped instances were never written.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +28,7 @@ use mongodb::error::ErrorKind as DriverKind;
 use super::batch::{self, Batch, Op};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::Mongo;
+use crate::namespace::{split, Lineage};
 use crate::position::Position;
 
 /// Server error codes that mean "already done" when a DDL entry is applied again.
@@ -41,6 +47,27 @@ pub struct ReplayOptions {
     pub until: Option<Position>,
     pub skip_unknown: bool,
     pub progress: crate::progress::Progress,
+    /// A selective restore: entries routed by collection instance (see the module comment).
+    pub routes: Option<Routes>,
+}
+
+/// How a selective replay routes entries.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    /// The collections present before the first entry (the dump's, in the order they were seeded).
+    pub lineage: Lineage,
+    /// Instance → the namespace it is restored into. Instances without one are not written.
+    pub homes: HashMap<u64, String>,
+    /// Write nothing, only follow the names (planning a selective restore; no server needed).
+    pub scan_only: bool,
+}
+
+/// What a scan-only replay learned: the collections live at the end, and the entries each
+/// instance received, by the namespace they were written to.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub live: BTreeMap<String, u64>,
+    pub entries: HashMap<u64, BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -62,11 +89,18 @@ pub struct ReplaySummary {
     pub stopped_at_until: bool,
     /// What the operator should know (a collection renamed out of the restored database).
     pub notes: Vec<String>,
+    /// Selective restores: entries applied, by the namespace the oplog names.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_namespace: BTreeMap<String, u64>,
+    /// Selective restores: entries of collections outside the selection, not applied.
+    pub excluded: u64,
 }
 
 pub struct Replayer<'a> {
-    mongo: &'a Mongo,
+    /// `None` only for a scan-only replay, which never writes.
+    mongo: Option<&'a Mongo>,
     opts: ReplayOptions,
+    scan: Scan,
     /// Pending CRUD, one batch per collection in first-seen order.
     batches: Vec<Batch>,
     pending: usize,
@@ -79,10 +113,11 @@ pub struct Replayer<'a> {
 }
 
 impl<'a> Replayer<'a> {
-    pub fn new(mongo: &'a Mongo, opts: ReplayOptions) -> Self {
+    pub fn new(mongo: Option<&'a Mongo>, opts: ReplayOptions) -> Self {
         Replayer {
             mongo,
             opts,
+            scan: Scan::default(),
             batches: Vec::new(),
             pending: 0,
             txns: HashMap::new(),
@@ -110,6 +145,67 @@ impl<'a> Replayer<'a> {
     /// Writes what is still batched. Call once after the last entry.
     pub async fn finish(&mut self) -> Result<()> {
         self.flush().await
+    }
+
+    /// What a scan-only replay learned (after `finish`).
+    pub fn into_scan(mut self) -> Scan {
+        if let Some(routes) = &self.opts.routes {
+            self.scan.live = routes.lineage.live();
+        }
+        self.scan
+    }
+
+    fn mongo(&self) -> &'a Mongo {
+        self.mongo.expect("a scan-only replay writes nothing")
+    }
+
+    fn in_scope(&self, db: &str) -> bool {
+        self.opts.source_db.is_empty() || db == self.opts.source_db
+    }
+
+    /// Selective routing of an entry on `ns`: the instance it belongs to (started when `start`
+    /// and there is none), and that instance's home if it has one. Counted either way.
+    fn route(&mut self, ns: &str, start: bool) -> Option<(String, String)> {
+        let routes = self.opts.routes.as_mut()?;
+        let id = match start {
+            true => Some(routes.lineage.instance(ns)),
+            false => routes.lineage.get(ns),
+        };
+        let home = id.and_then(|id| routes.homes.get(&id).cloned());
+        let scan_only = routes.scan_only;
+        if let Some(id) = id {
+            *self
+                .scan
+                .entries
+                .entry(id)
+                .or_default()
+                .entry(ns.to_string())
+                .or_default() += 1;
+        }
+        match home {
+            Some(home) if !scan_only => {
+                *self.summary.by_namespace.entry(ns.to_string()).or_default() += 1;
+                let (db, coll) = split(&home);
+                Some((db.to_string(), coll.to_string()))
+            }
+            Some(_) => None,
+            None => {
+                self.summary.excluded += 1;
+                None
+            }
+        }
+    }
+
+    /// Where a CRUD entry on `db.coll` is written, if anywhere.
+    fn crud_target(&mut self, db: &str, coll: &str) -> Option<(String, String)> {
+        if self.opts.routes.is_none() {
+            return self.target_db(db).map(|t| (t, coll.to_string()));
+        }
+        if !self.in_scope(db) {
+            self.summary.skipped += 1;
+            return None;
+        }
+        self.route(&format!("{db}.{coll}"), true)
     }
 
     fn target_db(&self, db: &str) -> Option<String> {
@@ -156,28 +252,31 @@ impl<'a> Replayer<'a> {
         if op == "c" {
             return Box::pin(self.command(entry, db)).await;
         }
-        let Some(target) = self.target_db(db) else {
-            self.summary.skipped += 1;
-            return Ok(());
-        };
-        self.note_op_by_op_transaction(entry);
         let o = entry
             .get_document("o")
             .map_err(|_| self.unknown(entry, "an entry without o"))?;
         if op == "i" && coll == "system.indexes" {
+            let on = o.get_str("ns").unwrap_or("").to_string();
+            let (on_db, on_coll) = split(&on);
+            if on_coll.is_empty() {
+                return Err(self.unknown(entry, "an index build without ns"));
+            }
+            let Some((target, on)) = self.crud_target(on_db, on_coll) else {
+                self.summary.skipped += u64::from(self.opts.routes.is_none());
+                return Ok(());
+            };
             self.flush().await?;
             let mut spec = o.clone();
-            let on = spec
-                .get_str("ns")
-                .unwrap_or("")
-                .split_once('.')
-                .map(|x| x.1.to_string());
             spec.remove("ns");
-            let on = on.ok_or_else(|| self.unknown(entry, "an index build without ns"))?;
             self.create_indexes(&target, &on, vec![spec]).await?;
             self.count("createIndexes");
             return Ok(());
         }
+        let Some((target, coll)) = self.crud_target(db, coll) else {
+            self.summary.skipped += u64::from(self.opts.routes.is_none());
+            return Ok(());
+        };
+        self.note_op_by_op_transaction(entry);
         let id_source = entry
             .get_document("o2")
             .ok()
@@ -208,7 +307,7 @@ impl<'a> Replayer<'a> {
             None => {
                 self.batches.push(Batch {
                     db: target,
-                    coll: coll.to_string(),
+                    coll,
                     ops: Vec::new(),
                 });
                 self.batches.len() - 1
@@ -263,12 +362,12 @@ impl<'a> Replayer<'a> {
         let unique = match self.unique.get(&ns) {
             Some(u) => *u,
             None => {
-                let u = has_unique_index(self.mongo, &ns.0, &ns.1).await?;
+                let u = has_unique_index(self.mongo(), &ns.0, &ns.1).await?;
                 self.unique.insert(ns, u);
                 u
             }
         };
-        self.summary.missing_update_targets += batch::write(self.mongo, batch, unique).await?;
+        self.summary.missing_update_targets += batch::write(self.mongo(), batch, unique).await?;
         Ok(())
     }
 
@@ -298,67 +397,123 @@ impl<'a> Replayer<'a> {
             }
             return Ok(());
         }
+        if self.opts.routes.is_some() {
+            return self.routed_command(entry, &o, &name, db).await;
+        }
         let Some(target) = self.target_db(db) else {
             self.summary.skipped += 1;
             return Ok(());
         };
-        let database = self.mongo.client.database(&target);
-        let coll = o.get_str(&name).unwrap_or("").to_string();
-        let command = match name.as_str() {
-            "create" => {
-                let mut c = Document::new();
-                for (k, v) in &o {
-                    match k.as_str() {
-                        "idIndex" => {}
-                        "viewPipeline" => {
-                            c.insert("pipeline", v.clone());
-                        }
-                        _ => {
-                            c.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-                Some(c)
-            }
+        self.plain_command(entry, &o, &name, &target).await
+    }
+
+    /// A DDL entry with database routing: run on the target database under the same names.
+    async fn plain_command(
+        &mut self,
+        entry: &Document,
+        o: &Document,
+        name: &str,
+        target: &str,
+    ) -> Result<()> {
+        let mongo = self.mongo();
+        let database = mongo.client.database(target);
+        let coll = o.get_str(name).unwrap_or("").to_string();
+        let command = match name {
+            "create" => Some(create_command(o, &coll)),
             "drop" => Some(doc! {"drop": &coll}),
-            "createIndexes" => {
-                let specs = match o.get_array("indexes") {
-                    Ok(list) => list
-                        .iter()
-                        .filter_map(|s| s.as_document().cloned())
-                        .collect(),
-                    Err(_) => {
-                        let mut s = o.clone();
-                        s.remove("createIndexes");
-                        vec![s]
-                    }
-                };
-                self.create_indexes(&target, &coll, specs).await?;
-                None
-            }
-            "commitIndexBuild" => {
-                let specs = o
-                    .get_array("indexes")
-                    .map(|l| l.iter().filter_map(|s| s.as_document().cloned()).collect())
-                    .unwrap_or_default();
-                self.create_indexes(&target, &coll, specs).await?;
+            "createIndexes" | "commitIndexBuild" => {
+                self.create_indexes(target, &coll, index_specs(o, name))
+                    .await?;
                 None
             }
             "startIndexBuild" | "abortIndexBuild" => None,
-            "dropIndexes" | "deleteIndexes" => {
-                let index = o.get("index").cloned().unwrap_or(Bson::String("*".into()));
-                Some(doc! {"dropIndexes": &coll, "index": index})
-            }
-            "collMod" => Some(o.clone()),
-            "convertToCapped" => Some(o.clone()),
+            "dropIndexes" | "deleteIndexes" => Some(drop_indexes_command(o, &coll)),
+            "collMod" | "convertToCapped" => Some(o.clone()),
             "dropDatabase" => Some(doc! {"dropDatabase": 1}),
-            "renameCollection" => return self.rename(entry, &o, &target).await,
+            "renameCollection" => return self.rename(entry, o, target).await,
             _ => return self.skip_or_fail(entry, "an unknown command"),
         };
         if let Some(c) = command {
-            run_ddl(self.mongo, &database, c, &name).await?;
+            run_ddl(mongo, &database, c, name).await?;
         }
-        self.count(&name);
+        self.count(name);
+        Ok(())
+    }
+
+    /// A DDL entry with collection routing (see the module comment): names move in the lineage;
+    /// only commands on an instance with a home run, there.
+    async fn routed_command(
+        &mut self,
+        entry: &Document,
+        o: &Document,
+        name: &str,
+        db: &str,
+    ) -> Result<()> {
+        let coll = o.get_str(name).unwrap_or("").to_string();
+        let ns = format!("{db}.{coll}");
+        let in_scope = self.in_scope(db);
+        let lineage = &mut self.opts.routes.as_mut().expect("routed").lineage;
+        match name {
+            "dropDatabase" => {
+                lineage.drop_database(db);
+                return Ok(());
+            }
+            "drop" => {
+                lineage.drop(&ns);
+                return Ok(());
+            }
+            "renameCollection" => {
+                let (from, to) = (o.get_str(name).unwrap_or(""), o.get_str("to").unwrap_or(""));
+                if from.is_empty() || to.is_empty() {
+                    return self.skip_or_fail(entry, "a malformed renameCollection");
+                }
+                // What lived at `to` ends (dropTarget); the homes do not move.
+                lineage.rename(from, to);
+                return Ok(());
+            }
+            "startIndexBuild" | "abortIndexBuild" => return Ok(()),
+            _ => {}
+        }
+        if !in_scope {
+            self.summary.skipped += 1;
+            return Ok(());
+        }
+        let start = matches!(name, "create" | "createIndexes" | "commitIndexBuild");
+        let known = matches!(
+            name,
+            "create"
+                | "createIndexes"
+                | "commitIndexBuild"
+                | "dropIndexes"
+                | "deleteIndexes"
+                | "collMod"
+                | "convertToCapped"
+        );
+        if !known {
+            return self.skip_or_fail(entry, "an unknown command");
+        }
+        let Some((home_db, home_coll)) = self.route(&ns, start) else {
+            return Ok(());
+        };
+        let command = match name {
+            "create" => Some(create_command(o, &home_coll)),
+            "createIndexes" | "commitIndexBuild" => {
+                self.create_indexes(&home_db, &home_coll, index_specs(o, name))
+                    .await?;
+                None
+            }
+            "dropIndexes" | "deleteIndexes" => Some(drop_indexes_command(o, &home_coll)),
+            _ => {
+                let mut c = o.clone();
+                c.insert(name, home_coll.as_str());
+                Some(c)
+            }
+        };
+        if let Some(c) = command {
+            let mongo = self.mongo();
+            run_ddl(mongo, &mongo.client.database(&home_db), c, name).await?;
+        }
+        self.count(name);
         Ok(())
     }
 
@@ -375,8 +530,8 @@ impl<'a> Replayer<'a> {
         };
         let Some(to_target) = self.target_db(to_db) else {
             run_ddl(
-                self.mongo,
-                &self.mongo.client.database(target),
+                self.mongo(),
+                &self.mongo().client.database(target),
                 doc! {"drop": from_coll},
                 "drop",
             )
@@ -393,7 +548,7 @@ impl<'a> Replayer<'a> {
             "to": format!("{to_target}.{to_coll}"),
             "dropTarget": drop_target,
         };
-        let admin = self.mongo.client.database("admin");
+        let admin = self.mongo().client.database("admin");
         match admin.run_command(c.clone()).await {
             Ok(_) => {}
             Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 26) => {}
@@ -402,9 +557,9 @@ impl<'a> Replayer<'a> {
             Err(e) if matches!(e.kind.as_ref(), DriverKind::Command(x) if x.code == 48) => {
                 let mut again = c;
                 again.insert("dropTarget", true);
-                run_ddl(self.mongo, &admin, again, "renameCollection").await?;
+                run_ddl(self.mongo(), &admin, again, "renameCollection").await?;
             }
-            Err(e) => return Err(self.mongo.error(e, "replay renameCollection")),
+            Err(e) => return Err(self.mongo().error(e, "replay renameCollection")),
         }
         self.count("renameCollection");
         Ok(())
@@ -452,14 +607,47 @@ impl<'a> Replayer<'a> {
             .collect();
         let command =
             doc! {"createIndexes": coll, "indexes": specs, "ignoreUnknownIndexOptions": true};
-        run_ddl(
-            self.mongo,
-            &self.mongo.client.database(db),
-            command,
-            "createIndexes",
-        )
-        .await
+        let mongo = self.mongo();
+        run_ddl(mongo, &mongo.client.database(db), command, "createIndexes").await
     }
+}
+
+/// `create` as the entry logged it, for collection `coll` (a view's pipeline under its command name).
+fn create_command(o: &Document, coll: &str) -> Document {
+    let mut c = doc! {"create": coll};
+    for (k, v) in o {
+        match k.as_str() {
+            "create" | "idIndex" => {}
+            "viewPipeline" => {
+                c.insert("pipeline", v.clone());
+            }
+            _ => {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    c
+}
+
+/// The index specs of a `createIndexes` (one spec inline, or a list) or `commitIndexBuild` entry.
+fn index_specs(o: &Document, name: &str) -> Vec<Document> {
+    match o.get_array("indexes") {
+        Ok(list) => list
+            .iter()
+            .filter_map(|s| s.as_document().cloned())
+            .collect(),
+        Err(_) if name == "createIndexes" => {
+            let mut s = o.clone();
+            s.remove("createIndexes");
+            vec![s]
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn drop_indexes_command(o: &Document, coll: &str) -> Document {
+    let index = o.get("index").cloned().unwrap_or(Bson::String("*".into()));
+    doc! {"dropIndexes": coll, "index": index}
 }
 
 /// Whether collection `db.coll` has a unique index besides `_id` (none when it does not exist).

@@ -8,7 +8,7 @@ pub mod update;
 
 use std::path::PathBuf;
 
-use engine::{ReplayOptions, ReplaySummary, Replayer};
+use engine::{ReplayOptions, ReplaySummary, Replayer, Scan};
 
 use super::restore::BsonReader;
 use super::Mongo;
@@ -31,13 +31,32 @@ pub async fn replay_files(
     files: &[OplogFile],
     opts: ReplayOptions,
 ) -> Result<ReplaySummary> {
-    let opts_progress = opts.progress.clone();
-    let mut replayer = Replayer::new(mongo, opts);
+    let progress = opts.progress.clone();
+    let mut replayer = Replayer::new(Some(mongo), opts);
+    feed(&mut replayer, files, &progress).await?;
+    Ok(replayer.summary)
+}
+
+/// Follows the collections' names through the files without writing anything (`opts.routes`
+/// with `scan_only`): the plan of a selective restore.
+pub async fn scan_files(files: &[OplogFile], opts: ReplayOptions) -> Result<Scan> {
+    let progress = opts.progress.clone();
+    let mut replayer = Replayer::new(None, opts);
+    feed(&mut replayer, files, &progress).await?;
+    Ok(replayer.into_scan())
+}
+
+/// Feeds the files' entries to the replayer in order, until it passes `until`, then finishes it.
+async fn feed(
+    replayer: &mut Replayer<'_>,
+    files: &[OplogFile],
+    progress: &crate::progress::Progress,
+) -> Result<()> {
     'files: for file in files {
         let path = &file.path;
         let handle = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
         let mut reader = BsonReader::new(std::io::BufReader::with_capacity(1 << 20, handle), path);
-        let mut task = opts_progress.task(format!("replay {}", file.label), Unit::Documents, None);
+        let mut task = progress.task(format!("replay {}", file.label), Unit::Documents, None);
         while let Some(raw) = reader.next_document()? {
             task.add(1, raw.as_bytes().len() as u64);
             let repeated = match (file.skip_through, raw.get_timestamp("ts")) {
@@ -57,6 +76,5 @@ pub async fn replay_files(
         }
         log::info!("replayed {}", file.label);
     }
-    replayer.finish().await?;
-    Ok(replayer.summary)
+    replayer.finish().await
 }
