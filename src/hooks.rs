@@ -22,3 +22,11 @@ pub fn now() -> DateTime<Local> {
         .and_then(|t| t.and_local_timezone(Local).earliest())
         .unwrap_or_else(Local::now)
 }
+
+/// Tests only: the address of the ECS instance metadata service (`MONGO_OSS_BACKUP_TEST_ECS_METADATA`,
+/// e.g. `http://127.0.0.1:PORT`) instead of 100.100.100.200.
+pub fn ecs_metadata_endpoint() -> Option<String> {
+    std::env::var("MONGO_OSS_BACKUP_TEST_ECS_METADATA")
+        .ok()
+        .filter(|v| !v.is_empty())
+}

@@ -17,10 +17,11 @@ from conftest import expect_ok, free_port, run_cli, write_config
 from scripts_util import error_lines, install_scripts, set_variables
 
 
-def backup(cfg, umask=None):
+def backup(cfg, umask=None, clock=None):
     exe = shutil.which("mongo-oss-backup")
+    env = dict(os.environ, MONGO_OSS_BACKUP_TEST_CLOCK=clock) if clock else None
     return subprocess.run([exe, "backup", "--config", str(cfg)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None, env=env)
 
 
 def one_error(r, *words):
@@ -110,14 +111,13 @@ def test_two_full_backups_in_one_minute_both_stay(tmp_path, mongo):
     bucket = tmp_path / "bucket"
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, storage_url="file://%s" % bucket,
                        db_backup_root_path=str(tmp_path / "root"))
-    # Early in a minute, so that both runs fall in it.
-    while time.localtime().tm_sec > 40:
-        time.sleep(1)
-    expect_ok(backup(cfg))
+    # Both runs in the same minute: the clock stands still.
+    minute = time.strftime("%Y-%m-%d %H:%M:10")
+    expect_ok(backup(cfg, clock=minute))
     [first] = [p for p in bucket.iterdir() if p.name.endswith(".tar.gz")]
     first_bytes = first.read_bytes()
     client[db].c.update_one({"_id": 1}, {"$set": {"v": "second"}})
-    r = backup(cfg)
+    r = backup(cfg, clock=minute)
     expect_ok(r)
     archives = sorted(p.name for p in bucket.iterdir() if p.name.endswith(".tar.gz"))
     assert len(archives) == 2 and archives[0] == first.name, archives

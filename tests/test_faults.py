@@ -175,7 +175,7 @@ def test_mongodb_killed_mid_dump(tmp_path):
     db = "fault_killed"
     try:
         client = server.client()
-        for k in range(6):
+        for k in range(4):
             client[db].big.insert_many([{"_id": k * 10000 + i, "pad": "p" * 200} for i in range(10000)])
         client.close()
         root = tmp_path / "root"

@@ -7,7 +7,8 @@ from mongo_oss_backup import _core
 
 # Variables of the old scripts that mean the same as the config.properties keys of the same name.
 SHARED_KEYS = ("endpoint", "accessKeyId", "accessKeySecret", "bucket", "storage_url", "db_host", "db_port",
-               "db_user", "db_passwd", "db_name", "mongo_shell_path", "oss_signature_version", "oss_region")
+               "db_user", "db_passwd", "db_name", "mongo_shell_path", "oss_signature_version", "oss_region",
+               "oss_credentials", "oss_ecs_role", "oss_security_token")
 
 
 def settings_pairs(variables: Dict[str, Any]) -> List[Tuple[str, str]]:

@@ -124,6 +124,31 @@ pub const KEYS: &[KeySpec] = &[
         doc: "region for V4 signing; derived from `oss-<region>[-internal].aliyuncs.com`",
     },
     KeySpec {
+        name: "oss_credentials",
+        default: "`access_key`",
+        doc: "`access_key` (accessKeyId/accessKeySecret, plus `oss_security_token` for STS) or `ecs_ram_role`: the ECS instance's RAM role, no key on disk",
+    },
+    KeySpec {
+        name: "oss_ecs_role",
+        default: "empty",
+        doc: "with `ecs_ram_role`: the role name; empty = the one the instance metadata names",
+    },
+    KeySpec {
+        name: "oss_security_token",
+        default: "empty",
+        doc: "STS security token of a temporary AccessKey pair; may come from `MONGO_OSS_SECURITY_TOKEN`",
+    },
+    KeySpec {
+        name: "oss_server_side_encryption",
+        default: "empty",
+        doc: "`AES256`, `KMS` or `SM4`: OSS encrypts every archive it stores; checked on each stored object",
+    },
+    KeySpec {
+        name: "oss_kms_key_id",
+        default: "empty",
+        doc: "with `KMS`: the KMS key (empty = OSS's default key)",
+    },
+    KeySpec {
         name: "upload_concurrency",
         default: "`5`",
         doc: "multipart parts in flight",

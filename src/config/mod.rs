@@ -28,6 +28,7 @@ pub const PLACEHOLDER_DB_PASSWD: &str = "change-me";
 
 /// Environment variables that may carry the secrets instead of the file.
 pub const ENV_ACCESS_KEY_SECRET: &str = "MONGO_OSS_ACCESS_KEY_SECRET";
+pub const ENV_SECURITY_TOKEN: &str = "MONGO_OSS_SECURITY_TOKEN";
 pub const ENV_DB_PASSWD: &str = "MONGO_OSS_DB_PASSWD";
 /// The password of the user restores write with (`restore_db_user`, `--db-user`).
 pub const ENV_RESTORE_PASSWD: &str = "MONGO_OSS_RESTORE_PASSWD";
@@ -89,6 +90,10 @@ pub struct Settings {
     pub storage_url: Option<String>,
     pub oss_signature_version: SignatureVersion,
     pub oss_region: Option<String>,
+    /// `oss_credentials=ecs_ram_role` (and `oss_ecs_role`): the instance's RAM role, no key.
+    pub oss_ecs_ram_role: Option<String>,
+    pub oss_security_token: Secret,
+    pub oss_encryption: Option<crate::storage::target::OssEncryption>,
     pub upload_concurrency: usize,
     /// A storage request that stalls longer than this is abandoned and retried.
     pub storage_timeout_seconds: u64,
@@ -504,6 +509,29 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
             "is still the template's placeholder: write the MongoDB password (or set MONGO_OSS_DB_PASSWD)",
         ));
     }
+    let oss_security_token = secret_from("oss_security_token", ENV_SECURITY_TOKEN);
+    let oss_ecs_ram_role = match r.text("oss_credentials")? {
+        "access_key" | "" => None,
+        "ecs_ram_role" => Some(r.get("oss_ecs_role").unwrap_or("").trim().to_string()),
+        _ => return Err(r.bad("oss_credentials", "is not access_key or ecs_ram_role")),
+    };
+    let kms_key_id = r.get("oss_kms_key_id").unwrap_or("").trim().to_string();
+    let oss_encryption = match r.get("oss_server_side_encryption").unwrap_or("").trim() {
+        "" if !kms_key_id.is_empty() => {
+            return Err(r.bad("oss_kms_key_id", "needs oss_server_side_encryption=KMS"))
+        }
+        "" => None,
+        v @ ("AES256" | "KMS" | "SM4") => {
+            if v != "KMS" && !kms_key_id.is_empty() {
+                return Err(r.bad("oss_kms_key_id", "needs oss_server_side_encryption=KMS"));
+            }
+            Some(crate::storage::target::OssEncryption {
+                algorithm: v.to_string(),
+                kms_key_id: Some(kms_key_id).filter(|k| !k.is_empty()),
+            })
+        }
+        _ => return Err(r.bad("oss_server_side_encryption", "is not AES256, KMS or SM4")),
+    };
     let restore_db_user = r.get("restore_db_user").unwrap_or("").to_string();
     let restore_db_passwd = secret_from("restore_db_passwd", ENV_RESTORE_PASSWD);
     let mongo = MongoTarget {
@@ -545,6 +573,9 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         storage_url,
         oss_signature_version,
         oss_region,
+        oss_ecs_ram_role,
+        oss_security_token,
+        oss_encryption,
         upload_concurrency,
         storage_timeout_seconds,
         compression_level,
@@ -640,6 +671,11 @@ impl Settings {
             "storage_url": self.storage_url,
             "oss_signature_version": self.oss_signature_version.number(),
             "oss_region": region,
+            "oss_credentials": if self.oss_ecs_ram_role.is_some() { "ecs_ram_role" } else { "access_key" },
+            "oss_ecs_role": self.oss_ecs_ram_role.clone().unwrap_or_default(),
+            "oss_security_token": secret(&self.oss_security_token),
+            "oss_server_side_encryption": self.oss_encryption.as_ref().map(|e| e.algorithm.clone()).unwrap_or_default(),
+            "oss_kms_key_id": self.oss_encryption.as_ref().and_then(|e| e.kms_key_id.clone()).unwrap_or_default(),
             "upload_concurrency": self.upload_concurrency,
             "storage_timeout_seconds": self.storage_timeout_seconds,
             "compression": self.codec.kind.name(),

@@ -5,7 +5,9 @@
 
 use super::Settings;
 use crate::error::{Error, Result};
-use crate::storage::target::{derive_oss_region, Endpoint, SignatureVersion, StorageTarget};
+use crate::storage::target::{
+    derive_oss_region, Endpoint, OssCredentials, SignatureVersion, StorageTarget,
+};
 
 /// Resolves the target of `settings`; `bad(key, reason)` phrases an error about a config key.
 pub(super) fn resolve(s: &Settings, bad: &dyn Fn(&str, &str) -> Error) -> Result<StorageTarget> {
@@ -99,8 +101,45 @@ fn oss_target(
             "is an IP address; OSS needs a host name (bucket.host)",
         ));
     }
+    let credentials = oss_credentials(s, bad)?;
+    let region = s
+        .oss_region
+        .clone()
+        .or_else(|| derive_oss_region(&endpoint.host));
+    if region.is_none() && s.oss_signature_version == SignatureVersion::V4 {
+        return Err(bad(
+            "endpoint",
+            "names no OSS region; set oss_region (or oss_signature_version=1)",
+        ));
+    }
+    Ok(StorageTarget::Oss {
+        endpoint,
+        bucket: bucket.to_string(),
+        region,
+        signature: s.oss_signature_version,
+        credentials,
+        encryption: s.oss_encryption.clone(),
+    })
+}
+
+/// The AccessKey pair (with its STS token), or the instance's RAM role.
+fn oss_credentials(s: &Settings, bad: &dyn Fn(&str, &str) -> Error) -> Result<OssCredentials> {
+    if let Some(role) = &s.oss_ecs_ram_role {
+        if !s.access_key_id.is_empty() {
+            return Err(bad(
+                "accessKeyId",
+                "is set while oss_credentials=ecs_ram_role: the role's temporary credentials are used; leave it empty",
+            ));
+        }
+        return Ok(OssCredentials::EcsRamRole {
+            role: Some(role.clone()).filter(|r| !r.is_empty()),
+        });
+    }
     if s.access_key_id.is_empty() {
-        return Err(bad("accessKeyId", "is required when is_upload_to_oss=1"));
+        return Err(bad(
+            "accessKeyId",
+            "is required when is_upload_to_oss=1 (or oss_credentials=ecs_ram_role on an ECS instance)",
+        ));
     }
     if s.access_key_id == super::PLACEHOLDER_KEY_ID {
         return Err(bad(
@@ -120,22 +159,9 @@ fn oss_target(
             "is required when is_upload_to_oss=1 (or set MONGO_OSS_ACCESS_KEY_SECRET)",
         ));
     }
-    let region = s
-        .oss_region
-        .clone()
-        .or_else(|| derive_oss_region(&endpoint.host));
-    if region.is_none() && s.oss_signature_version == SignatureVersion::V4 {
-        return Err(bad(
-            "endpoint",
-            "names no OSS region; set oss_region (or oss_signature_version=1)",
-        ));
-    }
-    Ok(StorageTarget::Oss {
-        endpoint,
-        bucket: bucket.to_string(),
-        region,
-        signature: s.oss_signature_version,
+    Ok(OssCredentials::AccessKey {
         access_key_id: s.access_key_id.clone(),
         access_key_secret: s.access_key_secret.clone(),
+        security_token: Some(s.oss_security_token.clone()).filter(|t| !t.is_empty()),
     })
 }

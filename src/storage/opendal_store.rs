@@ -12,7 +12,7 @@ use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::oss_signing::OssSigningTransport;
-use super::target::StorageTarget;
+use super::target::{OssCredentials, StorageTarget};
 use super::verify::{Crc64, LocalDigest};
 use super::{ByteProgress, ObjectInfo, Storage, VerifiedUpload};
 use crate::error::{Error, ErrorKind, Result};
@@ -62,6 +62,10 @@ struct OpendalStorage {
     opts: StorageOptions,
     /// For OSS: the signing transport and `scheme://bucket.host[:port]`, to read the CRC64 header.
     oss_head: Option<(HttpTransporter, String)>,
+    /// For OSS: the server-side encryption every stored archive must report.
+    encryption: Option<crate::storage::target::OssEncryption>,
+    /// What to check when the credentials are refused.
+    credentials_hint: &'static str,
 }
 
 /// Opens the bucket described by `target`. Nothing is sent over the network yet.
@@ -86,20 +90,26 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             bucket,
             region,
             signature,
-            access_key_id,
-            access_key_secret,
+            credentials,
+            encryption,
         } => {
-            let builder = opendal::services::Oss::default()
+            let mut builder = opendal::services::Oss::default()
                 .bucket(bucket)
                 .endpoint(&endpoint.url())
                 .skip_signature();
+            // Sent on every PutObject and InitiateMultipartUpload (OSS applies it to the parts).
+            if let Some(e) = encryption {
+                builder = builder.server_side_encryption(&e.algorithm);
+                if let Some(key) = &e.kms_key_id {
+                    builder = builder.server_side_encryption_key_id(key);
+                }
+            }
             let signing = HttpTransporter::new(OssSigningTransport::new(
                 plain,
                 bucket,
                 region.as_deref(),
                 *signature,
-                access_key_id,
-                access_key_secret.expose(),
+                credentials,
             ));
             let op = Operator::new(builder)
                 .map_err(config_err)?
@@ -177,6 +187,17 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
         bucket,
         opts: opts.clone(),
         oss_head,
+        encryption: match target {
+            StorageTarget::Oss { encryption, .. } => encryption.clone(),
+            _ => None,
+        },
+        credentials_hint: match target {
+            StorageTarget::Oss {
+                credentials: OssCredentials::EcsRamRole { .. },
+                ..
+            } => "check that the instance's RAM role may use the bucket",
+            _ => "check accessKeyId and accessKeySecret",
+        },
     }))
 }
 
@@ -279,6 +300,26 @@ impl OpendalStorage {
                     self.bucket, self.endpoint
                 ),
             )
+        } else if text.contains("cannot sign the OSS request") {
+            (
+                ErrorKind::StorageAuth,
+                format!(
+                    "no credentials for {}: {}",
+                    self.describe,
+                    first_line(e.message()).trim_start_matches("cannot sign the OSS request: ")
+                ),
+            )
+        } else if text.contains("security token") {
+            // STS: the server's own words (expired, invalid) say it best.
+            let said = text
+                .split("message: \"")
+                .nth(1)
+                .and_then(|m| m.split('"').next())
+                .unwrap_or("the security token was refused");
+            (
+                ErrorKind::StorageAuth,
+                format!("{} refused the credentials: {said}", self.describe),
+            )
         } else if e.kind() == opendal::ErrorKind::PermissionDenied
             || text.contains("SignatureDoesNotMatch")
             || text.contains("InvalidAccessKeyId")
@@ -294,8 +335,8 @@ impl OpendalStorage {
             (
                 ErrorKind::StorageAuth,
                 format!(
-                    "{} refused the credentials ({code}): check accessKeyId and accessKeySecret",
-                    self.describe
+                    "{} refused the credentials ({code}): {}",
+                    self.describe, self.credentials_hint
                 ),
             )
         } else if e.kind() == opendal::ErrorKind::NotFound {
@@ -368,8 +409,35 @@ impl OpendalStorage {
 
     /// OSS's own CRC64 of an object, read from a signed HEAD.
     async fn oss_crc64(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self.oss_object_head(key).await?.0)
+    }
+
+    /// After an upload: OSS's CRC64, and the object must report the encryption asked for.
+    async fn oss_crc64_encrypted(&self, key: &str) -> Result<Option<u64>> {
+        let (crc, sse) = self.oss_object_head(key).await?;
+        if let Some(want) = &self.encryption {
+            if sse.as_deref() != Some(want.algorithm.as_str()) {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!(
+                        "{key} is stored {} in {}, not with server-side encryption {} as oss_server_side_encryption asks",
+                        match &sse {
+                            Some(other) => format!("with server-side encryption {other}"),
+                            None => "unencrypted".to_string(),
+                        },
+                        self.describe,
+                        want.algorithm
+                    ),
+                ));
+            }
+        }
+        Ok(crc)
+    }
+
+    /// `x-oss-hash-crc64ecma` and `x-oss-server-side-encryption` of an object, from a signed HEAD.
+    async fn oss_object_head(&self, key: &str) -> Result<(Option<u64>, Option<String>)> {
         let Some((transport, base)) = &self.oss_head else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let url = format!("{base}/{}", encode_key(key));
         let mut last = None;
@@ -382,11 +450,16 @@ impl OpendalStorage {
                     last = Some(format!("HTTP {}", resp.status()));
                 }
                 Ok(resp) => {
-                    return Ok(resp
-                        .headers()
-                        .get("x-oss-hash-crc64ecma")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok()));
+                    let header = |name: &str| {
+                        resp.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    return Ok((
+                        header("x-oss-hash-crc64ecma").and_then(|v| v.parse::<u64>().ok()),
+                        header("x-oss-server-side-encryption"),
+                    ));
                 }
                 Err(e) => last = Some(e.to_string()),
             }
@@ -487,7 +560,7 @@ impl Storage for OpendalStorage {
             )
         })?;
         let remote = ObjectInfo {
-            crc64: self.oss_crc64(key).await?,
+            crc64: self.oss_crc64_encrypted(key).await?,
             ..remote
         };
         let readback = match self.backend {

@@ -82,6 +82,28 @@ pub fn derive_oss_region(host: &str) -> Option<String> {
     valid.then(|| region.to_string())
 }
 
+/// Where OSS requests take their credentials from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OssCredentials {
+    /// An AccessKey pair; with an STS security token when the pair is temporary.
+    AccessKey {
+        access_key_id: String,
+        access_key_secret: Secret,
+        security_token: Option<Secret>,
+    },
+    /// The temporary credentials of the ECS instance's RAM role, from the instance metadata
+    /// service (the role it names when `None`), fetched again before they expire.
+    EcsRamRole { role: Option<String> },
+}
+
+/// OSS server-side encryption asked for on every write (`AES256`, `KMS` or `SM4`) and checked on
+/// the stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OssEncryption {
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+}
+
 /// A resolved storage location with what is needed to reach it.
 #[derive(Debug, Clone)]
 pub enum StorageTarget {
@@ -90,8 +112,8 @@ pub enum StorageTarget {
         bucket: String,
         region: Option<String>,
         signature: SignatureVersion,
-        access_key_id: String,
-        access_key_secret: Secret,
+        credentials: OssCredentials,
+        encryption: Option<OssEncryption>,
     },
     S3 {
         bucket: String,

@@ -6,13 +6,27 @@ http://127.0.0.1:PORT/bucket/key) or, virtual-hosted, through it acting as the c
 (absolute-form request lines such as `PUT http://bucket.localhost:PORT/key HTTP/1.1`).
 
 Test control, on http://127.0.0.1:PORT/__admin/... (never signed, never faulted):
-  POST /__admin/faults       {"mode": "500"|"503"|"drop"|"stall"|"truncate", "count": N,
-                              "methods": ["PUT", ...] (optional), "seconds": S (stall)}
+  POST /__admin/faults       {"mode": "500"|"503"|"drop"|"stall"|"truncate"|"delay", "count": N,
+                              "methods": ["PUT", ...] (optional), "seconds": S (stall, delay)}
+                             (delay: wait S seconds, then serve the request normally)
+  POST /__admin/ignore_sse   {"ignore": true}: store writes unencrypted whatever they ask for
   POST /__admin/faults       {"clear": true}  (drop every pending fault)
   POST /__admin/credentials  {"access_key_id": ..., "access_key_secret": ...}
   POST /__admin/buckets      {"name": ...}
   POST /__admin/seed         {"bucket": ..., "keys": [...], "data": "..."}  (many objects at once)
-  GET  /__admin/stats        request counts, signature versions seen, most parts in flight at once
+  GET  /__admin/stats        request counts, signature versions seen, most parts in flight at once,
+                             server-side encryption asked for per operation, STS tokens used
+  POST /__admin/sts          {"role": NAME, "ttl": SECONDS, "skew": SECONDS}: the metadata service's
+                             role, the lifetime of the temporary credentials it hands out, and how far
+                             the OSS side's clock runs ahead of it (tokens die that much earlier)
+  POST /__admin/sts/issue    {"ttl": SECONDS} → {"access_key_id", "access_key_secret", "security_token"}
+
+ECS instance metadata service (IMDS, as 100.100.100.200 serves it), on the same port:
+  PUT  /latest/api/token                                   a session token (IMDSv2)
+  GET  /latest/meta-data/ram/security-credentials/         the role name
+  GET  /latest/meta-data/ram/security-credentials/<role>   fresh temporary credentials with their
+                                                           Expiration; the OSS side accepts them, with
+                                                           their x-oss-security-token, until then
 
 Run: python -m tests.oss_server --port 0 --root DIR --bucket NAME [--bucket ...]
      (prints "oss_server listening on 127.0.0.1:PORT" once ready)
@@ -51,6 +65,8 @@ def crc64(data: bytes, previous: Optional[int] = None) -> int:
 
 
 class Obj:
+    sse: Optional[Dict[str, str]] = None  # server-side encryption headers it was stored with
+
     def __init__(self, path: str, size: int, etag: str, crc: int, mtime: float):
         self.path, self.size, self.etag, self.crc, self.mtime = path, size, etag, crc, mtime
 
@@ -63,6 +79,8 @@ class Store:
         self.lock = threading.Lock()
         self.buckets: Dict[str, Dict[str, Obj]] = {}
         self.uploads: Dict[str, Tuple[str, str]] = {}  # upload id -> (bucket, key)
+        self.upload_sse: Dict[str, Dict[str, str]] = {}  # upload id -> encryption asked at initiation
+        self.upload_token: Dict[str, str] = {}  # upload id -> access key id it was initiated with
 
     def add_bucket(self, name: str) -> None:
         with self.lock:
@@ -117,6 +135,10 @@ class Stats:
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
         self.faults_served = 0
+        self.sse: Dict[str, int] = {}  # "<operation> <algorithm or none>" → count
+        self.sts_tokens = set()  # security tokens seen on accepted requests
+        self.uploads_outliving_their_token = 0  # multipart uploads completed after the token they began with expired
+        self.metadata_credentials = 0  # temporary credentials the metadata service handed out
 
     def count(self, table: Dict[str, int], name: str) -> None:
         with self.lock:
@@ -130,6 +152,10 @@ class Stats:
                 "rejected": self.rejected,
                 "max_parts_in_flight": self.max_parts_in_flight,
                 "faults_served": self.faults_served,
+                "sse": dict(self.sse),
+                "sts_tokens_used": len(self.sts_tokens),
+                "uploads_outliving_their_token": self.uploads_outliving_their_token,
+                "metadata_credentials": self.metadata_credentials,
             }
 
 
@@ -145,6 +171,33 @@ class OssServer(ThreadingHTTPServer):
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.region = region
+        # Temporary (STS) credentials: access key id → (secret, security token, expiry epoch).
+        self.sts: Dict[str, Tuple[str, str, float]] = {}
+        self.sts_lock = threading.Lock()
+        self.metadata_role, self.metadata_ttl = "backup-role", 3600.0
+        self.clock_skew = 0.0
+        self.ignore_sse = False
+
+    def issue_sts(self, ttl: float) -> dict:
+        ak = "STS.%s" % uuid.uuid4().hex[:20]
+        secret, token = uuid.uuid4().hex, uuid.uuid4().hex + uuid.uuid4().hex
+        expiry = time.time() + ttl
+        with self.sts_lock:
+            self.sts[ak] = (secret, token, expiry)
+        return {"access_key_id": ak, "access_key_secret": secret, "security_token": token, "expiry": expiry}
+
+    def credentials_for(self, access_key_id: str, token: Optional[str]):
+        """The secret to check a request's signature with, or an (OSS error code, message) refusal."""
+        with self.sts_lock:
+            sts = self.sts.get(access_key_id)
+        if sts is None:
+            return self.access_key_secret, None
+        secret, expected, expiry = sts
+        if token != expected:
+            return secret, ("InvalidAccessKeyId", "The security token you provided is invalid.")
+        if time.time() + self.clock_skew >= expiry:
+            return secret, ("InvalidAccessKeyId", "The security token you provided has expired.")
+        return secret, None
 
 
 def _xml(tag: str, children: str) -> bytes:
@@ -244,13 +297,25 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin(path, query)
         params = dict(parse_qsl(query, keep_blank_values=True))
         bucket, key = self._bucket_and_key(host, path)
+        if path.startswith("/latest/"):
+            return self._metadata(path)
         fault = self.server.faults.take(self.command)
+        delay = 0.0
+        if fault and fault["mode"] == "delay":
+            delay, fault = float(fault.get("seconds", 1)), None
         if fault and fault["mode"] != "truncate":
             return self._serve_fault(fault)
-        failure = signature.check(
-            self.command, bucket, key or None, query, dict(self.headers.items()),
-            self.server.access_key_id, self.server.access_key_secret, self.server.region)
         auth = self.headers.get("Authorization", "")  # email.message lookups ignore case
+        given_id = signature.access_key_id_of(auth)
+        token = self.headers.get("x-oss-security-token")
+        secret, failure = self.server.credentials_for(given_id, token)
+        expected_id = given_id if given_id.startswith("STS.") else self.server.access_key_id
+        failure = failure or signature.check(
+            self.command, bucket, key or None, query, dict(self.headers.items()),
+            expected_id, secret, self.server.region)
+        if not failure and token:
+            with self.server.stats.lock:
+                self.server.stats.sts_tokens.add(token)
         self.server.stats.count(self.server.stats.signatures, "V4" if auth.startswith("OSS4") else "V1")
         if failure:
             with self.server.stats.lock:
@@ -260,6 +325,7 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.flush()
             self._drain()
             return self._error(403, failure[0], failure[1])
+        time.sleep(delay)  # a slow request: checked on arrival, served late
         if not bucket or bucket not in self.server.store.buckets:
             self._drain()
             return self._error(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket or "")
@@ -275,6 +341,30 @@ class Handler(BaseHTTPRequestHandler):
             return hostname[: -len(".localhost")], raw.lstrip("/")
         bucket, _, key = raw.lstrip("/").partition("/")
         return (bucket or None), key
+
+    def _metadata(self, path: str) -> None:
+        """The ECS instance metadata service's RAM-role credentials (IMDSv2 token optional)."""
+        self._drain()
+        server = self.server
+        if path == "/latest/api/token" and self.command == "PUT":
+            return self._send(200, uuid.uuid4().hex.encode(), {"Content-Type": "text/plain"})
+        base = "/latest/meta-data/ram/security-credentials/"
+        if path == base:
+            return self._send(200, server.metadata_role.encode(), {"Content-Type": "text/plain"})
+        if path == base + server.metadata_role:
+            cred = server.issue_sts(server.metadata_ttl)
+            with server.stats.lock:
+                server.stats.metadata_credentials += 1
+            body = {
+                "Code": "Success",
+                "AccessKeyId": cred["access_key_id"],
+                "AccessKeySecret": cred["access_key_secret"],
+                "SecurityToken": cred["security_token"],
+                "Expiration": _iso(cred["expiry"]).replace(".000Z", "Z"),
+                "LastUpdated": _iso(time.time()).replace(".000Z", "Z"),
+            }
+            return self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        self._send(404, b"Not Found", {"Content-Type": "text/plain"})
 
     def _serve_fault(self, fault: dict) -> None:
         with self.server.stats.lock:
@@ -305,6 +395,15 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/__admin/credentials":
             self.server.access_key_id = spec.get("access_key_id", self.server.access_key_id)
             self.server.access_key_secret = spec.get("access_key_secret", self.server.access_key_secret)
+        elif path == "/__admin/ignore_sse":
+            self.server.ignore_sse = bool(spec.get("ignore", True))
+        elif path == "/__admin/sts":
+            self.server.metadata_role = spec.get("role", self.server.metadata_role)
+            self.server.metadata_ttl = float(spec.get("ttl", self.server.metadata_ttl))
+            self.server.clock_skew = float(spec.get("skew", 0))
+        elif path == "/__admin/sts/issue":
+            cred = self.server.issue_sts(float(spec.get("ttl", 3600)))
+            return self._send(200, json.dumps(cred).encode(), {"Content-Type": "application/json"})
         elif path == "/__admin/buckets":
             self.server.store.add_bucket(spec["name"])
         elif path == "/__admin/seed":
@@ -369,12 +468,21 @@ class Handler(BaseHTTPRequestHandler):
                 size += len(data)
         return size, md5.hexdigest().upper(), crc if crc is not None else 0
 
+    def _sse_asked(self, operation: str) -> Dict[str, str]:
+        """The server-side encryption headers of a write, counted per operation."""
+        asked = {k: self.headers[k] for k in ("x-oss-server-side-encryption",
+                                              "x-oss-server-side-encryption-key-id") if self.headers.get(k)}
+        algorithm = asked.get("x-oss-server-side-encryption", "none")
+        self.server.stats.count(self.server.stats.sse, "%s %s" % (operation, algorithm))
+        return {} if self.server.ignore_sse else asked
+
     def _put(self, bucket: str, key: str) -> None:
         store = self.server.store
+        sse = self._sse_asked("PutObject")
         tmp = store.object_path(bucket, key) + ".tmp-" + uuid.uuid4().hex
         _, etag, crc = self._receive(tmp)
-        store.commit(bucket, key, tmp, etag, crc)
-        self._send(200, b"", {"ETag": '"%s"' % etag, "x-oss-hash-crc64ecma": str(crc)})
+        store.commit(bucket, key, tmp, etag, crc).sse = sse
+        self._send(200, b"", dict(sse, **{"ETag": '"%s"' % etag, "x-oss-hash-crc64ecma": str(crc)}))
 
     def _get(self, bucket: str, key: str, head: bool, truncate: bool) -> None:
         obj = self.server.store.buckets[bucket].get(key)
@@ -382,6 +490,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
         start, end, status = 0, obj.size - 1, 200
         headers = {
+            **(obj.sse or {}),
             "ETag": '"%s"' % obj.etag,
             "x-oss-hash-crc64ecma": str(obj.crc),
             "Last-Modified": formatdate(obj.mtime, usegmt=True),
@@ -487,6 +596,9 @@ class Handler(BaseHTTPRequestHandler):
         upload_id = uuid.uuid4().hex.upper()
         os.makedirs(self.server.store.upload_dir(bucket, upload_id))
         self.server.store.uploads[upload_id] = (bucket, key)
+        # OSS takes the encryption at initiation and applies it to every part.
+        self.server.store.upload_sse[upload_id] = self._sse_asked("InitiateMultipartUpload")
+        self.server.store.upload_token[upload_id] = signature.access_key_id_of(self.headers.get("Authorization", ""))
         body = _el("Bucket", bucket) + _el("Key", key) + _el("UploadId", upload_id)
         self._send(200, _xml("InitiateMultipartUploadResult", body))
 
@@ -506,7 +618,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with stats.lock:
                 stats.parts_in_flight -= 1
-        self._send(200, b"", {"ETag": '"%s"' % etag, "x-oss-hash-crc64ecma": str(crc)})
+        sse = store.upload_sse.get(params["uploadId"], {})
+        self._send(200, b"", dict(sse, **{"ETag": '"%s"' % etag, "x-oss-hash-crc64ecma": str(crc)}))
 
     def _complete(self, bucket: str, key: str, upload_id: str) -> None:
         store = self.server.store
@@ -539,12 +652,17 @@ class Handler(BaseHTTPRequestHandler):
                     return self._error(400, "InvalidPart", "ETag of part %d does not match." % number)
                 digests += md5.digest()
         etag = "%s-%d" % (hashlib.md5(digests).hexdigest().upper(), len(wanted))
-        store.commit(bucket, key, tmp, etag, crc or 0)
+        sse = store.upload_sse.pop(upload_id, {})
+        began_with = self.server.sts.get(store.upload_token.pop(upload_id, ""))
+        if began_with and time.time() + self.server.clock_skew >= began_with[2]:
+            with self.server.stats.lock:
+                self.server.stats.uploads_outliving_their_token += 1
+        store.commit(bucket, key, tmp, etag, crc or 0).sse = sse
         shutil.rmtree(updir, ignore_errors=True)
         store.uploads.pop(upload_id, None)
         result = _el("Bucket", bucket) + _el("Key", key) + _el("ETag", '"%s"' % etag)
         self._send(200, _xml("CompleteMultipartUploadResult", result),
-                   {"x-oss-hash-crc64ecma": str(crc or 0)})
+                   dict(sse, **{"x-oss-hash-crc64ecma": str(crc or 0)}))
 
 
 def main(argv=None) -> None:

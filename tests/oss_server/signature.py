@@ -43,6 +43,15 @@ def _v4_fields(auth: str) -> dict:
     return fields
 
 
+def access_key_id_of(auth: str) -> str:
+    """The access key id an Authorization header names (V4 credential scope or V1 `OSS id:sig`)."""
+    if auth.startswith("OSS4-HMAC-SHA256 "):
+        return _v4_fields(auth).get("Credential", "").split("/")[0]
+    if auth.startswith("OSS "):
+        return auth[4:].split(":", 1)[0]
+    return ""
+
+
 def check(
     method: str,
     bucket: Optional[str],
