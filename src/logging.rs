@@ -45,6 +45,13 @@ pub fn user_line(text: &str) {
     }
 }
 
+/// A time (seconds since the epoch) as `2026-12-01 14:03:26 UTC`.
+pub fn utc_text(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
 /// `n thing` or `n things`.
 pub fn count(n: u64, thing: &str) -> String {
     match n {

@@ -89,6 +89,9 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
             c.covers_from.as_deref().unwrap_or("?"),
             c.covers_to.as_deref().unwrap_or("?"),
         );
+        if let Some(until) = &c.protected_until {
+            println!("  protected by the bucket's retention policy (WORM) until {until}");
+        }
         if let Some(f) = &c.full {
             let docs = f
                 .documents
@@ -279,6 +282,11 @@ pub fn prune(settings: &Settings, keep: Option<u32>, dry_run: bool, json: bool) 
         let verb = if dry_run { "would delete" } else { "deleted" };
         for c in &report.deleted {
             println!("{verb} cycle {c}");
+        }
+        for (c, until) in &report.protected {
+            println!(
+                "kept cycle {c}: protected by the bucket's retention policy (WORM) until {until}"
+            );
         }
         println!(
             "kept {} cycles, {verb} {} ({} objects)",

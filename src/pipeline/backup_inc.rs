@@ -249,7 +249,15 @@ impl Run<'_> {
                 },
             )?;
             if let (Some(s), keep @ 1..) = (self.storage, settings.keep_cycles) {
-                super::prune::prune_cycles(s, settings, keep as usize, Some(&cycle), false).await?;
+                // The new cycle is stored and recorded: retention failing (a cron key that may
+                // not delete, a bucket that refuses) is said, not a failed backup.
+                let pruned =
+                    super::prune::prune_cycles(s, settings, keep as usize, Some(&cycle), false);
+                if let Err(e) = pruned.await {
+                    log::warn!(
+                        "keep_cycles={keep}: old cycles were not deleted: {e} (run `mongo-oss-backup prune` with a key that may delete)"
+                    );
+                }
             }
         }
         if self.storage.is_some() {

@@ -32,6 +32,13 @@ pub struct Cycle {
     pub missing: Vec<String>,
     /// What stops the cycle from restoring: missing or truncated archives, a broken chain.
     pub problems: Vec<String>,
+    /// Until when the bucket's retention policy (WORM) protects it from deletion (its newest
+    /// object's protection), when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected_until: Option<String>,
+    /// Its newest object's last modification (seconds since the epoch).
+    #[serde(skip)]
+    pub newest_modified: Option<i64>,
     #[serde(skip)]
     pub manifest: Option<Manifest>,
 }
@@ -64,12 +71,28 @@ pub struct FullBackup {
 pub struct Catalog {
     pub cycles: Vec<Cycle>,
     pub full_backups: Vec<FullBackup>,
+    /// The bucket's retention policy (WORM), in days, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
-/// `list`: the configured bucket's catalog, every manifest read.
+/// `list`: the configured bucket's catalog, every manifest read, and until when the bucket's
+/// retention policy protects each cycle.
 pub async fn list(settings: &crate::config::Settings) -> Result<Catalog> {
     let storage = super::open_source_storage(settings, "list").await?;
-    read(storage.as_ref(), &settings.cycle_prefix, &|_| true).await
+    let mut catalog = read(storage.as_ref(), &settings.cycle_prefix, &|_| true).await?;
+    if let Some(retention) = storage.retention().await? {
+        let now = chrono::Utc::now().timestamp();
+        catalog.retention_days = Some(retention.days);
+        for cycle in &mut catalog.cycles {
+            cycle.protected_until = cycle
+                .newest_modified
+                .map(|m| retention.protected_until(m))
+                .filter(|until| *until > now)
+                .map(crate::logging::utc_text);
+        }
+    }
+    Ok(catalog)
 }
 
 /// Lists the cycles' and full backups' keys (by their name prefixes: other objects in a shared
@@ -192,6 +215,8 @@ fn cycle_of(
         covers_to,
         missing,
         problems,
+        protected_until: None,
+        newest_modified: objects.iter().filter_map(|o| o.last_modified).max(),
         manifest,
     }
 }

@@ -19,6 +19,9 @@ use crate::storage::Storage;
 pub struct PruneReport {
     pub kept: Vec<String>,
     pub deleted: Vec<String>,
+    /// Cycles due for deletion that the bucket's retention policy (WORM) still protects, with
+    /// the time their protection ends: kept whole, deleted by a later prune.
+    pub protected: Vec<(String, String)>,
     pub objects_deleted: usize,
     pub dry_run: bool,
 }
@@ -78,16 +81,39 @@ pub async fn prune_cycles(
         dry_run,
         ..Default::default()
     };
+    let retention = match cut {
+        0 => None,
+        _ => storage.retention().await?,
+    };
+    let now = chrono::Utc::now().timestamp();
     for (i, cycle) in ours.iter().enumerate() {
         if i >= cut || Some(cycle.as_str()) == current {
             report.kept.push(cycle.clone());
             continue;
         }
-        let keys: Vec<String> = objects
+        let cycle_objects: Vec<&crate::storage::ObjectInfo> = objects
             .iter()
             .filter(|o| o.key.starts_with(&layout::cycle_prefix_of(cycle)))
-            .map(|o| o.key.clone())
             .collect();
+        // A cycle goes whole or not at all: while its newest object is protected, it stays.
+        let until = retention.and_then(|r| {
+            cycle_objects
+                .iter()
+                .filter_map(|o| o.last_modified)
+                .max()
+                .map(|m| r.protected_until(m))
+                .filter(|until| *until > now)
+        });
+        if let Some(until) = until {
+            let when = crate::logging::utc_text(until);
+            log::info!(
+                "prune: {cycle} is protected by the bucket's retention policy (WORM) until {when}: kept"
+            );
+            report.kept.push(cycle.clone());
+            report.protected.push((cycle.clone(), when));
+            continue;
+        }
+        let keys: Vec<String> = cycle_objects.iter().map(|o| o.key.clone()).collect();
         if !dry_run {
             storage.delete(&keys).await?;
             log::info!(

@@ -29,6 +29,23 @@ pub struct ObjectInfo {
     pub last_modified: Option<i64>,
 }
 
+/// A bucket's retention policy (OSS WORM): no object can be deleted or overwritten until `days`
+/// after it was last modified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    pub days: u32,
+    /// `Locked` for good, or still `InProgress` (protecting already, removable by the owner for
+    /// its first day).
+    pub locked: bool,
+}
+
+impl Retention {
+    /// Until when (seconds since the epoch) an object last modified at `modified` is protected.
+    pub fn protected_until(&self, modified: i64) -> i64 {
+        modified + i64::from(self.days) * 86_400
+    }
+}
+
 /// A stored object that has been checked against the local file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedUpload {
@@ -72,6 +89,11 @@ pub trait Storage: Send + Sync {
 
     /// Deletes objects; missing ones are not an error.
     async fn delete(&self, keys: &[String]) -> Result<()>;
+
+    /// The bucket's retention policy, if it has one (only OSS buckets are asked).
+    async fn retention(&self) -> Result<Option<Retention>> {
+        Ok(None)
+    }
 
     /// A description for messages, e.g. `oss://bucket at https://oss-cn-hangzhou.aliyuncs.com`.
     fn describe(&self) -> String;

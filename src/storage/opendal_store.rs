@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::oss_signing::OssSigningTransport;
 use super::target::{OssCredentials, StorageTarget};
 use super::verify::{Crc64, LocalDigest};
-use super::{ByteProgress, ObjectInfo, Storage, VerifiedUpload};
+use super::{ByteProgress, ObjectInfo, Retention, Storage, VerifiedUpload};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Tunables of the storage layer.
@@ -764,9 +764,59 @@ impl Storage for OpendalStorage {
         Ok(())
     }
 
+    async fn retention(&self) -> Result<Option<Retention>> {
+        let Some((transport, base)) = &self.oss_head else {
+            return Ok(None);
+        };
+        // GetBucketWorm: 404 NoSuchWORMConfiguration when the bucket has none.
+        let req = http::Request::get(format!("{base}/?worm"))
+            .body(opendal::Buffer::new())
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "bad GetBucketWorm request").with_source(e)
+            })?;
+        let failed = |why: String| {
+            Error::new(
+                ErrorKind::Storage,
+                format!(
+                    "cannot read the retention policy (WORM) of {}: {why}",
+                    self.describe
+                ),
+            )
+        };
+        let resp = transport
+            .send(req)
+            .await
+            .map_err(|e| failed(first_line(e.message()).to_string()))?;
+        let status = resp.status();
+        let body = String::from_utf8_lossy(&resp.into_body().to_bytes()).into_owned();
+        if status == http::StatusCode::NOT_FOUND && body.contains("NoSuchWORMConfiguration") {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(failed(format!(
+                "HTTP {status} {}",
+                xml_text(&body, "Code").unwrap_or_default()
+            )));
+        }
+        let days = xml_text(&body, "RetentionPeriodInDays")
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or_else(|| failed("no RetentionPeriodInDays in the answer".into()))?;
+        Ok(Some(Retention {
+            days,
+            locked: xml_text(&body, "State").as_deref() == Some("Locked"),
+        }))
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// The text of the first `<tag>…</tag>` of a small XML answer.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].trim().to_string())
 }
 
 async fn folder_exists(op: &Operator, dir: &str) -> bool {

@@ -10,6 +10,12 @@ Test control, on http://127.0.0.1:PORT/__admin/... (never signed, never faulted)
                               "methods": ["PUT", ...] (optional), "seconds": S (stall, delay)}
                              (delay: wait S seconds, then serve the request normally)
   POST /__admin/ignore_sse   {"ignore": true}: store writes unencrypted whatever they ask for
+  POST /__admin/worm         {"bucket": ..., "days": N}: a locked retention policy (GetBucketWorm answers
+                             it; deleting an object younger than N days is refused); "days": null removes it
+  POST /__admin/age          {"bucket": ..., "prefix": ..., "days": D}: objects under prefix were last
+                             modified D days earlier than they were
+  POST /__admin/limited_key  {"access_key_id": ..., "access_key_secret": ...}: a second key that may put,
+                             get and list but whose deletes are refused (AccessDenied)
   POST /__admin/faults       {"clear": true}  (drop every pending fault)
   POST /__admin/credentials  {"access_key_id": ..., "access_key_secret": ...}
   POST /__admin/buckets      {"name": ...}
@@ -177,6 +183,8 @@ class OssServer(ThreadingHTTPServer):
         self.metadata_role, self.metadata_ttl = "backup-role", 3600.0
         self.clock_skew = 0.0
         self.ignore_sse = False
+        self.worm: Dict[str, int] = {}  # bucket -> retention days
+        self.limited_keys: Dict[str, str] = {}  # access key id -> secret, without delete rights
 
     def issue_sts(self, ttl: float) -> dict:
         ak = "STS.%s" % uuid.uuid4().hex[:20]
@@ -190,6 +198,8 @@ class OssServer(ThreadingHTTPServer):
         """The secret to check a request's signature with, or an (OSS error code, message) refusal."""
         with self.sts_lock:
             sts = self.sts.get(access_key_id)
+        if access_key_id in self.limited_keys:
+            return self.limited_keys[access_key_id], None
         if sts is None:
             return self.access_key_secret, None
         secret, expected, expiry = sts
@@ -309,7 +319,9 @@ class Handler(BaseHTTPRequestHandler):
         given_id = signature.access_key_id_of(auth)
         token = self.headers.get("x-oss-security-token")
         secret, failure = self.server.credentials_for(given_id, token)
-        expected_id = given_id if given_id.startswith("STS.") else self.server.access_key_id
+        own = given_id.startswith("STS.") or given_id in self.server.limited_keys
+        expected_id = given_id if own else self.server.access_key_id
+        self.limited = given_id in self.server.limited_keys
         failure = failure or signature.check(
             self.command, bucket, key or None, query, dict(self.headers.items()),
             expected_id, secret, self.server.region)
@@ -395,6 +407,18 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/__admin/credentials":
             self.server.access_key_id = spec.get("access_key_id", self.server.access_key_id)
             self.server.access_key_secret = spec.get("access_key_secret", self.server.access_key_secret)
+        elif path == "/__admin/worm":
+            if spec.get("days") is None:
+                self.server.worm.pop(spec["bucket"], None)
+            else:
+                self.server.worm[spec["bucket"]] = int(spec["days"])
+        elif path == "/__admin/age":
+            with self.server.store.lock:
+                for key, obj in self.server.store.buckets[spec["bucket"]].items():
+                    if key.startswith(spec.get("prefix", "")):
+                        obj.mtime -= float(spec["days"]) * 86400
+        elif path == "/__admin/limited_key":
+            self.server.limited_keys[spec["access_key_id"]] = spec["access_key_secret"]
         elif path == "/__admin/ignore_sse":
             self.server.ignore_sse = bool(spec.get("ignore", True))
         elif path == "/__admin/sts":
@@ -423,6 +447,19 @@ class Handler(BaseHTTPRequestHandler):
     # -- OSS operations ---------------------------------------------------------------------
     def _operation(self, bucket: str, key: str, params: dict, fault: Optional[dict]) -> None:
         store, stats, cmd = self.server.store, self.server.stats, self.command
+        deleting = cmd == "DELETE" and "uploadId" not in params or (cmd == "POST" and "delete" in params and not key)
+        if deleting and self.limited:
+            self._drain()
+            return self._error(403, "AccessDenied", "You have no right to access this object because of bucket acl.")
+        if not key and cmd == "GET" and "worm" in params:
+            stats.count(stats.ops, "GetBucketWorm")
+            self._drain()
+            days = self.server.worm.get(bucket)
+            if days is None:
+                return self._error(404, "NoSuchWORMConfiguration", "The WORM Configuration does not exist.")
+            body = _el("WormId", "1666E2CFB2B3418" + bucket) + _el("State", "Locked")
+            body += _el("RetentionPeriodInDays", days) + _el("CreationDate", "2026-01-01T00:00:00")
+            return self._send(200, _xml("WormConfiguration", body))
         if not key:
             if cmd == "GET":
                 stats.count(stats.ops, "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects")
@@ -453,6 +490,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(204)
         if cmd == "DELETE":
             stats.count(stats.ops, "DeleteObject")
+            if self._protected(bucket, key):
+                return self._error(409, "ObjectImmutable", "The object is protected by the bucket's WORM policy.")
             self._delete_key(bucket, key)
             return self._send(204)
         self._drain()
@@ -527,6 +566,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _protected(self, bucket: str, key: str) -> bool:
+        """Whether the bucket's retention policy still protects the object."""
+        days = self.server.worm.get(bucket)
+        obj = self.server.store.buckets[bucket].get(key)
+        return days is not None and obj is not None and time.time() < obj.mtime + days * 86400
+
     def _delete_key(self, bucket: str, key: str) -> None:
         with self.server.store.lock:
             obj = self.server.store.buckets[bucket].pop(key, None)
@@ -540,6 +585,8 @@ class Handler(BaseHTTPRequestHandler):
         root = ET.fromstring(b"".join(self._read_body_chunks()))
         quiet = (root.findtext("Quiet") or "false").lower() == "true"
         keys = [o.findtext("Key") or "" for o in root.findall("Object")]
+        if any(self._protected(bucket, k) for k in keys):
+            return self._error(409, "ObjectImmutable", "The object is protected by the bucket's WORM policy.")
         for key in keys:
             self._delete_key(bucket, key)
         body = "" if quiet else "".join("<Deleted>%s</Deleted>" % _el("Key", k) for k in keys)

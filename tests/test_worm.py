@@ -1,0 +1,83 @@
+"""Immutable backups on OSS: under a bucket retention policy (WORM, GetBucketWorm on the OSS test
+server, which refuses to delete protected objects) `list` shows until when each cycle is protected and
+`prune` keeps the protected cycles whole, naming them, instead of failing half-way. The two-key setup:
+the cron key may put/get/list but not delete, its backups still succeed (retention is said, not
+failed), and prune runs with the other key."""
+
+import json
+
+import pytest
+
+from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli
+
+DAYS = ["2026-03-01 10:00:00", "2026-03-03 10:00:00", "2026-03-05 10:00:00"]
+
+
+@pytest.fixture
+def via_proxy(monkeypatch, oss_server):
+    monkeypatch.setenv("HTTP_PROXY", oss_server.proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+
+def cycles_over_days(tmp_path, server, bucket, mongo, db, days, **keys):
+    """One cycle per day in `days` (full_backup_period=1, the clock set to each day)."""
+    client = mongo.client()
+    client.drop_database(db)
+    client[db].c.insert_many([{"_id": i} for i in range(50)])
+    cfg = oss_config(tmp_path / "cron", server, bucket, db_port=str(mongo.port), db_name=db, is_inc_backup="1",
+                     full_backup_period="1", db_backup_root_path=str(tmp_path / "root"), **keys)
+    runs = [run_cli("backup", "--config", str(cfg), env={"MONGO_OSS_BACKUP_TEST_CLOCK": d}) for d in days]
+    return cfg, runs
+
+
+def cycle_names(server, bucket):
+    root = server.root / bucket / "objects"
+    return sorted({p.name.split("%2F")[0] for p in root.iterdir() if "%2F" in p.name})
+
+
+def test_prune_keeps_protected_cycles_whole_and_names_them(tmp_path, via_proxy, oss_server, mongo):
+    bucket = oss_server.add_bucket("worm-prune")
+    cfg, runs = cycles_over_days(tmp_path, oss_server, bucket, mongo, "wormprune", DAYS)
+    for r in runs:
+        expect_ok(r)
+    names = cycle_names(oss_server, bucket)
+    assert len(names) == 3, names
+    oss_server.admin("worm", {"bucket": bucket, "days": 30})
+    # The oldest cycle was stored 40 days ago: its protection has ended.
+    oss_server.admin("age", {"bucket": bucket, "prefix": names[0], "days": 40})
+
+    listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)
+    assert listed["retention_days"] == 30
+    protected = {c["name"]: c.get("protected_until") for c in listed["cycles"]}
+    assert protected[names[0]] is None and protected[names[1]] and protected[names[2]], protected
+    assert "protected by the bucket's retention policy (WORM) until" in run_cli("list", "--config", str(cfg)).stdout
+
+    r = expect_ok(run_cli("prune", "--config", str(cfg), "--keep", "1"))
+    assert "deleted cycle %s" % names[0] in r.stdout, r.stdout
+    assert "kept cycle %s: protected by the bucket's retention policy (WORM) until" % names[1] in r.stdout
+    assert cycle_names(oss_server, bucket) == names[1:]
+    # Nothing of the protected cycle went (a cycle goes whole or not at all).
+    listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)
+    assert [c["complete"] for c in listed["cycles"]] == [True, True]
+    oss_server.admin("worm", {"bucket": bucket, "days": None})
+
+
+def test_cron_key_without_delete_rights(tmp_path, via_proxy, oss_server, mongo):
+    """keep_cycles=1 on a key that may not delete: every backup succeeds and says why nothing was
+    pruned; prune with the other key then deletes."""
+    bucket = oss_server.add_bucket("worm-two-keys")
+    oss_server.admin("limited_key", {"access_key_id": "cron-key", "access_key_secret": "cron-secret"})
+    cfg, runs = cycles_over_days(tmp_path, oss_server, bucket, mongo, "wormkeys", DAYS[:2], keep_cycles="1",
+                                 accessKeyId="cron-key", accessKeySecret="cron-secret")
+    for r in runs:
+        expect_ok(r)
+    assert "old cycles were not deleted" in runs[1].stderr and "AccessDenied" in runs[1].stderr, runs[1].stderr
+    names = cycle_names(oss_server, bucket)
+    assert len(names) == 2
+    admin_cfg = oss_config(tmp_path / "admin", oss_server, bucket, accessKeyId=OSS_AK, accessKeySecret=OSS_SK,
+                           db_name="wormkeys", is_inc_backup="1", full_backup_period="1",
+                           db_backup_root_path=str(tmp_path / "root"))
+    r = expect_ok(run_cli("prune", "--config", str(admin_cfg), "--keep", "1"))
+    assert "deleted cycle %s" % names[0] in r.stdout
+    assert cycle_names(oss_server, bucket) == names[1:]
