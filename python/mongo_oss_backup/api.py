@@ -78,6 +78,7 @@ class Cycle:
     covers_to: Optional[str] = None
     missing: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)  # what stops it from restoring
+    protected_until: Optional[str] = None  # the bucket's retention policy (WORM) protects it until then
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class FullBackup:
 class Catalog:
     cycles: List[Cycle]
     full_backups: List[FullBackup]
+    retention_days: Optional[int] = None  # the bucket's retention policy (WORM), when it has one
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ class PruneReport:
     deleted: List[str]
     objects_deleted: int
     dry_run: bool
+    protected: List[List[str]] = field(default_factory=list)  # [cycle, until]: kept, WORM protects it
 
 
 @dataclass(frozen=True)
