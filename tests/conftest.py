@@ -142,6 +142,14 @@ def oss_server(tmp_path_factory) -> OssServer:
         proc.stop()
 
 
+@pytest.fixture
+def via_proxy(monkeypatch, oss_server):
+    """Virtual-hosted requests to <bucket>.localhost reach the test server as our HTTP proxy."""
+    monkeypatch.setenv("HTTP_PROXY", oss_server.proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory) -> str:
     exe = shutil.which("moto_server")

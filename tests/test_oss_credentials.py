@@ -15,14 +15,6 @@ from conftest import expect_ok, oss_config, run_cli, write_config
 
 
 @pytest.fixture
-def via_proxy(monkeypatch, oss_server):
-    """Virtual-hosted requests to <bucket>.localhost reach the test server as our HTTP proxy."""
-    monkeypatch.setenv("HTTP_PROXY", oss_server.proxy)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-
-
-@pytest.fixture
 def metadata(monkeypatch, oss_server):
     """The test server's instance metadata service, in place of 100.100.100.200."""
     monkeypatch.setenv("MONGO_OSS_BACKUP_TEST_ECS_METADATA", "http://127.0.0.1:%d" % oss_server.port)

@@ -13,14 +13,6 @@ import mongo_oss_backup as mob
 from conftest import oss_config, write_config
 
 
-@pytest.fixture
-def via_proxy(monkeypatch, oss_server):
-    """Virtual-hosted requests to <bucket>.localhost reach the test server as our HTTP proxy."""
-    monkeypatch.setenv("HTTP_PROXY", oss_server.proxy)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-
-
 def payload(size: int, seed: int = 1) -> bytes:
     block = os.urandom(1 << 16) if seed else b"\0" * (1 << 16)
     return (block * (size // len(block) + 1))[:size]

@@ -6,18 +6,10 @@ failed), and prune runs with the other key."""
 
 import json
 
-import pytest
 
 from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli
 
 DAYS = ["2026-03-01 10:00:00", "2026-03-03 10:00:00", "2026-03-05 10:00:00"]
-
-
-@pytest.fixture
-def via_proxy(monkeypatch, oss_server):
-    monkeypatch.setenv("HTTP_PROXY", oss_server.proxy)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
 
 
 def cycles_over_days(tmp_path, server, bucket, mongo, db, days, **keys):
