@@ -8,7 +8,6 @@ and for mongod's own transaction entries."""
 import json
 import time
 
-import bson
 import pytest
 from bson import Decimal128, json_util
 

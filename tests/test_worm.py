@@ -6,7 +6,6 @@ failed), and prune runs with the other key."""
 
 import json
 
-
 from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli
 
 DAYS = ["2026-03-01 10:00:00", "2026-03-03 10:00:00", "2026-03-05 10:00:00"]
