@@ -1,12 +1,14 @@
-"""Immutable backups on OSS: under a bucket retention policy (WORM, GetBucketWorm on the OSS test
-server, which refuses to delete protected objects) `list` shows until when each cycle is protected and
+"""Immutable backups: under a bucket retention policy (OSS WORM, GetBucketWorm on the OSS test server,
+which refuses to delete protected objects; S3 Object Lock's default retention, on moto) `list` shows until when each cycle is protected and
 `prune` keeps the protected cycles whole, naming them, instead of failing half-way. The two-key setup:
 the cron key may put/get/list but not delete, its backups still succeed (retention is said, not
 failed), and prune runs with the other key."""
 
 import json
 
-from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli
+import pytest
+
+from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli, write_config
 
 DAYS = ["2026-03-01 10:00:00", "2026-03-03 10:00:00", "2026-03-05 10:00:00"]
 
@@ -72,3 +74,31 @@ def test_cron_key_without_delete_rights(tmp_path, via_proxy, oss_server, mongo):
     r = expect_ok(run_cli("prune", "--config", str(admin_cfg), "--keep", "1"))
     assert "deleted cycle %s" % names[0] in r.stdout
     assert cycle_names(oss_server, bucket) == names[1:]
+
+
+def test_s3_object_lock_retention_is_read(tmp_path, moto_s3):
+    """On S3 the bucket's default Object Lock retention is read as the retention policy (list shows
+    it; prune's rule is the one tested on OSS above). Writing into such a bucket is refused by moto
+    without Content-MD5 or an SDK checksum header, which our uploads do not send yet: the failure
+    is one line naming Object Lock (the README says so)."""
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="mk",
+                      aws_secret_access_key="ms")
+    s3.create_bucket(Bucket="lock-cycles", ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket="lock-cycles", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 1}}})
+    cfg = write_config(tmp_path / "lock", storage_url="s3://lock-cycles?endpoint=%s&region=us-east-1" % moto_s3,
+                       accessKeyId="mk", accessKeySecret="ms", db_backup_root_path=str(tmp_path / "root"))
+    listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)
+    assert listed["retention_days"] == 365 and listed["cycles"] == []
+    src = tmp_path / "f"
+    src.write_bytes(b"data")
+    import mongo_oss_backup as mob
+    with pytest.raises(mob.StorageError) as err:
+        mob.Storage(config=str(cfg)).put_file(str(src), "k")
+    assert "Object Lock" in str(err.value) and "\n" not in str(err.value)
+
+    s3.create_bucket(Bucket="no-lock")
+    plain = write_config(tmp_path / "plain", storage_url="s3://no-lock?endpoint=%s&region=us-east-1" % moto_s3,
+                         accessKeyId="mk", accessKeySecret="ms")
+    assert "retention_days" not in json.loads(expect_ok(run_cli("list", "--config", str(plain), "--json")).stdout)

@@ -4,6 +4,7 @@
 
 mod opendal_store;
 mod oss_signing;
+mod s3_api;
 pub mod target;
 mod verify;
 
@@ -90,7 +91,8 @@ pub trait Storage: Send + Sync {
     /// Deletes objects; missing ones are not an error.
     async fn delete(&self, keys: &[String]) -> Result<()>;
 
-    /// The bucket's retention policy, if it has one (only OSS buckets are asked).
+    /// The bucket's retention policy, if it has one: OSS WORM, or S3 Object Lock's default
+    /// retention (a folder has none).
     async fn retention(&self) -> Result<Option<Retention>> {
         Ok(None)
     }

@@ -62,6 +62,8 @@ struct OpendalStorage {
     opts: StorageOptions,
     /// For OSS: the signing transport and `scheme://bucket.host[:port]`, to read the CRC64 header.
     oss_head: Option<(HttpTransporter, String)>,
+    /// For S3: the bucket request OpenDAL does not make (Object Lock).
+    s3_api: Option<super::s3_api::S3BucketApi>,
     /// For OSS: the server-side encryption every stored archive must report.
     encryption: Option<crate::storage::target::OssEncryption>,
     /// What to check when the credentials are refused.
@@ -84,6 +86,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
     let config_err = |e: opendal::Error| {
         Error::config(format!("cannot use {}: {}", target.describe(), e.message()))
     };
+    let mut s3_api = None;
     let (op, backend, endpoint, bucket, oss_head) = match target {
         StorageTarget::Oss {
             endpoint,
@@ -146,10 +149,20 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             }
             let op = Operator::new(builder)
                 .map_err(config_err)?
-                .with_context(OperationContext::new().with_http_transport(plain));
+                .with_context(OperationContext::new().with_http_transport(plain.clone()));
             let ep = endpoint
                 .clone()
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+            if !access_key_id.is_empty() {
+                s3_api = Some(super::s3_api::S3BucketApi::new(
+                    plain,
+                    &ep,
+                    bucket,
+                    region,
+                    access_key_id,
+                    access_key_secret.expose(),
+                ));
+            }
             (op, Backend::S3, ep, bucket.clone(), None)
         }
         StorageTarget::Folder { root } => {
@@ -187,6 +200,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
         bucket,
         opts: opts.clone(),
         oss_head,
+        s3_api,
         encryption: match target {
             StorageTarget::Oss { encryption, .. } => encryption.clone(),
             _ => None,
@@ -765,6 +779,17 @@ impl Storage for OpendalStorage {
     }
 
     async fn retention(&self) -> Result<Option<Retention>> {
+        if let Some(api) = &self.s3_api {
+            return api.object_lock().await.map_err(|why| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!(
+                        "cannot read the Object Lock configuration of {}: {why}",
+                        self.describe
+                    ),
+                )
+            });
+        }
         let Some((transport, base)) = &self.oss_head else {
             return Ok(None);
         };
@@ -813,7 +838,7 @@ impl Storage for OpendalStorage {
 }
 
 /// The text of the first `<tag>…</tag>` of a small XML answer.
-fn xml_text(xml: &str, tag: &str) -> Option<String> {
+pub(super) fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
     let end = start + xml[start..].find(&format!("</{tag}>"))?;
     Some(xml[start..end].trim().to_string())
