@@ -1,11 +1,12 @@
 //! MongoDB through the official driver: connecting (`connect`), mongodump's file layout (`names`,
-//! `metadata`), dumping (`dump`) and restoring (`restore`), reading back what a database holds
+//! `metadata`, `dump_dir`), dumping (`dump`) and restoring (`restore`), reading back what a database holds
 //! (`inspect`), the oplog (`oplog`) and its replay (`replay`). No mongodump/mongorestore binaries and
 //! no subprocess, so credentials never appear on a command line.
 
 pub mod bson_file;
 pub mod connect;
 pub mod dump;
+pub mod dump_dir;
 pub mod inspect;
 pub mod metadata;
 pub mod names;

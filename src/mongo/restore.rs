@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 
 pub use super::bson_file::BsonReader;
 use super::connect::{first_line, Mongo};
-use super::metadata::Metadata;
-use super::names;
+pub use super::dump_dir::{database_dirs, dumped_namespaces};
+use super::dump_dir::{scan, DumpedCollection};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Collection options older servers wrote that a create command no longer accepts.
@@ -104,14 +104,6 @@ impl DatabaseRestore {
     }
 }
 
-/// One collection found in a dump directory.
-#[derive(Debug)]
-struct DumpedCollection {
-    name: String,
-    bson: Option<PathBuf>,
-    metadata: Metadata,
-}
-
 /// Restores the dump directory `dir` (one database) into database `target`.
 pub async fn restore_database(
     mongo: &Mongo,
@@ -171,66 +163,6 @@ async fn drop_others(mongo: &Mongo, db: &str, keep: &[DumpedCollection]) -> Resu
             .map_err(|e| mongo.error(e, &format!("drop {db}.{name}")))?;
     }
     Ok(())
-}
-
-/// Groups the files of a dump directory by collection.
-fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(
-                ErrorKind::Io,
-                format!("no dump to restore at {}", dir.display()),
-            )
-        } else {
-            Error::io("read directory", dir, e)
-        }
-    })?;
-    let mut stems: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
-    let mut ignored = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if !path.is_file() {
-            ignored.push(file_name);
-        } else if let Some(stem) = file_name.strip_suffix(".metadata.json") {
-            stems.entry(stem.to_string()).or_default().1 = Some(path);
-        } else if let Some(stem) = file_name.strip_suffix(".bson") {
-            stems.entry(stem.to_string()).or_default().0 = Some(path);
-        } else {
-            ignored.push(file_name);
-        }
-    }
-    let mut out = Vec::new();
-    for (stem, (bson, meta)) in stems {
-        let metadata = match &meta {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e))?;
-                Metadata::from_json(&text, p)?
-            }
-            None => Metadata::default(),
-        };
-        let name = match (&metadata.collection_name, names::is_truncated_stem(&stem)) {
-            (Some(n), _) => n.clone(),
-            (None, false) => names::query_unescape(&stem).unwrap_or_else(|| stem.clone()),
-            (None, true) => {
-                ignored.push(format!(
-                    "{stem}.bson (a truncated long name without metadata)"
-                ));
-                continue;
-            }
-        };
-        if name.starts_with("system.") && name != "system.js" {
-            ignored.push(format!("{stem}.bson (system collection)"));
-            continue;
-        }
-        out.push(DumpedCollection {
-            name,
-            bson,
-            metadata,
-        });
-    }
-    Ok((out, ignored))
 }
 
 /// Restores dumped collection `c` into `db.name`.
@@ -721,28 +653,6 @@ pub async fn restore_dump_root(
     Ok(restored)
 }
 
-/// The namespaces `db.coll` a dump root holds (its database `db_name`, or every one when empty),
-/// in the order a restore takes them.
-pub fn dumped_namespaces(root: &Path, db_name: &str) -> Result<Vec<String>> {
-    let dbs = match db_name.is_empty() {
-        true => database_dirs(root)?,
-        false => vec![db_name.to_string()],
-    };
-    let mut out = Vec::new();
-    for db in dbs {
-        let dir = root.join(&db);
-        if dir.is_dir() {
-            out.extend(
-                scan(&dir)?
-                    .0
-                    .into_iter()
-                    .map(|c| format!("{db}.{}", c.name)),
-            );
-        }
-    }
-    Ok(out)
-}
-
 /// A selective restore of a dump root: each `(source, target)` namespace pair, the dumped
 /// collection `source` restored into `target`; nothing else is read from the dump or written.
 /// Reported by target database.
@@ -797,24 +707,6 @@ pub async fn restore_selected(
         started.elapsed().as_secs_f64()
     );
     Ok(restored)
-}
-
-/// The database directories of a dump root, sorted.
-pub fn database_dirs(root: &Path) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(root).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(ErrorKind::Io, format!("no backup at {}", root.display()))
-        } else {
-            Error::io("read directory", root, e)
-        }
-    })?;
-    let mut dbs: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    dbs.sort();
-    Ok(dbs)
 }
 
 #[cfg(test)]

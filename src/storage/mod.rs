@@ -2,7 +2,9 @@
 //! upload verification. Everything above this module sees keys and local files only; signing,
 //! retries, multipart and error wording stay here.
 
+mod causes;
 mod opendal_store;
+mod oss_api;
 mod oss_signing;
 mod s3_api;
 pub mod target;
@@ -99,4 +101,12 @@ pub trait Storage: Send + Sync {
 
     /// A description for messages, e.g. `oss://bucket at https://oss-cn-hangzhou.aliyuncs.com`.
     fn describe(&self) -> String;
+}
+
+/// The text of the first `<tag>…</tag>` of a small XML answer (the bucket requests of `oss_api`
+/// and `s3_api`).
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].trim().to_string())
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use opendal::layers::{RetryEvent, RetryInterceptor, RetryLayer, TimeoutLayer};
+use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{HttpTransporter, OperationContext, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::causes::{first_line, unreachable_cause, LogRetries};
+use super::oss_api::OssBucketApi;
 use super::oss_signing::OssSigningTransport;
 use super::target::{OssCredentials, StorageTarget};
 use super::verify::{Crc64, LocalDigest};
@@ -60,8 +62,8 @@ struct OpendalStorage {
     endpoint: String,
     bucket: String,
     opts: StorageOptions,
-    /// For OSS: the signing transport and `scheme://bucket.host[:port]`, to read the CRC64 header.
-    oss_head: Option<(HttpTransporter, String)>,
+    /// For OSS: the requests OpenDAL does not make (CRC64 and encryption of an object, WORM).
+    oss_api: Option<OssBucketApi>,
     /// For S3: the bucket request OpenDAL does not make (Object Lock).
     s3_api: Option<super::s3_api::S3BucketApi>,
     /// For OSS: the server-side encryption every stored archive must report.
@@ -87,7 +89,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
         Error::config(format!("cannot use {}: {}", target.describe(), e.message()))
     };
     let mut s3_api = None;
-    let (op, backend, endpoint, bucket, oss_head) = match target {
+    let (op, backend, endpoint, bucket, oss_api) = match target {
         StorageTarget::Oss {
             endpoint,
             bucket,
@@ -124,7 +126,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
                 Backend::Oss,
                 endpoint.url(),
                 bucket.clone(),
-                Some((signing, base)),
+                Some(OssBucketApi::new(signing, base, opts.retries)),
             )
         }
         StorageTarget::S3 {
@@ -199,7 +201,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
         endpoint,
         bucket,
         opts: opts.clone(),
-        oss_head,
+        oss_api,
         s3_api,
         encryption: match target {
             StorageTarget::Oss { encryption, .. } => encryption.clone(),
@@ -240,66 +242,6 @@ fn prepare_folder(root: &Path, create: bool) -> Result<()> {
         )),
         Err(e) => Err(Error::io("open the bucket folder", root, e)),
     }
-}
-
-/// Each retry becomes one short warning line naming the operation, the object and the cause:
-/// operators see flaky storage without a failed run, and no library internals.
-struct LogRetries;
-
-impl RetryInterceptor for LogRetries {
-    fn intercept(&self, event: RetryEvent<'_>) {
-        let text = event.err.to_string();
-        let object = context_value(&text, "path")
-            .map(|p| format!(" {p}"))
-            .unwrap_or_default();
-        log::warn!(
-            "storage: {}{object} failed ({}); retry {} in {:.1}s",
-            event.op,
-            short_cause(event.err),
-            event.attempt,
-            event.retry_after.as_secs_f64()
-        );
-    }
-}
-
-/// A value of OpenDAL's error context (`context: { service: fs, path: a/b }`).
-fn context_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    let start = text.find(&format!("{key}: "))? + key.len() + 2;
-    let rest = &text[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim()).filter(|v| !v.is_empty())
-}
-
-/// The cause of a storage error in a few words: what the network said, the service's error code,
-/// or the first line of the message.
-fn short_cause(e: &opendal::Error) -> String {
-    let debug = format!("{e:?}");
-    if let Some(cause) = unreachable_cause(&debug) {
-        return cause.to_string();
-    }
-    if let Some(code) = debug
-        .split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code)
-    {
-        return code.to_string();
-    }
-    let status = debug
-        .split_once("status: ")
-        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter(|s| s.len() == 3);
-    if let Some(status) = status {
-        return format!("HTTP {status}");
-    }
-    let mut line = first_line(e.message()).to_string();
-    if let Some(source) = std::error::Error::source(e) {
-        line = format!("{line}: {}", first_line(&source.to_string()));
-    }
-    line.chars().take(160).collect()
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }
 
 impl OpendalStorage {
@@ -448,45 +390,17 @@ impl OpendalStorage {
         Ok(crc)
     }
 
-    /// `x-oss-hash-crc64ecma` and `x-oss-server-side-encryption` of an object, from a signed HEAD.
+    /// `x-oss-hash-crc64ecma` and `x-oss-server-side-encryption` of an object (OSS only).
     async fn oss_object_head(&self, key: &str) -> Result<(Option<u64>, Option<String>)> {
-        let Some((transport, base)) = &self.oss_head else {
+        let Some(api) = &self.oss_api else {
             return Ok((None, None));
         };
-        let url = format!("{base}/{}", encode_key(key));
-        let mut last = None;
-        for attempt in 0..=self.opts.retries {
-            let req = http::Request::head(&url)
-                .body(opendal::Buffer::new())
-                .map_err(|e| Error::new(ErrorKind::Internal, "bad HEAD request").with_source(e))?;
-            match transport.send(req).await {
-                Ok(resp) if resp.status().is_server_error() => {
-                    last = Some(format!("HTTP {}", resp.status()));
-                }
-                Ok(resp) => {
-                    let header = |name: &str| {
-                        resp.headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string)
-                    };
-                    return Ok((
-                        header("x-oss-hash-crc64ecma").and_then(|v| v.parse::<u64>().ok()),
-                        header("x-oss-server-side-encryption"),
-                    ));
-                }
-                Err(e) => last = Some(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
-        }
-        Err(Error::new(
-            ErrorKind::Storage,
-            format!(
-                "cannot read the CRC64 of {key} in {}: {}",
-                self.describe,
-                last.unwrap_or_default()
-            ),
-        ))
+        api.object_head(key).await.map_err(|why| {
+            Error::new(
+                ErrorKind::Storage,
+                format!("cannot read the CRC64 of {key} in {}: {why}", self.describe),
+            )
+        })
     }
 
     /// CRC64 of an object, read back through the storage (for backends without a checksum).
@@ -790,16 +704,10 @@ impl Storage for OpendalStorage {
                 )
             });
         }
-        let Some((transport, base)) = &self.oss_head else {
+        let Some(api) = &self.oss_api else {
             return Ok(None);
         };
-        // GetBucketWorm: 404 NoSuchWORMConfiguration when the bucket has none.
-        let req = http::Request::get(format!("{base}/?worm"))
-            .body(opendal::Buffer::new())
-            .map_err(|e| {
-                Error::new(ErrorKind::Internal, "bad GetBucketWorm request").with_source(e)
-            })?;
-        let failed = |why: String| {
+        api.worm().await.map_err(|why| {
             Error::new(
                 ErrorKind::Storage,
                 format!(
@@ -807,29 +715,7 @@ impl Storage for OpendalStorage {
                     self.describe
                 ),
             )
-        };
-        let resp = transport
-            .send(req)
-            .await
-            .map_err(|e| failed(first_line(e.message()).to_string()))?;
-        let status = resp.status();
-        let body = String::from_utf8_lossy(&resp.into_body().to_bytes()).into_owned();
-        if status == http::StatusCode::NOT_FOUND && body.contains("NoSuchWORMConfiguration") {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(failed(format!(
-                "HTTP {status} {}",
-                xml_text(&body, "Code").unwrap_or_default()
-            )));
-        }
-        let days = xml_text(&body, "RetentionPeriodInDays")
-            .and_then(|d| d.parse::<u32>().ok())
-            .ok_or_else(|| failed("no RetentionPeriodInDays in the answer".into()))?;
-        Ok(Some(Retention {
-            days,
-            locked: xml_text(&body, "State").as_deref() == Some("Locked"),
-        }))
+        })
     }
 
     fn describe(&self) -> String {
@@ -837,63 +723,8 @@ impl Storage for OpendalStorage {
     }
 }
 
-/// The text of the first `<tag>…</tag>` of a small XML answer.
-pub(super) fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(xml[start..end].trim().to_string())
-}
-
 async fn folder_exists(op: &Operator, dir: &str) -> bool {
     op.exists(dir).await.unwrap_or(false)
-}
-
-/// What the OS said when a connection could not be made, if that is what happened.
-fn unreachable_cause(debug_text: &str) -> Option<&'static str> {
-    let lower = debug_text.to_ascii_lowercase();
-    [
-        ("connection refused", "connection refused"),
-        ("dns error", "host name not found"),
-        ("failed to lookup address", "host name not found"),
-        ("timed out", "timed out"),
-        ("operation timeout", "timed out"),
-        ("connection reset", "connection reset"),
-        ("network is unreachable", "network is unreachable"),
-        ("tcp connect error", "cannot connect"),
-        // TLS: the certificate, or an endpoint that does not speak TLS at all.
-        (
-            "unknownissuer",
-            "TLS certificate not trusted: unknown issuer",
-        ),
-        (
-            "causedasendentity",
-            "TLS certificate not trusted: self-signed",
-        ),
-        ("notvalidforname", "TLS certificate for another host name"),
-        (
-            "invalid peer certificate: expired",
-            "TLS certificate expired",
-        ),
-        ("invalidcertificate(expired", "TLS certificate expired"),
-        ("invalid peer certificate", "TLS certificate rejected"),
-        ("invalidcertificate", "TLS certificate rejected"),
-        ("corrupt message", "no TLS there: an http:// endpoint?"),
-        ("invalidcontenttype", "no TLS there: an http:// endpoint?"),
-        ("error sending request", "no response"),
-    ]
-    .into_iter()
-    .find(|(needle, _)| lower.contains(needle))
-    .map(|(_, cause)| cause)
-}
-
-fn encode_key(key: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(key, KEEP).to_string()
 }
 
 fn partial_path(local: &Path) -> PathBuf {

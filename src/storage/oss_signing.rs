@@ -3,8 +3,7 @@
 //! OpenDAL 0.59's OSS service only signs V1. We build its operator with `skip_signature` and
 //! install this HTTP transport instead: it signs each outgoing request with reqsign-aliyun-oss's
 //! signer configured for the chosen version and region, then hands it to reqwest. The same
-//! transport serves our one raw request, the HEAD that reads `x-oss-hash-crc64ecma` (OpenDAL's
-//! metadata does not carry it).
+//! transport serves the requests of `oss_api` (the CRC64 HEAD, GetBucketWorm).
 //!
 //! Credentials come from an AccessKey pair (with its STS token), or from the ECS instance's RAM
 //! role through the instance metadata service: reqsign's signer caches them and fetches new ones

@@ -6,7 +6,7 @@ use opendal::{Buffer, HttpTransporter};
 use reqsign_aws_v4::{Credential, RequestSigner, StaticCredentialProvider, EMPTY_STRING_SHA256};
 use reqsign_core::{Context, Signer};
 
-use super::Retention;
+use super::{xml_text, Retention};
 
 pub struct S3BucketApi {
     signer: Signer<Credential>,
@@ -60,16 +60,13 @@ impl S3BucketApi {
             return Ok(None);
         }
         if !status.is_success() {
-            let code = super::opendal_store::xml_text(&text, "Code").unwrap_or_default();
+            let code = xml_text(&text, "Code").unwrap_or_default();
             return Err(format!("HTTP {status} {code}"));
         }
-        if super::opendal_store::xml_text(&text, "ObjectLockEnabled").as_deref() != Some("Enabled")
-        {
+        if xml_text(&text, "ObjectLockEnabled").as_deref() != Some("Enabled") {
             return Ok(None);
         }
-        let number = |tag: &str| {
-            super::opendal_store::xml_text(&text, tag).and_then(|v| v.parse::<u32>().ok())
-        };
+        let number = |tag: &str| xml_text(&text, tag).and_then(|v| v.parse::<u32>().ok());
         let days = number("Days").unwrap_or(0) + number("Years").unwrap_or(0) * 365;
         // Without a default rule, objects are only protected when written with a retention of
         // their own, which backups are not.
