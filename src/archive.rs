@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Component, Path};
 
 use crate::codec::Codec;
+use crate::crypt::{Identity, Output, Recipients};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, Task, Unit};
 
@@ -22,9 +23,16 @@ pub struct ArchiveStats {
     pub archive_bytes: u64,
 }
 
-/// Archives directory `src` into the file `dest`, entries named `<basename of src>/...`. The
-/// archive is fsynced before returning, and created 0600 (it holds the whole database).
-pub fn create(src: &Path, dest: &Path, codec: &Codec, progress: &Progress) -> Result<ArchiveStats> {
+/// Archives directory `src` into the file `dest`, entries named `<basename of src>/...`, sealed
+/// for `recipients` when given. The archive is fsynced before returning, and created 0600 (it
+/// holds the whole database).
+pub fn create(
+    src: &Path,
+    dest: &Path,
+    codec: &Codec,
+    recipients: Option<&Recipients>,
+    progress: &Progress,
+) -> Result<ArchiveStats> {
     let name = src.file_name().ok_or_else(|| {
         Error::new(
             ErrorKind::Archive,
@@ -32,8 +40,9 @@ pub fn create(src: &Path, dest: &Path, codec: &Codec, progress: &Progress) -> Re
         )
     })?;
     let file = crate::private::create_file(dest)?;
+    let output = Output::new(file, recipients).map_err(|e| Error::io("write archive", dest, e))?;
     let encoder = codec
-        .encoder(file)
+        .encoder(output)
         .map_err(|e| Error::io("write archive", dest, e))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
@@ -55,6 +64,7 @@ pub fn create(src: &Path, dest: &Path, codec: &Codec, progress: &Progress) -> Re
         .map_err(|e| Error::io("write archive", dest, e))?;
     let file = encoder
         .finish()
+        .and_then(Output::finish)
         .map_err(|e| Error::io("write archive", dest, e))?;
     file.sync_all().map_err(|e| Error::io("fsync", dest, e))?;
     stats.archive_bytes = file
@@ -113,8 +123,9 @@ impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
     }
 }
 
-/// Extracts `archive` into directory `dest` (created if needed). Returns the top-level names.
-pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
+/// Extracts `archive` into directory `dest` (created if needed), opening it with `identity` when
+/// it is sealed. Returns the top-level names.
+pub fn extract(archive: &Path, dest: &Path, identity: Option<&Identity>) -> Result<Vec<String>> {
     let bad = |why: String| {
         Error::new(
             ErrorKind::Archive,
@@ -129,9 +140,10 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<String>> {
         use std::os::unix::fs::DirBuilderExt;
         dirs.mode(0o700); // what it holds is a backup
     }
+    let plain = crate::crypt::reader(file, identity, &archive.display().to_string())?;
     dirs.create(dest)
         .map_err(|e| Error::io("create directory", dest, e))?;
-    let (_, decoder) = crate::codec::decoder(file).map_err(|e| corrupt(archive, e))?;
+    let (_, decoder) = crate::codec::decoder(plain).map_err(|e| corrupt(archive, e))?;
     let mut tar = tar::Archive::new(decoder);
     tar.set_overwrite(true);
     let mut tops: Vec<String> = Vec::new();
@@ -211,12 +223,12 @@ mod tests {
         let long = "x".repeat(180);
         std::fs::write(src.join("app").join(&long), b"long").unwrap();
         let dest = crate::layout::archive_path_for(&src, crate::codec::Kind::Gzip);
-        let stats = create(&src, &dest, &Codec::gzip(6), &Progress::none()).unwrap();
+        let stats = create(&src, &dest, &Codec::gzip(6), None, &Progress::none()).unwrap();
         assert_eq!(stats.files, 3);
         assert!(stats.archive_bytes < 10_000);
         let out = tmp.path().join("out");
         assert_eq!(
-            extract(&dest, &out).unwrap(),
+            extract(&dest, &out, None).unwrap(),
             vec!["full_backup".to_string()]
         );
         assert_eq!(
@@ -238,19 +250,63 @@ mod tests {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("oplog.bson"), vec![b'a'; 50_000]).unwrap();
         let dest = crate::layout::archive_path_for(&src, crate::codec::Kind::Gzip);
-        create(&src, &dest, &Codec::gzip(0), &Progress::none()).unwrap();
+        create(&src, &dest, &Codec::gzip(0), None, &Progress::none()).unwrap();
         let good = std::fs::read(&dest).unwrap();
-        assert!(extract(&dest, &tmp.path().join("ok")).is_ok());
+        assert!(extract(&dest, &tmp.path().join("ok"), None).is_ok());
 
         let mut flipped = good.clone();
         let at = flipped.windows(8).position(|w| w == b"aaaaaaaa").unwrap() + 1000;
         flipped[at] = b'b';
         std::fs::write(&dest, &flipped).unwrap();
-        let err = extract(&dest, &tmp.path().join("flipped")).unwrap_err();
+        let err = extract(&dest, &tmp.path().join("flipped"), None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Archive, "{err}");
 
         std::fs::write(&dest, &good[..good.len() - 4]).unwrap();
-        assert!(extract(&dest, &tmp.path().join("cut")).is_err());
+        assert!(extract(&dest, &tmp.path().join("cut"), None).is_err());
+    }
+
+    /// A sealed archive holds no plaintext, is refused in one line without the identity (and with
+    /// another), and extracts byte for byte with it.
+    #[test]
+    fn sealed_archives_open_only_with_their_identity() {
+        use age::secrecy::ExposeSecret;
+        let key = age::x25519::Identity::generate();
+        let recipients = Recipients::parse(&key.to_public().to_string()).unwrap();
+        let identity = Identity::load(key.to_string().expose_secret(), "test").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("full_backup");
+        std::fs::create_dir_all(src.join("shop")).unwrap();
+        let content = b"findme-plaintext ".repeat(10_000);
+        std::fs::write(src.join("shop/c.bson"), &content).unwrap();
+        let format = crate::layout::Format {
+            codec: crate::codec::Kind::Zstd,
+            sealed: true,
+        };
+        let dest = crate::layout::archive_path_for(&src, format);
+        assert!(dest.to_string_lossy().ends_with(".tar.zst.age"));
+        let codec = Codec {
+            kind: crate::codec::Kind::Zstd,
+            level: 0,
+            threads: 1,
+        };
+        create(&src, &dest, &codec, Some(&recipients), &Progress::none()).unwrap();
+        let stored = std::fs::read(&dest).unwrap();
+        assert!(crate::crypt::is_sealed(&stored));
+        assert!(!stored.windows(6).any(|w| w == b"findme"));
+
+        let err = extract(&dest, &tmp.path().join("none"), None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Encryption, "{err}");
+        let other = age::x25519::Identity::generate();
+        let other = Identity::load(other.to_string().expose_secret(), "other").unwrap();
+        let err = extract(&dest, &tmp.path().join("other"), Some(&other)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Encryption, "{err}");
+
+        let out = tmp.path().join("out");
+        extract(&dest, &out, Some(&identity)).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("full_backup/shop/c.bson")).unwrap(),
+            content
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@
 //! uses flate2's encoder directly. zstd is the reference C library through the `zstd` crate.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::thread::JoinHandle;
 
@@ -75,9 +74,9 @@ impl Codec {
         }
     }
 
-    /// A compressing writer into `file`.
-    pub fn encoder(&self, file: File) -> std::io::Result<Encoder> {
-        let out = BufWriter::with_capacity(IO_BUFFER, file);
+    /// A compressing writer into `out` (a file, or the encrypting writer in front of one).
+    pub fn encoder<W: Write + Send + 'static>(&self, out: W) -> std::io::Result<Encoder<W>> {
+        let out = BufWriter::with_capacity(IO_BUFFER, out);
         let threads = self.threads();
         Ok(Encoder(match (self.kind, threads) {
             (Kind::Gzip, 1) => Inner::Gzip(GzEncoder::new(out, Compression::new(self.level))),
@@ -95,16 +94,16 @@ impl Codec {
     }
 }
 
-/// A compressing writer; `finish` writes the end of the stream and gives the file back.
-pub struct Encoder(Inner);
+/// A compressing writer; `finish` writes the end of the stream and gives the output back.
+pub struct Encoder<W: Write>(Inner<W>);
 
-enum Inner {
-    Gzip(GzEncoder<BufWriter<File>>),
-    ParGzip(ParGzip<BufWriter<File>>),
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+enum Inner<W: Write> {
+    Gzip(GzEncoder<BufWriter<W>>),
+    ParGzip(ParGzip<BufWriter<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<W>>),
 }
 
-impl Write for Encoder {
+impl<W: Write + Send + 'static> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &mut self.0 {
             Inner::Gzip(w) => w.write(buf),
@@ -122,9 +121,9 @@ impl Write for Encoder {
     }
 }
 
-impl Encoder {
-    /// Ends the stream, flushes, and returns the file (to fsync it).
-    pub fn finish(self) -> std::io::Result<File> {
+impl<W: Write + Send + 'static> Encoder<W> {
+    /// Ends the stream, flushes, and returns the output (to finish or fsync it).
+    pub fn finish(self) -> std::io::Result<W> {
         let buffered = match self.0 {
             Inner::Gzip(w) => w.finish()?,
             Inner::ParGzip(w) => w.finish()?,
@@ -273,8 +272,10 @@ fn deflate_block(
 
 /// A decompressing reader of an archive, chosen by its magic bytes. Read to its end, it has
 /// checked the format's own checksums (gzip's CRC32 and length; zstd's frame checks).
-pub fn decoder(file: File) -> std::io::Result<(Kind, Box<dyn Read + Send>)> {
-    let mut reader = BufReader::with_capacity(IO_BUFFER, file);
+pub fn decoder<R: Read + Send + 'static>(
+    input: R,
+) -> std::io::Result<(Kind, Box<dyn Read + Send>)> {
+    let mut reader = BufReader::with_capacity(IO_BUFFER, input);
     let head = reader.fill_buf()?;
     if head.starts_with(&ZSTD_MAGIC) {
         let z = zstd::stream::read::Decoder::with_buffer(reader)?;
@@ -292,6 +293,7 @@ pub fn decoder(file: File) -> std::io::Result<(Kind, Box<dyn Read + Send>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     fn round_trip(codec: Codec, data: &[u8]) -> (Kind, usize) {
         let tmp = tempfile::tempdir().unwrap();

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Storage,
     /// A tar.gz archive is malformed or unsafe.
     Archive,
+    /// An encrypted archive or manifest met without its identity, or with another one.
+    Encryption,
     /// MongoDB cannot be reached (refused, DNS, timeout, no primary/member).
     MongoUnreachable,
     /// MongoDB refused the user name or password.
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::Integrity => "integrity",
             ErrorKind::Storage => "storage",
             ErrorKind::Archive => "archive",
+            ErrorKind::Encryption => "encryption",
             ErrorKind::MongoUnreachable => "mongo_unreachable",
             ErrorKind::MongoAuth => "mongo_auth",
             ErrorKind::MongoUnauthorized => "mongo_unauthorized",

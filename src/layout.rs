@@ -21,8 +21,57 @@ use crate::codec::Kind;
 
 /// The old scripts' archives (and ours with gzip).
 pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
-/// Every archive suffix a bucket or a local folder may hold.
-pub const ARCHIVE_SUFFIXES: [&str; 2] = [".tar.gz", ".tar.zst"];
+/// Every archive suffix a bucket or a local folder may hold (`.age`: sealed for recipients).
+pub const ARCHIVE_SUFFIXES: [&str; 4] = [".tar.gz", ".tar.zst", ".tar.gz.age", ".tar.zst.age"];
+
+/// How an archive is stored, which decides its suffix: the codec, and whether it is sealed with
+/// age (`encrypt_recipients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub codec: Kind,
+    pub sealed: bool,
+}
+
+impl Format {
+    /// `.tar.gz`, `.tar.zst`, or either with `.age` after it.
+    pub fn suffix(self) -> String {
+        let age = if self.sealed {
+            crate::crypt::SUFFIX
+        } else {
+            ""
+        };
+        format!("{}{age}", self.codec.suffix())
+    }
+
+    /// Every format, for finding what a folder holds.
+    pub const ALL: [Format; 4] = [
+        Format {
+            codec: Kind::Gzip,
+            sealed: false,
+        },
+        Format {
+            codec: Kind::Zstd,
+            sealed: false,
+        },
+        Format {
+            codec: Kind::Gzip,
+            sealed: true,
+        },
+        Format {
+            codec: Kind::Zstd,
+            sealed: true,
+        },
+    ];
+}
+
+impl From<Kind> for Format {
+    fn from(codec: Kind) -> Self {
+        Format {
+            codec,
+            sealed: false,
+        }
+    }
+}
 /// Full-mode backups: `mongodb_backup_titan_<YYYYmmddHHMM>` (fixed in the old code).
 pub const FULL_PREFIX: &str = "mongodb_backup_titan_";
 /// The old code's cycle folder prefix (config `cycle_prefix` may change it).
@@ -87,25 +136,30 @@ pub fn cycle_prefix_of(cycle: &str) -> String {
     format!("{cycle}/")
 }
 
-pub fn cycle_full_key(cycle: &str, kind: Kind) -> String {
-    format!("{cycle}/{FULL_DIR}{}", kind.suffix())
+pub fn cycle_full_key(cycle: &str, format: impl Into<Format>) -> String {
+    format!("{cycle}/{FULL_DIR}{}", format.into().suffix())
 }
 
-pub fn increment_key(cycle: &str, name: &str, kind: Kind) -> String {
-    format!("{cycle}/{INC_DIR}/{name}{}", kind.suffix())
+pub fn increment_key(cycle: &str, name: &str, format: impl Into<Format>) -> String {
+    format!("{cycle}/{INC_DIR}/{name}{}", format.into().suffix())
 }
 
 pub fn cycle_manifest_key(cycle: &str) -> String {
     format!("{cycle}/{MANIFEST_FILE}")
 }
 
-pub fn full_backup_key(name: &str, kind: Kind) -> String {
-    format!("{name}{}", kind.suffix())
+pub fn full_backup_key(name: &str, format: impl Into<Format>) -> String {
+    format!("{name}{}", format.into().suffix())
 }
 
 /// `name` without its archive suffix, when it has one.
 pub fn strip_archive_suffix(name: &str) -> Option<&str> {
-    ARCHIVE_SUFFIXES.iter().find_map(|s| name.strip_suffix(s))
+    // Longest first: `.tar.gz.age` before `.tar.gz` cannot clash (a different ending), but the
+    // order keeps that true whatever is added.
+    ARCHIVE_SUFFIXES
+        .iter()
+        .rev()
+        .find_map(|s| name.strip_suffix(s))
 }
 
 pub fn full_manifest_key(name: &str) -> String {
@@ -193,18 +247,18 @@ pub fn oplog_file(increment_dir: &Path) -> PathBuf {
     increment_dir.join(OPLOG_FILE)
 }
 
-/// The archive of directory `dir`: `<dir>.tar.gz` (or `.tar.zst`) beside it.
-pub fn archive_path_for(dir: &Path, kind: Kind) -> PathBuf {
+/// The archive of directory `dir`: `<dir>.tar.gz` (or `.tar.zst`, either with `.age`) beside it.
+pub fn archive_path_for(dir: &Path, format: impl Into<Format>) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(kind.suffix());
+    name.push(format.into().suffix());
     dir.with_file_name(name)
 }
 
-/// The archives of directory `dir` that exist, of either codec.
+/// The archives of directory `dir` that exist, of any format.
 pub fn existing_archives_of(dir: &Path) -> Vec<PathBuf> {
-    [Kind::Gzip, Kind::Zstd]
+    Format::ALL
         .into_iter()
-        .map(|k| archive_path_for(dir, k))
+        .map(|f| archive_path_for(dir, f))
         .filter(|p| p.exists())
         .collect()
 }
@@ -239,7 +293,7 @@ mod tests {
     fn keys_round_trip() {
         let p = DEFAULT_CYCLE_PREFIX;
         let cycle = "mongodb_cycle_backup_titan_20151124141133";
-        for kind in [Kind::Gzip, Kind::Zstd] {
+        for kind in Format::ALL {
             assert_eq!(
                 Key::parse(&cycle_full_key(cycle, kind), p),
                 Key::CycleFull { cycle }

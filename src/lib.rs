@@ -29,6 +29,7 @@ pub mod chain;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod crypt;
 pub mod error;
 pub mod hooks;
 pub mod layout;

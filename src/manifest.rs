@@ -73,6 +73,11 @@ pub struct ArchiveEntry {
     /// Full dump: documents and content hash per `db.collection` (see `CollectionDigest`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, CollectionSummary>,
+    /// With `encrypt_recipients`: `collections` sealed with age (base64), so that the bucket
+    /// shows no collection name; opened in memory by a restore or `verify --deep` that has the
+    /// identity, and never written back in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_collections: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +132,25 @@ impl ArchiveEntry {
             oplog_to: None,
             entries: None,
             collections: BTreeMap::new(),
+            sealed_collections: None,
         }
+    }
+
+    /// Moves `collections` into `sealed_collections`, sealed for `recipients`.
+    pub fn seal_collections(&mut self, recipients: &crate::crypt::Recipients) -> Result<()> {
+        use base64::Engine;
+        let plain = serde_json::to_vec(&self.collections).unwrap_or_default();
+        let sealed = recipients
+            .seal_bytes(&plain)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot seal: {e}")))?;
+        self.sealed_collections = Some(base64::engine::general_purpose::STANDARD.encode(sealed));
+        self.collections.clear();
+        Ok(())
+    }
+
+    /// Whether part of this entry is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed_collections.is_some()
     }
 
     /// The recorded CRC64, when one was (not for objects adopted from a bucket without CRC64).
@@ -178,8 +201,40 @@ impl Manifest {
         self.archives.iter().find(|a| a.kind == ArchiveKind::Full)
     }
 
+    /// The manifest as stored: what was sealed stays sealed, even after `open_sealed`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+        let mut stored = self.clone();
+        for a in stored.archives.iter_mut().filter(|a| a.is_sealed()) {
+            a.collections.clear();
+        }
+        serde_json::to_string_pretty(&stored).unwrap_or_default() + "\n"
+    }
+
+    /// Whether any entry is sealed (the backup was encrypted).
+    pub fn is_sealed(&self) -> bool {
+        self.archives.iter().any(ArchiveEntry::is_sealed)
+    }
+
+    /// Opens the sealed sections with `identity`, in memory. Without an identity the sealed
+    /// entries stay as they are (their collections unknown); a wrong one is an error.
+    pub fn open_sealed(&mut self, identity: Option<&crate::crypt::Identity>) -> Result<()> {
+        use base64::Engine;
+        let Some(identity) = identity else {
+            return Ok(());
+        };
+        for a in self.archives.iter_mut() {
+            let Some(sealed) = &a.sealed_collections else {
+                continue;
+            };
+            let what = format!("the manifest entry of {}", a.key);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(sealed)
+                .map_err(|e| Error::new(ErrorKind::Integrity, format!("{what}: {e}")))?;
+            let plain = identity.open_bytes(&bytes, &what)?;
+            a.collections = serde_json::from_slice(&plain)
+                .map_err(|e| Error::new(ErrorKind::Integrity, format!("{what}: {e}")))?;
+        }
+        Ok(())
     }
 
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
@@ -356,6 +411,43 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The collection list of an encrypted backup is stored sealed, opens only with the identity,
+    /// and is never written back in the clear once opened.
+    #[test]
+    fn sealed_collections_stay_sealed_when_stored() {
+        use age::secrecy::ExposeSecret;
+        let key = age::x25519::Identity::generate();
+        let recipients = crate::crypt::Recipients::parse(&key.to_public().to_string()).unwrap();
+        let identity =
+            crate::crypt::Identity::load(key.to_string().expose_secret(), "test").unwrap();
+        let mut entry = ArchiveEntry::new(ArchiveKind::Full);
+        entry.key = "c/full_backup.tar.gz.age".into();
+        let mut digest = CollectionDigest::default();
+        digest.add(b"\x05\0\0\0\0");
+        entry
+            .collections
+            .insert("shop.secret_customers".into(), digest.summary());
+        entry.seal_collections(&recipients).unwrap();
+        let mut m = Manifest::new("c", "");
+        m.record(entry);
+        let stored = m.to_json();
+        assert!(!stored.contains("secret_customers"), "{stored}");
+        let mut read = Manifest::parse(stored.as_bytes(), "m").unwrap();
+        read.open_sealed(None).unwrap();
+        assert!(read.full().unwrap().collections.is_empty());
+        read.open_sealed(Some(&identity)).unwrap();
+        assert_eq!(
+            read.full().unwrap().collections["shop.secret_customers"].documents,
+            1
+        );
+        assert!(!read.to_json().contains("secret_customers"));
+        let other = age::x25519::Identity::generate();
+        let other = crate::crypt::Identity::load(other.to_string().expose_secret(), "o").unwrap();
+        let mut again = Manifest::parse(stored.as_bytes(), "m").unwrap();
+        let err = again.open_sealed(Some(&other)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Encryption);
+    }
 
     #[test]
     fn digest_ignores_order_and_sees_bytes() {

@@ -41,6 +41,7 @@ exceptions! {
     StorageUnreachableError(StorageError) = StorageUnreachable: "The storage endpoint cannot be reached.";
     IntegrityError(MongoOssBackupError) = Integrity: "Stored data does not match what was recorded.";
     ArchiveError(MongoOssBackupError) = Archive: "A tar.gz archive is malformed or unsafe.";
+    EncryptionError(MongoOssBackupError) = Encryption: "An encrypted backup needs its age identity (missing or another one).";
     LocalIOError(MongoOssBackupError) = Io: "A local file-system failure (disk full, permissions).";
     MongoError(MongoOssBackupError) = Mongo: "MongoDB failed (base of the MongoDB errors).";
     MongoUnreachableError(MongoError) = MongoUnreachable: "MongoDB cannot be reached.";
@@ -410,9 +411,11 @@ fn run_restore_inc(
 }
 
 /// Archives directory `src` into `dest` (entries `<basename>/...`) with gzip or zstd at `level`
-/// on `threads` threads (0 = every core); returns its statistics.
+/// on `threads` threads (0 = every core), sealed with age for `recipients` (`age1…` keys or a
+/// file of them) when given; returns its statistics.
 #[pyfunction]
-#[pyo3(signature = (src, dest, *, level = 6, compression = "gzip", threads = 1))]
+#[pyo3(signature = (src, dest, *, level = 6, compression = "gzip", threads = 1, recipients = None))]
+#[allow(clippy::too_many_arguments)]
 fn create_archive<'py>(
     py: Python<'py>,
     src: PathBuf,
@@ -420,7 +423,12 @@ fn create_archive<'py>(
     level: u32,
     compression: &str,
     threads: usize,
+    recipients: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let recipients = recipients
+        .map(|r| crate::crypt::Recipients::parse(&r))
+        .transpose()
+        .map_err(|why| ConfigError::new_err(format!("recipients: {why}")))?;
     let kind = match compression {
         "gzip" => crate::codec::Kind::Gzip,
         "zstd" => crate::codec::Kind::Zstd,
@@ -440,7 +448,9 @@ fn create_archive<'py>(
         threads,
     };
     let stats = py
-        .detach(|| crate::archive::create(&src, &dest, &codec, &Progress::none()))
+        .detach(|| {
+            crate::archive::create(&src, &dest, &codec, recipients.as_ref(), &Progress::none())
+        })
         .map_err(to_py)?;
     let d = PyDict::new(py);
     d.set_item("files", stats.files)?;
@@ -449,10 +459,24 @@ fn create_archive<'py>(
     Ok(d)
 }
 
-/// Extracts a tar.gz into `dest`; returns the top-level names it held.
+/// Extracts an archive into `dest`, opening a sealed one with the age identity in file
+/// `identity` (else `MONGO_OSS_AGE_IDENTITY`); returns the top-level names it held.
 #[pyfunction]
-fn extract_archive(py: Python<'_>, archive: PathBuf, dest: PathBuf) -> PyResult<Vec<String>> {
-    py.detach(|| crate::archive::extract(&archive, &dest))
+#[pyo3(signature = (archive, dest, *, identity = None))]
+fn extract_archive(
+    py: Python<'_>,
+    archive: PathBuf,
+    dest: PathBuf,
+    identity: Option<PathBuf>,
+) -> PyResult<Vec<String>> {
+    let identity = match identity {
+        Some(p) => {
+            let spec = p.display().to_string();
+            Some(crate::crypt::Identity::load(&spec, &spec).map_err(to_py)?)
+        }
+        None => crate::crypt::Identity::from_env().map_err(to_py)?,
+    };
+    py.detach(|| crate::archive::extract(&archive, &dest, identity.as_ref()))
         .map_err(to_py)
 }
 

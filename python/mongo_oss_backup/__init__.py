@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 from mongo_oss_backup._core import (
     ArchiveError,
+    EncryptionError,
     BusyError,
     ConfigError,
     IntegrityError,
@@ -52,6 +53,7 @@ from mongo_oss_backup.api import (
 
 __all__ = [
     "ArchiveError",
+    "EncryptionError",
     "BusyError",
     "ConfigError",
     "IntegrityError",

@@ -33,6 +33,8 @@ class MongoUnauthorizedError(MongoError): ...
 class MongoNotFoundError(MongoError): ...
 class BusyError(MongoOssBackupError): ...
 class InternalError(MongoOssBackupError): ...
+class EncryptionError(MongoOssBackupError):
+    """An encrypted backup needs its age identity (missing, or another one)."""
 
 class ObjectInfo(TypedDict):
     key: str
@@ -104,13 +106,16 @@ def run_restore_inc(pairs: Sequence[Tuple[str, str]], *, cycle: str, local_temp:
     """restore_inc.py's entry: full dump then every increment (up to `until`); returns the exit code."""
 
 def create_archive(src: str, dest: str, *, level: int = 6, compression: str = "gzip",
-                   threads: int = 1) -> ArchiveStats:
+                   threads: int = 1, recipients: Optional[str] = None) -> ArchiveStats:
     """tar.gz (or tar.zst with compression="zstd") of directory src, entries <basename>/...,
-    compressed on `threads` threads (0 = every core); file mode 0600.
+    compressed on `threads` threads (0 = every core); sealed with age for `recipients` (age1…
+    keys, or a file of them) when given; file mode 0600.
     Raises: ConfigError, ArchiveError, LocalIOError."""
 
-def extract_archive(archive: str, dest: str) -> List[str]:
-    """Extracts into dest; returns the top-level names. Raises: ArchiveError (unsafe or corrupt)."""
+def extract_archive(archive: str, dest: str, *, identity: Optional[str] = None) -> List[str]:
+    """Extracts into dest, opening a sealed (age) archive with the identity file `identity` (else
+    MONGO_OSS_AGE_IDENTITY); returns the top-level names. Raises: ArchiveError (unsafe or
+    corrupt), EncryptionError (sealed, identity missing or another)."""
 
 class Storage:
     """The bucket a config file names (storage_url, or OSS endpoint + bucket)."""

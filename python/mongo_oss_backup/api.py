@@ -63,6 +63,7 @@ class Archive:
     oplog_from: Optional[str] = None
     oplog_to: Optional[str] = None
     documents: Optional[int] = None
+    encrypted: bool = False  # sealed with age: restoring it needs the identity
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,11 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
             println!("  protected by the bucket's retention policy (WORM) until {until}");
         }
         if let Some(f) = &c.full {
-            let docs = f
-                .documents
-                .map(|d| format!("  {d} documents"))
-                .unwrap_or_default();
+            let docs = match (f.documents, f.encrypted) {
+                (Some(d), _) => format!("  {d} documents"),
+                (None, true) => "  encrypted (age): restores need the identity".into(),
+                (None, false) => String::new(),
+            };
             println!("  {}  {}{docs}", f.key, crate::logging::size(f.size));
         }
         for i in &c.increments {

@@ -201,6 +201,12 @@ enum Command {
         /// The folder of the old scripts (where the crontab's start.py lives).
         dir: PathBuf,
     },
+    /// Make an age key pair for client-side encryption: the identity (secret) goes into FILE,
+    /// created 0600 and never overwritten; its public key is printed, for encrypt_recipients.
+    Keygen {
+        /// Where the identity goes (keep it off the backed-up host, and keep a second copy).
+        file: PathBuf,
+    },
     /// Print the effective settings of a config.properties as one JSON object.
     CheckConfig {
         #[command(flatten)]
@@ -265,19 +271,27 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 /// Loads the config and sets the log level it asks for, as --quiet / -v adjust it.
-/// The user a restore (or `verify --deep`) writes with, when not the configured one.
+/// The user a restore (or `verify --deep`) writes with, when not the configured one, and the
+/// identity that opens an encrypted backup.
 #[derive(Args, Debug, Clone)]
 struct RestoreUserArg {
     /// Write as this MongoDB user (auth database admin) instead of restore_db_user / db_user; its
     /// password comes from the environment variable MONGO_OSS_RESTORE_PASSWD.
     #[arg(long, value_name = "USER")]
     db_user: Option<String>,
+    /// The age identity file (`age-keygen -o`) that opens a backup made with encrypt_recipients
+    /// [default: the file or key in MONGO_OSS_AGE_IDENTITY].
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
 }
 
 impl RestoreUserArg {
     fn apply(self, mut settings: config::Settings) -> Result<config::Settings> {
         if let Some(user) = self.db_user {
             settings.restore_as(&user, None)?;
+        }
+        if let Some(file) = self.identity {
+            settings.use_identity_file(&file)?;
         }
         Ok(settings)
     }
@@ -397,6 +411,15 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             commands::prune(&settings, keep, dry_run, out.json)
         }
         Command::InstallScripts { dir } => scripts::install(&dir),
+        Command::Keygen { file } => {
+            let public = crate::crypt::generate_identity_file(&file)?;
+            println!("{public}");
+            log::info!(
+                "wrote the identity to {} (keep it off the backed-up host); put the public key above in encrypt_recipients",
+                file.display()
+            );
+            Ok(0)
+        }
         Command::CheckConfig {
             config,
             show_secrets,

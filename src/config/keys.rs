@@ -149,6 +149,11 @@ pub const KEYS: &[KeySpec] = &[
         doc: "with `KMS`: the KMS key (empty = OSS's default key)",
     },
     KeySpec {
+        name: "encrypt_recipients",
+        default: "empty",
+        doc: "age public keys (`age1…`, blank- or comma-separated) or a file of them: every archive and the manifests' collection lists are encrypted on this host before upload (`.age` after the suffix); restores need the identity (`--identity FILE` or `MONGO_OSS_AGE_IDENTITY`)",
+    },
+    KeySpec {
         name: "upload_concurrency",
         default: "`5`",
         doc: "multipart parts in flight",

@@ -94,6 +94,10 @@ pub struct Settings {
     pub oss_ecs_ram_role: Option<String>,
     pub oss_security_token: Secret,
     pub oss_encryption: Option<crate::storage::target::OssEncryption>,
+    /// `encrypt_recipients`: archives and manifests' data are sealed for these keys.
+    pub encryption: Option<crate::crypt::Recipients>,
+    /// The age identity restores open sealed archives with (`--identity`, `MONGO_OSS_AGE_IDENTITY`).
+    pub identity: Option<std::sync::Arc<crate::crypt::Identity>>,
     pub upload_concurrency: usize,
     /// A storage request that stalls longer than this is abandoned and retried.
     pub storage_timeout_seconds: u64,
@@ -532,6 +536,30 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         }
         _ => return Err(r.bad("oss_server_side_encryption", "is not AES256, KMS or SM4")),
     };
+    let encryption = match r.get("encrypt_recipients").map(str::trim) {
+        None | Some("") => None,
+        Some(v) => {
+            // A file named relative to the config file, as cron's working folder is anywhere.
+            let v = match v.starts_with("age1") || Path::new(v).is_absolute() {
+                true => v.to_string(),
+                false => path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(v)
+                    .display()
+                    .to_string(),
+            };
+            let parsed = crate::crypt::Recipients::parse(&v);
+            Some(parsed.map_err(|why| r.bad("encrypt_recipients", &why))?)
+        }
+    };
+    let identity = match env(crate::crypt::ENV_IDENTITY).filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(std::sync::Arc::new(crate::crypt::Identity::load(
+            &v,
+            crate::crypt::ENV_IDENTITY,
+        )?)),
+        None => None,
+    };
     let restore_db_user = r.get("restore_db_user").unwrap_or("").to_string();
     let restore_db_passwd = secret_from("restore_db_passwd", ENV_RESTORE_PASSWD);
     let mongo = MongoTarget {
@@ -576,6 +604,8 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         oss_ecs_ram_role,
         oss_security_token,
         oss_encryption,
+        encryption,
+        identity,
         upload_concurrency,
         storage_timeout_seconds,
         compression_level,
@@ -614,6 +644,27 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 impl Settings {
+    /// How this installation stores new archives (codec, sealed or not).
+    pub fn archive_format(&self) -> crate::layout::Format {
+        crate::layout::Format {
+            codec: self.codec.kind,
+            sealed: self.encryption.is_some(),
+        }
+    }
+
+    /// Archives are opened with the identity in file `path` (`--identity`).
+    pub fn use_identity_file(&mut self, path: &Path) -> Result<()> {
+        let spec = path.display().to_string();
+        let identity = crate::crypt::Identity::load(&spec, &spec)?;
+        self.identity = Some(std::sync::Arc::new(identity));
+        Ok(())
+    }
+
+    /// The identity restores open sealed archives with, if one was given.
+    pub fn identity(&self) -> Option<&crate::crypt::Identity> {
+        self.identity.as_deref()
+    }
+
     /// Restores write as `user` (`--db-user`), with the password from `MONGO_OSS_RESTORE_PASSWD`
     /// (or `password`, from the Python API): never from the command line, where `ps` shows it.
     pub fn restore_as(&mut self, user: &str, password: Option<Secret>) -> Result<()> {
@@ -676,6 +727,7 @@ impl Settings {
             "oss_security_token": secret(&self.oss_security_token),
             "oss_server_side_encryption": self.oss_encryption.as_ref().map(|e| e.algorithm.clone()).unwrap_or_default(),
             "oss_kms_key_id": self.oss_encryption.as_ref().and_then(|e| e.kms_key_id.clone()).unwrap_or_default(),
+            "encrypt_recipients": self.encryption.as_ref().map(|r| r.describe().join(" ")).unwrap_or_default(),
             "upload_concurrency": self.upload_concurrency,
             "storage_timeout_seconds": self.storage_timeout_seconds,
             "compression": self.codec.kind.name(),

@@ -10,7 +10,6 @@ use std::time::Instant;
 use chrono::{DateTime, Local};
 
 use super::{open_storage, store_archive};
-use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
@@ -74,7 +73,7 @@ pub async fn run(
     };
     let (upload, local_dir) = match storage {
         Some(storage) => {
-            let entry = super::manifest_entry(ArchiveKind::Full, &collections);
+            let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
             let done =
                 store_archive(storage.as_ref(), &dir, &name, settings, entry, progress).await?;
             (Some(done), None)
@@ -121,8 +120,8 @@ async fn taken(settings: &Settings, storage: Option<&dyn Storage>, name: &str) -
         return Ok(true);
     }
     if let Some(s) = storage {
-        for kind in [Kind::Gzip, Kind::Zstd] {
-            if s.head(&layout::full_backup_key(name, kind))
+        for format in layout::Format::ALL {
+            if s.head(&layout::full_backup_key(name, format))
                 .await?
                 .is_some()
             {

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Local};
 
 use super::open_storage;
-use crate::codec::Kind;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
-use crate::manifest::{self, ArchiveKind};
+use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::{self, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
@@ -170,8 +169,8 @@ pub async fn run(
     );
     let stored = match &storage {
         Some(s) => {
-            let key = layout::increment_key(&cycle, &name, settings.codec.kind);
-            let mut entry = super::manifest_entry(ArchiveKind::Increment, &[]);
+            let key = layout::increment_key(&cycle, &name, settings.archive_format());
+            let mut entry = super::manifest_entry(ArchiveKind::Increment, &[], settings)?;
             entry.oplog_from = Some(from);
             entry.oplog_to = Some(to);
             entry.entries = Some(captured.entries);
@@ -426,9 +425,9 @@ async fn unique_oplog_name(
         let local = dir.exists() || !layout::existing_archives_of(&dir).is_empty();
         let mut stored = false;
         if let Some(s) = storage {
-            for kind in [Kind::Gzip, Kind::Zstd] {
+            for format in layout::Format::ALL {
                 stored |= s
-                    .head(&layout::increment_key(cycle, &name, kind))
+                    .head(&layout::increment_key(cycle, &name, format))
                     .await?
                     .is_some();
             }
@@ -484,7 +483,7 @@ async fn full_dump(
         }
     };
     let documents = collections.iter().map(|c| c.documents).sum();
-    let mut entry = super::manifest_entry(ArchiveKind::Full, &collections);
+    let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
     entry.oplog_start = Some(p);
     entry.codec = Some(settings.codec.kind);
     // Documents were read at different moments after P: the copy is consistent only once the
@@ -501,7 +500,7 @@ async fn full_dump(
             store_with_position(
                 s,
                 &dir,
-                &layout::cycle_full_key(&cycle, settings.codec.kind),
+                &layout::cycle_full_key(&cycle, settings.archive_format()),
                 Pending {
                     position: OplogPosition::new(p),
                     entry: Some(entry),
@@ -532,8 +531,8 @@ async fn store_with_position(
     settings: &Settings,
     progress: &Progress,
 ) -> Result<VerifiedUpload> {
-    let archive_path = layout::archive_path_for(dir, settings.codec.kind);
-    super::create_archive(dir, &archive_path, &settings.codec, progress).await?;
+    let archive_path = layout::archive_path_for(dir, settings.archive_format());
+    super::create_archive(dir, &archive_path, settings, progress).await?;
     crate::hooks::crash_point("after_archive");
     state::write(&state::sidecar_path(&archive_path), &pending)?;
     upload_pending(storage, &archive_path, key, cycle_dir, settings, progress).await
@@ -570,9 +569,7 @@ async fn upload_pending(
             ))
         }
     };
-    let entry = pending
-        .entry
-        .unwrap_or_else(|| super::manifest_entry(kind, &[]));
+    let entry = pending.entry.unwrap_or_else(|| ArchiveEntry::new(kind));
     let place = manifest::Place::of_cycle(cycle_dir, cycle, &settings.db_name);
     manifest::record_stored(storage, &place, entry, &done).await?;
     crate::hooks::crash_point("after_manifest");

@@ -55,6 +55,8 @@ pub struct Archive {
     pub oplog_from: Option<String>,
     pub oplog_to: Option<String>,
     pub documents: Option<u64>,
+    /// Sealed with age (`encrypt_recipients`): restoring it needs the identity.
+    pub encrypted: bool,
 }
 
 /// A full-mode backup.
@@ -231,7 +233,8 @@ fn archive_of(o: &ObjectInfo, manifest: Option<&Manifest>) -> Archive {
         oplog_from: entry.and_then(|e| e.oplog_from).map(|p| p.label()),
         oplog_to: entry.and_then(|e| e.oplog_to).map(|p| p.label()),
         documents: entry
-            .filter(|e| e.kind == ArchiveKind::Full)
+            .filter(|e| e.kind == ArchiveKind::Full && !e.is_sealed())
             .map(|e| e.collections.values().map(|c| c.documents).sum()),
+        encrypted: o.key.ends_with(crate::crypt::SUFFIX),
     }
 }

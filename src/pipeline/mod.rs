@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::archive;
-use crate::codec::Codec;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -69,12 +68,12 @@ pub async fn store_archive(
     progress: &Progress,
 ) -> Result<VerifiedUpload> {
     let kind = settings.codec.kind;
-    let archive_path = layout::archive_path_for(dir, kind);
-    create_archive(dir, &archive_path, &settings.codec, progress).await?;
+    let archive_path = layout::archive_path_for(dir, settings.archive_format());
+    create_archive(dir, &archive_path, settings, progress).await?;
     let done = upload(
         storage,
         &archive_path,
-        &layout::full_backup_key(name, kind),
+        &layout::full_backup_key(name, settings.archive_format()),
         progress,
     )
     .await?;
@@ -91,23 +90,27 @@ pub async fn store_archive(
     Ok(done)
 }
 
-/// Archives `dir` into `dest` off the async threads, logging what it took.
+/// Archives `dir` into `dest` off the async threads with the settings' codec (sealed for their
+/// recipients, if any), logging what it took.
 pub async fn create_archive(
     dir: &Path,
     dest: &Path,
-    codec: &Codec,
+    settings: &Settings,
     progress: &Progress,
 ) -> Result<()> {
     let started = Instant::now();
-    let (src, out, codec, progress) = (
+    let (src, out, codec, recipients, progress) = (
         dir.to_path_buf(),
         dest.to_path_buf(),
-        *codec,
+        settings.codec,
+        settings.encryption.clone(),
         progress.clone(),
     );
-    let stats = tokio::task::spawn_blocking(move || archive::create(&src, &out, &codec, &progress))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
+    let stats = tokio::task::spawn_blocking(move || {
+        archive::create(&src, &out, &codec, recipients.as_ref(), &progress)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
     log::info!(
         "archived {} ({}, {} → {}) in {:.1}s",
         dir.display(),
@@ -186,10 +189,15 @@ pub async fn download(
     }
 }
 
-/// A manifest entry for a dump (its collections' counts and hashes) or an increment; key, size
-/// and CRC64 are filled in once the archive is stored.
-pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> ArchiveEntry {
-    ArchiveEntry {
+/// A manifest entry for a dump (its collections' counts and hashes, sealed with the archive's
+/// recipients when encrypting) or an increment; key, size and CRC64 are filled in once the
+/// archive is stored.
+pub fn manifest_entry(
+    kind: ArchiveKind,
+    collections: &[CollectionDump],
+    settings: &Settings,
+) -> Result<ArchiveEntry> {
+    let mut entry = ArchiveEntry {
         collections: collections
             .iter()
             .filter(|c| !c.is_view)
@@ -201,7 +209,11 @@ pub fn manifest_entry(kind: ArchiveKind, collections: &[CollectionDump]) -> Arch
             })
             .collect(),
         ..ArchiveEntry::new(kind)
+    };
+    if let (Some(recipients), false) = (&settings.encryption, entry.collections.is_empty()) {
+        entry.seal_collections(recipients)?;
     }
+    Ok(entry)
 }
 
 /// The configured bucket, opened and checked; `what` names the purpose in the error.
@@ -214,14 +226,20 @@ pub async fn open_source_storage(settings: &Settings, what: &str) -> Result<Box<
     open_checked(target, settings, false).await
 }
 
-/// Extracts a downloaded archive into the directory it sits in (off the async threads).
-pub async fn extract_beside(archive_path: PathBuf) -> Result<()> {
+/// Extracts a downloaded archive into the directory it sits in (off the async threads), opening
+/// it with `identity` when it is sealed.
+pub async fn extract_beside(
+    archive_path: PathBuf,
+    identity: Option<std::sync::Arc<crate::crypt::Identity>>,
+) -> Result<()> {
     let dest = archive_path
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    tokio::task::spawn_blocking(move || archive::extract(&archive_path, &dest))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
+    tokio::task::spawn_blocking(move || {
+        archive::extract(&archive_path, &dest, identity.as_deref())
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("extract task failed: {e}")))??;
     Ok(())
 }

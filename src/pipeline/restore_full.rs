@@ -146,11 +146,15 @@ async fn download_and_extract(
             .map(|f| f.key.clone())
             .unwrap_or_else(|| layout::full_backup_key(&req.name, Kind::Gzip)),
         (None, None) => {
-            let zstd = layout::full_backup_key(&req.name, Kind::Zstd);
-            match storage.head(&zstd).await? {
-                Some(_) => zstd,
-                None => layout::full_backup_key(&req.name, Kind::Gzip),
+            // Without a manifest: whichever format is there, the old scripts' `.tar.gz` last.
+            let mut found = None;
+            for format in layout::Format::ALL.into_iter().rev() {
+                let key = layout::full_backup_key(&req.name, format);
+                if found.is_none() && storage.head(&key).await?.is_some() {
+                    found = Some(key);
+                }
             }
+            found.unwrap_or_else(|| layout::full_backup_key(&req.name, Kind::Gzip))
         }
     };
     let local = req.local_temp.join(&key);
@@ -171,6 +175,6 @@ async fn download_and_extract(
         storage.describe(),
         started.elapsed().as_secs_f64()
     );
-    extract_beside(local).await?;
+    extract_beside(local, settings.identity.clone()).await?;
     Ok(manifest)
 }

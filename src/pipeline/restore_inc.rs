@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -17,6 +18,7 @@ use super::{download, extract_beside, open_source_storage};
 use crate::chain::{self, CycleFacts, Plan, PlanOptions};
 use crate::codec::Kind;
 use crate::config::Settings;
+use crate::crypt::Identity;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
 use crate::manifest::{ArchiveEntry, Manifest};
@@ -100,6 +102,7 @@ pub async fn run(
         &req.cycle,
         &req.local_temp,
         &opts,
+        settings.identity.clone(),
         progress,
     )
     .await?;
@@ -118,7 +121,9 @@ pub async fn run(
     if !selection.is_everything() {
         let manifest = Manifest::read_local(&prepared.cycle_dir.join(layout::MANIFEST_FILE))
             .ok()
-            .flatten();
+            .flatten()
+            .map(|mut m| m.open_sealed(settings.identity()).map(|()| m))
+            .transpose()?;
         report.selection = Some(
             selective::plan(
                 &req.ns,
@@ -218,11 +223,13 @@ impl PreparedCycle {
 
 /// Brings cycle `cycle` into `<local_temp>/<cycle>/` (from the bucket, or as it is there already
 /// when `storage` is `None`) and proves its chain for `opts`: one `Integrity` line otherwise.
+/// Sealed archives are opened with `identity`.
 pub async fn prepare(
     storage: Option<&dyn Storage>,
     cycle: &str,
     local_temp: &Path,
     opts: &PlanOptions,
+    identity: Option<Arc<Identity>>,
     progress: &Progress,
 ) -> Result<PreparedCycle> {
     let cycle_dir = local_temp.join(cycle);
@@ -246,6 +253,7 @@ pub async fn prepare(
                 manifest.as_ref(),
                 &plan,
                 opts,
+                identity,
                 &mut facts,
                 progress,
             )
@@ -352,12 +360,14 @@ fn local_facts(cycle_dir: &Path, cycle: &str) -> Result<CycleFacts> {
 /// Downloads and extracts the dump (unless `--oplog-only`) and the plan's increments, four at a
 /// time. A download or archive that does not match its record becomes damage on its fact (the
 /// chain then refuses, or stops before it with `--allow-gap`); any other failure stops here.
+#[allow(clippy::too_many_arguments)] // each is a different part of the one step
 async fn fetch(
     storage: &dyn Storage,
     cycle_dir: &Path,
     manifest: Option<&Manifest>,
     plan: &Plan,
     opts: &PlanOptions,
+    identity: Option<Arc<Identity>>,
     facts: &mut CycleFacts,
     progress: &Progress,
 ) -> Result<()> {
@@ -379,16 +389,20 @@ async fn fetch(
     let started = Instant::now();
     let recorded = |key: &str| -> Option<&ArchiveEntry> { manifest.and_then(|m| m.entry(key)) };
     let outcomes: Vec<(String, PathBuf, Result<()>)> = futures::stream::iter(wanted)
-        .map(|(key, dir)| async move {
-            // `<local_temp>/<key>`: beside the folder it extracts to, as the old scripts did.
-            let archive = cycle_dir.parent().unwrap_or(cycle_dir).join(&key);
-            // What a previous restore left here must not mix with what this one reads.
-            let _ = std::fs::remove_dir_all(&dir);
-            let outcome = match download(storage, &key, &archive, recorded(&key), progress).await {
-                Ok(()) => extract_beside(archive).await,
-                Err(e) => Err(e),
-            };
-            (key, dir, outcome)
+        .map(|(key, dir)| {
+            let identity = identity.clone();
+            async move {
+                // `<local_temp>/<key>`: beside the folder it extracts to, as the old scripts did.
+                let archive = cycle_dir.parent().unwrap_or(cycle_dir).join(&key);
+                // What a previous restore left here must not mix with what this one reads.
+                let _ = std::fs::remove_dir_all(&dir);
+                let outcome =
+                    match download(storage, &key, &archive, recorded(&key), progress).await {
+                        Ok(()) => extract_beside(archive, identity).await,
+                        Err(e) => Err(e),
+                    };
+                (key, dir, outcome)
+            }
         })
         .buffer_unordered(4)
         .collect()

@@ -135,6 +135,9 @@ async fn check(
     let catalog = catalog::read(storage.as_ref(), &settings.cycle_prefix, &|_| false).await?;
     let mut target = pick(&catalog, req.name.as_deref(), &storage.describe())?;
     target.manifest = catalog::read_manifest(storage.as_ref(), &target.manifest_key).await?;
+    if let (true, Some(m)) = (req.deep, target.manifest.as_mut()) {
+        m.open_sealed(settings.identity())?;
+    }
     let mut report = VerifyReport {
         name: target.name.clone(),
         has_manifest: target.manifest.is_some(),
@@ -378,8 +381,15 @@ async fn deep_check(
             with_dump: true,
             ..Default::default()
         };
-        let prepared =
-            restore_inc::prepare(Some(storage), &target.name, dir, &opts, progress).await?;
+        let prepared = restore_inc::prepare(
+            Some(storage),
+            &target.name,
+            dir,
+            &opts,
+            settings.identity.clone(),
+            progress,
+        )
+        .await?;
         (layout::full_dir(&prepared.cycle_dir), Some(prepared))
     } else {
         let full_key = target.full_key.clone().ok_or_else(|| {
@@ -391,7 +401,7 @@ async fn deep_check(
         let local = dir.join(&full_key);
         let recorded = target.manifest.as_ref().and_then(|m| m.entry(&full_key));
         download(storage, &full_key, &local, recorded, progress).await?;
-        extract_beside(local).await?;
+        extract_beside(local, settings.identity.clone()).await?;
         (dir.join(&target.name), None)
     };
     let mongo = connect(&settings.restore_mongo).await?;
