@@ -66,15 +66,20 @@ fn to_py(e: Error) -> PyErr {
 }
 
 /// The settings of a call that writes (restore, verify --deep), as `db_user` when given (its
-/// password: `db_password`, else `MONGO_OSS_RESTORE_PASSWD`).
+/// password: `db_password`, else `MONGO_OSS_RESTORE_PASSWD`), opening encrypted backups with the
+/// age identity file `identity` (else `MONGO_OSS_AGE_IDENTITY`).
 fn restore_settings(
     config: &std::path::Path,
     db_user: Option<String>,
     db_password: Option<String>,
+    identity: Option<PathBuf>,
 ) -> Result<config::Settings, Error> {
     let mut settings = api_settings(config)?;
     if let Some(user) = db_user {
         settings.restore_as(&user, db_password.map(crate::secret::Secret::new))?;
+    }
+    if let Some(file) = identity {
+        settings.use_identity_file(&file)?;
     }
     Ok(settings)
 }
@@ -191,7 +196,8 @@ fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> 
 #[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
     dry_run = false, drop = false, oplog_only = false, skip_unknown = false, allow_gap = false,
     local_dir = None, downloaded = false, db_user = None, db_password = None, progress = None,
-    ns_include = Vec::new(), ns_exclude = Vec::new(), ns_from = Vec::new(), ns_to = Vec::new()))]
+    ns_include = Vec::new(), ns_exclude = Vec::new(), ns_from = Vec::new(), ns_to = Vec::new(),
+    identity = None))]
 #[allow(clippy::too_many_arguments)]
 fn restore_json(
     py: Python<'_>,
@@ -214,6 +220,7 @@ fn restore_json(
     ns_exclude: Vec<String>,
     ns_from: Vec<String>,
     ns_to: Vec<String>,
+    identity: Option<PathBuf>,
 ) -> PyResult<String> {
     use crate::pipeline::{restore_full, restore_inc};
     let ns = crate::pipeline::selective::NsOptions {
@@ -223,7 +230,7 @@ fn restore_json(
         to: ns_to,
     };
     detached(py, progress, |progress| {
-        let settings = restore_settings(&config, db_user, db_password)?;
+        let settings = restore_settings(&config, db_user, db_password, identity)?;
         let local_temp = local_dir.unwrap_or_else(|| settings.db_backup_root_path.join("restore"));
         match (cycle, full) {
             (Some(cycle), None) => {
@@ -304,7 +311,7 @@ fn status_json(
 /// Verifies a backup against its manifest (and `deep`: by a scratch restore), as JSON text.
 #[pyfunction]
 #[pyo3(signature = (*, config, name = None, deep = false, local_dir = None, db_user = None,
-    db_password = None, progress = None))]
+    db_password = None, progress = None, identity = None))]
 #[allow(clippy::too_many_arguments)]
 fn verify_json(
     py: Python<'_>,
@@ -315,9 +322,10 @@ fn verify_json(
     db_user: Option<String>,
     db_password: Option<String>,
     progress: Option<Py<PyAny>>,
+    identity: Option<PathBuf>,
 ) -> PyResult<String> {
     detached(py, progress, |progress| {
-        let settings = restore_settings(&config, db_user, db_password)?;
+        let settings = restore_settings(&config, db_user, db_password, identity)?;
         let req = crate::pipeline::verify::VerifyRequest {
             name,
             deep,

@@ -102,6 +102,7 @@ def test_encrypted_cycle_restores_only_with_the_identity(tmp_path, mongo):
 
 
 def test_sealed_full_backup_and_the_python_api(tmp_path, mongo, monkeypatch):
+    monkeypatch.delenv("MONGO_OSS_AGE_IDENTITY", raising=False)
     db = "sealed_full"
     client = mongo.client()
     client.drop_database(db)
@@ -127,6 +128,20 @@ def test_sealed_full_backup_and_the_python_api(tmp_path, mongo, monkeypatch):
     assert mob.extract_archive(str(archive), str(tmp_path / "x"), identity=str(key)) == [out["name"]]
     target = db + "_restored"
     client.drop_database(target)
+    try:
+        mob.restore(config=cfg, full=out["name"], target_db=target, local_dir=tmp_path / "rs")
+        raise AssertionError("a sealed backup restored without an identity")
+    except mob.EncryptionError as e:
+        assert "--identity" in str(e)
+    assert target not in client.list_database_names()
+    mob.restore(config=cfg, full=out["name"], target_db=target, local_dir=tmp_path / "rs", identity=key)
+    assert_same_database(client[db], client[target])
+    client.drop_database(target)
+    # restore_full.py's last_full_backup_file_suffix names the codec only (".tar.zst").
+    expect_ok(run_cli("restore", "--config", str(cfg), "--full", out["name"], "--suffix", ".tar.zst",
+                      "--identity", str(key), "--target-db", target, "--local-dir", str(tmp_path / "rs1")))
+    assert_same_database(client[db], client[target])
+    client.drop_database(target)
     monkeypatch.setenv("MONGO_OSS_AGE_IDENTITY", str(key))
-    mob.restore(config=cfg, full=out["name"], target_db=target, local_dir=tmp_path / "rs")
+    mob.restore(config=cfg, full=out["name"], target_db=target, local_dir=tmp_path / "rs2")
     assert_same_database(client[db], client[target])

@@ -41,10 +41,12 @@ def test_prune_keeps_protected_cycles_whole_and_names_them(tmp_path, via_proxy, 
     oss_server.admin("age", {"bucket": bucket, "prefix": names[0], "days": 40})
 
     listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)
-    assert listed["retention_days"] == 30
+    assert listed["retention_days"] == 30 and listed["retention_locked"] is True
     protected = {c["name"]: c.get("protected_until") for c in listed["cycles"]}
     assert protected[names[0]] is None and protected[names[1]] and protected[names[2]], protected
-    assert "protected by the bucket's retention policy (WORM) until" in run_cli("list", "--config", str(cfg)).stdout
+    text = run_cli("list", "--config", str(cfg)).stdout
+    assert "protected by the bucket's retention policy (WORM) until" in text
+    assert "bucket retention policy (WORM): 30 days, locked" in text
 
     r = expect_ok(run_cli("prune", "--config", str(cfg), "--keep", "1"))
     assert "deleted cycle %s" % names[0] in r.stdout, r.stdout

@@ -75,7 +75,7 @@ def restore_json(*, config: str, cycle: Optional[str] = None, full: Optional[str
                  db_user: Optional[str] = None, db_password: Optional[str] = None,
                  progress: Optional[ProgressCallback] = None, ns_include: List[str] = ...,
                  ns_exclude: List[str] = ..., ns_from: List[str] = ...,
-                 ns_to: List[str] = ...) -> str:
+                 ns_to: List[str] = ..., identity: Optional[str] = None) -> str:
     """Restores a cycle or a full-mode backup (exactly one of cycle=, full=); the report as JSON.
     A cycle's chain is proven first. Raises: IntegrityError (missing or damaged archive, broken
     chain, --until outside the cycle: nothing was restored), ConfigError, Mongo*Error, Storage*Error."""
@@ -90,7 +90,8 @@ def status_json(*, config: str, max_age_seconds: int, interval_seconds: Optional
 
 def verify_json(*, config: str, name: Optional[str] = None, deep: bool = False,
                 local_dir: Optional[str] = None, db_user: Optional[str] = None,
-                db_password: Optional[str] = None, progress: Optional[ProgressCallback] = None) -> str:
+                db_password: Optional[str] = None, progress: Optional[ProgressCallback] = None,
+                identity: Optional[str] = None) -> str:
     """A backup checked against its manifest, as JSON (what `verify --json` prints)."""
 
 def prune_json(*, config: str, keep: int, dry_run: bool = False) -> str:

@@ -94,6 +94,7 @@ class Catalog:
     cycles: List[Cycle]
     full_backups: List[FullBackup]
     retention_days: Optional[int] = None  # the bucket's retention policy (WORM), when it has one
+    retention_locked: Optional[bool] = None  # False: still InProgress (its owner may remove it)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,8 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
             db_user: Optional[str] = None, db_password: Optional[str] = None,
             progress: Optional[Callable[[Progress], None]] = None,
             ns_include: Sequence[str] = (), ns_exclude: Sequence[str] = (),
-            ns_from: Sequence[str] = (), ns_to: Sequence[str] = ()) -> RestoreResult:
+            ns_from: Sequence[str] = (), ns_to: Sequence[str] = (),
+            identity: Optional[PathLike] = None) -> RestoreResult:
     """Restores a cycle (full dump then every increment, up to `until`) or a full-mode backup.
 
     `until` is a local time "2015-11-24 18:30:00" or an oplog timestamp "1448361000:1".
@@ -351,6 +353,8 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
     variables) restore only some collections, possibly under new names, as mongorestore's
     --nsInclude/--nsExclude/--nsFrom/--nsTo, judged on the names at the point restored; the
     replay follows the selection. A target holding documents raises ConfigError unless `drop`.
+    `identity` is the age identity file that opens a backup made with encrypt_recipients (else
+    MONGO_OSS_AGE_IDENTITY); without it, or with another key, EncryptionError is raised.
     """
     text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
                               target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
@@ -358,7 +362,8 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
                               local_dir=None if local_dir is None else os.fspath(local_dir),
                               downloaded=downloaded, db_user=db_user, db_password=db_password,
                               progress=_progress(progress), ns_include=list(ns_include),
-                              ns_exclude=list(ns_exclude), ns_from=list(ns_from), ns_to=list(ns_to))
+                              ns_exclude=list(ns_exclude), ns_from=list(ns_from), ns_to=list(ns_to),
+                              identity=None if identity is None else os.fspath(identity))
     return _build(RestoreResult, json.loads(text))
 
 
@@ -381,13 +386,16 @@ def status(*, config: PathLike, max_age_seconds: int = 26 * 3600,
 def verify(*, config: PathLike, name: Optional[str] = None, deep: bool = False,
            local_dir: Optional[PathLike] = None, db_user: Optional[str] = None,
            db_password: Optional[str] = None,
-           progress: Optional[Callable[[Progress], None]] = None) -> VerifyReport:
+           progress: Optional[Callable[[Progress], None]] = None,
+           identity: Optional[PathLike] = None) -> VerifyReport:
     """Checks a cycle or full backup (default: the newest cycle) against its manifest; `deep` also
     restores it into a scratch database and compares counts and hashes. Problems are in the
-    report (`ok` is False), not raised. `deep` writes as `db_user` when given, as restore() does."""
+    report (`ok` is False), not raised. `deep` writes as `db_user` when given and opens an encrypted
+    backup with `identity`, as restore() does."""
     text = _core.verify_json(config=os.fspath(config), name=name, deep=deep,
                              local_dir=None if local_dir is None else os.fspath(local_dir),
-                             db_user=db_user, db_password=db_password, progress=_progress(progress))
+                             db_user=db_user, db_password=db_password, progress=_progress(progress),
+                             identity=None if identity is None else os.fspath(identity))
     return _build(VerifyReport, json.loads(text))
 
 

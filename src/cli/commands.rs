@@ -66,6 +66,13 @@ pub fn list(settings: &Settings, json: bool) -> Result<i32> {
         print_json(&catalog);
         return Ok(0);
     }
+    if let (Some(days), Some(locked)) = (catalog.retention_days, catalog.retention_locked) {
+        let state = match locked {
+            true => "locked",
+            false => "in progress: its owner can still remove it; lock it to make it binding",
+        };
+        println!("bucket retention policy (WORM): {days} days, {state}");
+    }
     if catalog.cycles.is_empty() && catalog.full_backups.is_empty() {
         println!("no backup in the bucket");
     }

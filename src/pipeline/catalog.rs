@@ -76,6 +76,10 @@ pub struct Catalog {
     /// The bucket's retention policy (WORM), in days, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Whether that policy is locked for good (OSS `Locked`; an S3 default retention counts as
+    /// locked) or still `InProgress` (its owner may remove it within a day of creating it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_locked: Option<bool>,
 }
 
 /// `list`: the configured bucket's catalog, every manifest read, and until when the bucket's
@@ -86,6 +90,7 @@ pub async fn list(settings: &crate::config::Settings) -> Result<Catalog> {
     if let Some(retention) = storage.retention().await? {
         let now = chrono::Utc::now().timestamp();
         catalog.retention_days = Some(retention.days);
+        catalog.retention_locked = Some(retention.locked);
         for cycle in &mut catalog.cycles {
             cycle.protected_until = cycle
                 .newest_modified

@@ -140,7 +140,15 @@ async fn download_and_extract(
         }
     };
     let key = match (&req.suffix, &manifest) {
-        (Some(suffix), _) => format!("{}{suffix}", req.name),
+        (Some(suffix), m) => {
+            let plain = format!("{}{suffix}", req.name);
+            let sealed = format!("{plain}{}", crate::crypt::SUFFIX);
+            // restore_full.py names the codec only; an encrypted backup adds `.age` to it.
+            match m {
+                Some(m) if m.entry(&plain).is_none() && m.entry(&sealed).is_some() => sealed,
+                _ => plain,
+            }
+        }
         (None, Some(m)) => m
             .full()
             .map(|f| f.key.clone())
