@@ -673,7 +673,15 @@ pub async fn restore_selected(
             if dir.is_dir() {
                 let (found, ignored) = scan(&dir)?;
                 dumped.extend(found.into_iter().map(|c| (format!("{db}.{}", c.name), c)));
-                log::debug!("{}: {} ignored", dir.display(), ignored.len());
+                if !ignored.is_empty() {
+                    // What a whole-database restore lists in its report.
+                    log::warn!(
+                        "{}: ignored {} that a dump does not hold: {}",
+                        dir.display(),
+                        crate::logging::count(ignored.len() as u64, "file"),
+                        ignored.join(", ")
+                    );
+                }
             }
         }
     }

@@ -453,15 +453,11 @@ impl<'a> Replayer<'a> {
         let ns = format!("{db}.{coll}");
         let in_scope = self.in_scope(db);
         let lineage = &mut self.opts.routes.as_mut().expect("routed").lineage;
+        // Drops and renames are followed, not run: each selected instance already writes into its
+        // one home. They are counted as applied like the other commands.
         match name {
-            "dropDatabase" => {
-                lineage.drop_database(db);
-                return Ok(());
-            }
-            "drop" => {
-                lineage.drop(&ns);
-                return Ok(());
-            }
+            "dropDatabase" => lineage.drop_database(db),
+            "drop" => lineage.drop(&ns),
             "renameCollection" => {
                 let (from, to) = (o.get_str(name).unwrap_or(""), o.get_str("to").unwrap_or(""));
                 if from.is_empty() || to.is_empty() {
@@ -469,10 +465,13 @@ impl<'a> Replayer<'a> {
                 }
                 // What lived at `to` ends (dropTarget); the homes do not move.
                 lineage.rename(from, to);
-                return Ok(());
             }
             "startIndexBuild" | "abortIndexBuild" => return Ok(()),
             _ => {}
+        }
+        if matches!(name, "dropDatabase" | "drop" | "renameCollection") {
+            self.count(name);
+            return Ok(());
         }
         if !in_scope {
             self.summary.skipped += 1;
