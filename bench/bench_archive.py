@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Archive-stage benchmark, independent of the MongoDB server: a generated dump directory (several
 collections, mixed document shapes, --size-mb of BSON; generated once into --cache and reused) is
-archived by our engine (gzip on one thread, gzip on every core, zstd) and by GNU tar with gzip,
-pigz and zstd, all in the same run; then archived and stored into a folder bucket and into the OSS
-test server; then extracted back (ours and GNU tar).
+archived by our engine (gzip on one thread, gzip on every core, zstd, and both encrypted with age)
+and by GNU tar with gzip, pigz and zstd, all in the same run; then archived and stored into a folder
+bucket and into the OSS test server; then extracted back (ours, with and without age, and GNU tar).
 
 Each row runs in its own process; wall seconds, CPU seconds (user + sys, from wait4), peak RSS and
 the archive size are read for that process alone. Ratios are against our single-thread gzip.
@@ -115,12 +115,21 @@ def main():
         print("  %-44s %7.1fs" % (label, wall), flush=True)
 
     ours = ("import mongo_oss_backup as m; m.create_archive(%r, %r, level=%d, compression=%r, threads=%d)")
+    sealed = ours[:-1] + ", recipients=%r)"
+    identity = work / "age.key"
     try:
+        public = subprocess.run([sys.executable, "-m", "mongo_oss_backup", "keygen", str(identity)], check=True,
+                                capture_output=True, text=True).stdout.strip()
         print("archiving %.0f MB on %d cores:" % (input_bytes / 1e6, cores))
         g1, gn, zs = work / "ours1.tar.gz", work / "oursn.tar.gz", work / "ours.tar.zst"
         row("ours gzip -%d, 1 thread" % lvl, py(ours % (str(dump), str(g1), lvl, "gzip", 1)), g1)
         row("ours gzip -%d, %d threads" % (lvl, cores), py(ours % (str(dump), str(gn), lvl, "gzip", 0)), gn)
         row("ours zstd -3, %d threads" % cores, py(ours % (str(dump), str(zs), 3, "zstd", 0)), zs)
+        # Client-side encryption (age) on top of the same codecs: what encrypt_recipients costs.
+        ga, za = work / "ours.tar.gz.age", work / "ours.tar.zst.age"
+        row("ours gzip -%d, %d threads + age" % (lvl, cores), py(sealed % (str(dump), str(ga), lvl, "gzip", 0, public)),
+            ga)
+        row("ours zstd -3, %d threads + age" % cores, py(sealed % (str(dump), str(za), 3, "zstd", 0, public)), za)
         tar_gz = work / "gnu.tar.gz"
         row("GNU tar czf (gzip -%d)" % lvl, ["tar", "-I", "gzip -%d" % lvl, "-cf", str(tar_gz), dump.name],
             tar_gz, cwd=dump.parent)
@@ -174,6 +183,9 @@ def main():
              py("import mongo_oss_backup as m; m.extract_archive(%r, %r)" % (str(gn), str(work / "x1")))),
             ("ours extract (zstd)", zs,
              py("import mongo_oss_backup as m; m.extract_archive(%r, %r)" % (str(zs), str(work / "x2")))),
+            ("ours extract (zstd + age)", za,
+             py("import mongo_oss_backup as m; m.extract_archive(%r, %r, identity=%r)"
+                % (str(za), str(work / "x2"), str(identity)))),
             ("GNU tar xzf", gn, ["tar", "-xzf", str(gn), "-C", str(work / "x3")]),
         ]:
             (work / "x3").mkdir(exist_ok=True)
