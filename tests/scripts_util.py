@@ -46,3 +46,12 @@ def error_lines(stderr: str):
     """The `error:` lines of a run's stderr, without their timestamp (cron logs get one)."""
     lines = [STAMP.sub("", line) for line in stderr.splitlines()]
     return [line for line in lines if line.startswith("error:")]
+
+
+def one_error(r, *words):
+    """The run failed (exit 1) with exactly one `error:` line, and that line holds `words`."""
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import expect_ok, free_port, run_cli, write_config
-from scripts_util import error_lines, install_scripts, set_variables
+from scripts_util import install_scripts, one_error, set_variables
 
 
 def backup(cfg, umask=None, clock=None):
@@ -22,14 +22,6 @@ def backup(cfg, umask=None, clock=None):
     env = dict(os.environ, MONGO_OSS_BACKUP_TEST_CLOCK=clock) if clock else None
     return subprocess.run([exe, "backup", "--config", str(cfg)], capture_output=True, text=True, timeout=300,
                           preexec_fn=(lambda: os.umask(umask)) if umask is not None else None, env=env)
-
-
-def one_error(r, *words):
-    assert r.returncode == 1, r.stdout + r.stderr
-    lines = error_lines(r.stderr)
-    assert len(lines) == 1, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_folder_bucket_is_private_under_umask_022(tmp_path, mongo):

@@ -9,6 +9,7 @@ import time
 import mongo_oss_backup as mob
 from conftest import expect_ok, run_cli, write_config
 from datagen import assert_same_database, populate
+from scripts_util import one_error
 
 MARKER = b"plaintext-marker-7f3a"
 COLLECTION = b"confidential_customers"
@@ -33,14 +34,6 @@ def assert_no_plaintext(root):
         with open(path, "rb") as f:
             data = f.read()
         assert MARKER not in data and COLLECTION not in data, path
-
-
-def one_line_error(r, *words):
-    assert r.returncode != 0, r.stdout + r.stderr
-    errors = [line for line in r.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1, r.stderr
-    for w in words:
-        assert w in errors[0], errors[0]
 
 
 def test_encrypted_cycle_restores_only_with_the_identity(tmp_path, mongo):
@@ -86,9 +79,9 @@ def test_encrypted_cycle_restores_only_with_the_identity(tmp_path, mongo):
     client.drop_database(target)
     restore = ["restore", "--config", str(cfg), "--cycle", cycle, "--target-db", target,
                "--local-dir", str(tmp_path / "rs")]
-    one_line_error(run_cli(*restore, env=env), "encrypted", "--identity")
-    one_line_error(run_cli(*restore, "--identity", str(other), env=env), "encrypted for other keys")
-    one_line_error(run_cli("verify", "--config", str(cfg), "--deep", env=env), "--identity")
+    one_error(run_cli(*restore, env=env), "encrypted", "--identity")
+    one_error(run_cli(*restore, "--identity", str(other), env=env), "encrypted for other keys")
+    one_error(run_cli("verify", "--config", str(cfg), "--deep", env=env), "--identity")
     assert target not in client.list_database_names()
 
     expect_ok(run_cli(*restore, "--identity", str(key), env=env))
