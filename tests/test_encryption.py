@@ -138,3 +138,33 @@ def test_sealed_full_backup_and_the_python_api(tmp_path, mongo, monkeypatch):
     monkeypatch.setenv("MONGO_OSS_AGE_IDENTITY", str(key))
     mob.restore(config=cfg, full=out["name"], target_db=target, local_dir=tmp_path / "rs2")
     assert_same_database(client[db], client[target])
+
+
+def test_encryption_switched_on_mid_cycle(tmp_path, mongo):
+    """An installation that turns encryption on in the middle of a cycle: the plain dump and the sealed
+    increment restore together with the identity; without it the restore names the sealed archive."""
+    db = "sealed_midway"
+    client = mongo.client()
+    client.drop_database(db)
+    populate(client[db], n=100)
+    key = tmp_path / "id.key"
+    public = keygen(key)
+    values = dict(db_port=str(mongo.port), db_name=db, is_inc_backup="1", full_backup_period="7",
+                  storage_url="file://%s" % (tmp_path / "bucket"), db_backup_root_path=str(tmp_path / "root"))
+    cfg = write_config(tmp_path / "inst", **values)
+    cycle = json.loads(expect_ok(run_cli("backup", "--config", str(cfg), "--json")).stdout)["cycle"]
+    cfg = write_config(tmp_path / "inst", encrypt_recipients=public, **values)
+    client[db].people.update_many({}, {"$set": {"sealed": True}})
+    time.sleep(1.1)
+    expect_ok(run_cli("backup", "--config", str(cfg)))
+    names = sorted(os.listdir(tmp_path / "bucket" / cycle / "inc_backup"))
+    assert len(names) == 1 and names[0].endswith(".tar.gz.age"), names
+    assert (tmp_path / "bucket" / cycle / "full_backup.tar.gz").exists()
+
+    target = db + "_restored"
+    client.drop_database(target)
+    restore = ["restore", "--config", str(cfg), "--cycle", cycle, "--target-db", target,
+               "--local-dir", str(tmp_path / "rs")]
+    one_error(run_cli(*restore, env={"MONGO_OSS_AGE_IDENTITY": ""}), names[0], "--identity")
+    expect_ok(run_cli(*restore, "--identity", str(key)))
+    assert_same_database(client[db], client[target])
