@@ -269,10 +269,7 @@ mod tests {
     /// another), and extracts byte for byte with it.
     #[test]
     fn sealed_archives_open_only_with_their_identity() {
-        use age::secrecy::ExposeSecret;
-        let key = age::x25519::Identity::generate();
-        let recipients = Recipients::parse(&key.to_public().to_string()).unwrap();
-        let identity = Identity::load(key.to_string().expose_secret(), "test").unwrap();
+        let (recipients, identity) = crate::crypt::test_pair();
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("full_backup");
         std::fs::create_dir_all(src.join("shop")).unwrap();
@@ -296,8 +293,7 @@ mod tests {
 
         let err = extract(&dest, &tmp.path().join("none"), None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Encryption, "{err}");
-        let other = age::x25519::Identity::generate();
-        let other = Identity::load(other.to_string().expose_secret(), "other").unwrap();
+        let (_, other) = crate::crypt::test_pair();
         let err = extract(&dest, &tmp.path().join("other"), Some(&other)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Encryption, "{err}");
 

@@ -171,6 +171,12 @@ impl Identity {
         Ok(Identity { keys, origin })
     }
 
+    /// The identity in file `path` (`--identity`).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let spec = path.display().to_string();
+        Identity::load(&spec, &spec)
+    }
+
     /// The identity from `MONGO_OSS_AGE_IDENTITY`, if set.
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var(ENV_IDENTITY) {
@@ -282,16 +288,22 @@ pub fn reader<R: Read + Send + 'static>(
     }
 }
 
+/// A fresh key pair, for tests.
+#[cfg(test)]
+pub fn test_pair() -> (Recipients, Identity) {
+    use age::secrecy::ExposeSecret;
+    let key = age::x25519::Identity::generate();
+    let recipients = Recipients::parse(&key.to_public().to_string()).unwrap();
+    let identity = Identity::load(key.to_string().expose_secret(), "test").unwrap();
+    (recipients, identity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use age::secrecy::ExposeSecret;
 
     fn pair() -> (Recipients, Identity) {
-        let key = age::x25519::Identity::generate();
-        let recipients = Recipients::parse(&key.to_public().to_string()).unwrap();
-        let identity = Identity::load(key.to_string().expose_secret(), "test").unwrap();
-        (recipients, identity)
+        test_pair()
     }
 
     #[test]

@@ -416,11 +416,7 @@ mod tests {
     /// and is never written back in the clear once opened.
     #[test]
     fn sealed_collections_stay_sealed_when_stored() {
-        use age::secrecy::ExposeSecret;
-        let key = age::x25519::Identity::generate();
-        let recipients = crate::crypt::Recipients::parse(&key.to_public().to_string()).unwrap();
-        let identity =
-            crate::crypt::Identity::load(key.to_string().expose_secret(), "test").unwrap();
+        let (recipients, identity) = crate::crypt::test_pair();
         let mut entry = ArchiveEntry::new(ArchiveKind::Full);
         entry.key = "c/full_backup.tar.gz.age".into();
         let mut digest = CollectionDigest::default();
@@ -442,8 +438,7 @@ mod tests {
             1
         );
         assert!(!read.to_json().contains("secret_customers"));
-        let other = age::x25519::Identity::generate();
-        let other = crate::crypt::Identity::load(other.to_string().expose_secret(), "o").unwrap();
+        let (_, other) = crate::crypt::test_pair();
         let mut again = Manifest::parse(stored.as_bytes(), "m").unwrap();
         let err = again.open_sealed(Some(&other)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Encryption);

@@ -478,10 +478,7 @@ fn extract_archive(
     identity: Option<PathBuf>,
 ) -> PyResult<Vec<String>> {
     let identity = match identity {
-        Some(p) => {
-            let spec = p.display().to_string();
-            Some(crate::crypt::Identity::load(&spec, &spec).map_err(to_py)?)
-        }
+        Some(p) => Some(crate::crypt::Identity::from_file(&p).map_err(to_py)?),
         None => crate::crypt::Identity::from_env().map_err(to_py)?,
     };
     py.detach(|| crate::archive::extract(&archive, &dest, identity.as_ref()))

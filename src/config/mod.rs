@@ -654,8 +654,7 @@ impl Settings {
 
     /// Archives are opened with the identity in file `path` (`--identity`).
     pub fn use_identity_file(&mut self, path: &Path) -> Result<()> {
-        let spec = path.display().to_string();
-        let identity = crate::crypt::Identity::load(&spec, &spec)?;
+        let identity = crate::crypt::Identity::from_file(path)?;
         self.identity = Some(std::sync::Arc::new(identity));
         Ok(())
     }
