@@ -4,11 +4,12 @@
 //! refuses entries that would land outside the target (absolute paths, `..`) and links of any kind
 //! (a dump has none). Memory stays constant: data flows file → compressor → file.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Encoder};
 use crate::crypt::{Identity, Output, Recipients};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, Task, Unit};
@@ -33,39 +34,15 @@ pub fn create(
     recipients: Option<&Recipients>,
     progress: &Progress,
 ) -> Result<ArchiveStats> {
-    let name = src.file_name().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Archive,
-            format!("cannot archive {}: it has no name", src.display()),
-        )
-    })?;
     let file = crate::private::create_file(dest)?;
-    let output = Output::new(file, recipients).map_err(|e| Error::io("write archive", dest, e))?;
-    let encoder = codec
-        .encoder(output)
-        .map_err(|e| Error::io("write archive", dest, e))?;
-    let mut builder = tar::Builder::new(encoder);
-    builder.follow_symlinks(false);
-    let mut stats = ArchiveStats {
-        files: 0,
-        input_bytes: 0,
-        archive_bytes: 0,
-    };
-    let mut task = progress.task(
-        format!("archive {}", name.to_string_lossy()),
-        Unit::Bytes,
-        None,
-    );
-    append_tree(&mut builder, src, Path::new(name), &mut stats, &mut task)
-        .map_err(|e| Error::io("archive", src, e))?;
-    task.finish();
-    let encoder = builder
-        .into_inner()
-        .map_err(|e| Error::io("write archive", dest, e))?;
-    let file = encoder
-        .finish()
-        .and_then(Output::finish)
-        .map_err(|e| Error::io("write archive", dest, e))?;
+    let mut archive = Growing::start(src, file, dest, codec, recipients, progress)?;
+    archive.add_rest()?;
+    let (file, stats) = archive.finish()?;
+    finish_file(&file, dest, stats)
+}
+
+/// Fsyncs a finished archive file and fills in its size.
+pub fn finish_file(file: &File, dest: &Path, mut stats: ArchiveStats) -> Result<ArchiveStats> {
     file.sync_all().map_err(|e| Error::io("fsync", dest, e))?;
     stats.archive_bytes = file
         .metadata()
@@ -74,39 +51,163 @@ pub fn create(
     Ok(stats)
 }
 
-/// Appends `dir` as `name/` and everything below it, in sorted order (stable archives).
-fn append_tree<W: Write>(
-    builder: &mut tar::Builder<W>,
-    dir: &Path,
-    name: &Path,
-    stats: &mut ArchiveStats,
-    task: &mut Task,
-) -> std::io::Result<()> {
-    builder.append_dir(name, dir)?;
-    let mut children: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    children.sort_by_key(|e| e.file_name());
-    for child in children {
-        let path = child.path();
-        let entry_name = name.join(child.file_name());
-        let kind = child.file_type()?;
-        if kind.is_dir() {
-            append_tree(builder, &path, &entry_name, stats, task)?;
-        } else if kind.is_file() {
-            let mut f = File::open(&path)?;
-            stats.input_bytes += f.metadata()?.len();
-            stats.files += 1;
+/// An archive of directory `src` written while `src` is still being filled (a dump in progress):
+/// each finished file is appended as soon as it is handed over and then removed, so local disk
+/// holds only the archive and the files in flight. Folders come before what they hold; files
+/// come in the order they are added, then whatever `add_rest` finds. Entries are named
+/// `<basename of src>/...` as `create` names them.
+pub struct Growing<W: Write + Send + 'static> {
+    builder: tar::Builder<Encoder<Output<W>>>,
+    src: PathBuf,
+    name: PathBuf,
+    dest: PathBuf,
+    /// Folders (relative to `src`) already in the archive.
+    folders: HashSet<PathBuf>,
+    stats: ArchiveStats,
+    task: Task,
+}
+
+impl<W: Write + Send + 'static> Growing<W> {
+    /// Starts the archive of `src` in `out` (`dest` names it in messages).
+    pub fn start(
+        src: &Path,
+        out: W,
+        dest: &Path,
+        codec: &Codec,
+        recipients: Option<&Recipients>,
+        progress: &Progress,
+    ) -> Result<Self> {
+        let name = src.file_name().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Archive,
+                format!("cannot archive {}: it has no name", src.display()),
+            )
+        })?;
+        let output =
+            Output::new(out, recipients).map_err(|e| Error::io("write archive", dest, e))?;
+        let encoder = codec
+            .encoder(output)
+            .map_err(|e| Error::io("write archive", dest, e))?;
+        let mut builder = tar::Builder::new(encoder);
+        builder.follow_symlinks(false);
+        let task = progress.task(
+            format!("archive {}", name.to_string_lossy()),
+            Unit::Bytes,
+            None,
+        );
+        let mut archive = Growing {
+            builder,
+            src: src.to_path_buf(),
+            name: PathBuf::from(name),
+            dest: dest.to_path_buf(),
+            folders: HashSet::new(),
+            stats: ArchiveStats {
+                files: 0,
+                input_bytes: 0,
+                archive_bytes: 0,
+            },
+            task,
+        };
+        archive.add_folder(Path::new(""))?;
+        Ok(archive)
+    }
+
+    /// Appends the finished file `path` (inside `src`), with the folders above it, then removes it.
+    pub fn add_and_remove(&mut self, path: &Path) -> Result<()> {
+        let rel = path.strip_prefix(&self.src).map_err(|_| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("{} is not inside {}", path.display(), self.src.display()),
+            )
+        })?;
+        let mut above = PathBuf::new();
+        for part in rel.parent().into_iter().flat_map(Path::components) {
+            above.push(part);
+            self.add_folder(&above.clone())?;
+        }
+        self.add_file(path, rel)?;
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
+    }
+
+    /// Appends everything still in `src` that is not in the archive yet, in sorted order.
+    pub fn add_rest(&mut self) -> Result<()> {
+        self.add_tree(Path::new(""))
+    }
+
+    /// Ends the compressed (and sealed) stream. Returns the writer, to fsync it, and what went in.
+    pub fn finish(self) -> Result<(W, ArchiveStats)> {
+        self.task.finish();
+        let dest = self.dest.clone();
+        let encoder = self
+            .builder
+            .into_inner()
+            .map_err(|e| Error::io("write archive", &dest, e))?;
+        let out = encoder
+            .finish()
+            .and_then(Output::finish)
+            .map_err(|e| Error::io("write archive", &dest, e))?;
+        Ok((out, self.stats))
+    }
+
+    fn add_tree(&mut self, rel: &Path) -> Result<()> {
+        self.add_folder(rel)?;
+        let dir = self.src.join(rel);
+        let mut children: Vec<_> = std::fs::read_dir(&dir)
+            .and_then(|entries| entries.collect::<std::io::Result<_>>())
+            .map_err(|e| Error::io("archive", &dir, e))?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let child_rel = rel.join(child.file_name());
+            let kind = child
+                .file_type()
+                .map_err(|e| Error::io("archive", &child.path(), e))?;
+            if kind.is_dir() {
+                self.add_tree(&child_rel)?;
+            } else if kind.is_file() {
+                self.add_file(&child.path(), &child_rel)?;
+            } else {
+                let entry_name = self.name.join(&child_rel);
+                self.builder
+                    .append_path_with_name(child.path(), entry_name)
+                    .map_err(|e| Error::io("archive", &child.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_folder(&mut self, rel: &Path) -> Result<()> {
+        if !self.folders.insert(rel.to_path_buf()) {
+            return Ok(());
+        }
+        let dir = self.src.join(rel);
+        // `name.join("")` would end in a slash: the top folder is named as `create` always named it.
+        let entry_name = if rel.as_os_str().is_empty() {
+            self.name.clone()
+        } else {
+            self.name.join(rel)
+        };
+        self.builder
+            .append_dir(entry_name, &dir)
+            .map_err(|e| Error::io("archive", &dir, e))
+    }
+
+    fn add_file(&mut self, path: &Path, rel: &Path) -> Result<()> {
+        let appended = (|| {
+            let mut f = File::open(path)?;
+            let meta = f.metadata()?;
+            self.stats.input_bytes += meta.len();
+            self.stats.files += 1;
             let mut header = tar::Header::new_gnu();
-            header.set_metadata(&f.metadata()?);
+            header.set_metadata(&meta);
             let mut counted = Counted {
                 inner: &mut f,
-                task,
+                task: &mut self.task,
             };
-            builder.append_data(&mut header, &entry_name, &mut counted)?;
-        } else {
-            builder.append_path_with_name(&path, &entry_name)?;
-        }
+            self.builder
+                .append_data(&mut header, self.name.join(rel), &mut counted)
+        })();
+        appended.map_err(|e| Error::io("archive", path, e))
     }
-    Ok(())
 }
 
 /// A reader that reports the bytes read through it to a progress task.
@@ -239,6 +340,65 @@ mod tests {
             std::fs::read(out.join("full_backup/app").join(long)).unwrap(),
             b"long"
         );
+    }
+
+    /// Files handed over while a dump runs go in as they come (each after its folders) and leave
+    /// the disk; what is left at the end (an empty database's folder) goes in too.
+    #[test]
+    fn growing_archive_takes_files_as_they_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("full_backup");
+        for (path, len) in [
+            ("b/z.bson", 70_000),
+            ("a/y.bson", 10),
+            ("a/x.metadata.json", 2),
+        ] {
+            std::fs::create_dir_all(src.join(path).parent().unwrap()).unwrap();
+            std::fs::write(src.join(path), vec![len as u8; len]).unwrap();
+        }
+        std::fs::create_dir_all(src.join("empty")).unwrap();
+        let dest = tmp.path().join("full_backup.tar.gz");
+        let file = File::create(&dest).unwrap();
+        let mut archive =
+            Growing::start(&src, file, &dest, &Codec::gzip(6), None, &Progress::none()).unwrap();
+        for path in ["b/z.bson", "a/x.metadata.json"] {
+            archive.add_and_remove(&src.join(path)).unwrap();
+            assert!(!src.join(path).exists());
+        }
+        archive.add_rest().unwrap();
+        let (file, stats) = archive.finish().unwrap();
+        let stats = finish_file(&file, &dest, stats).unwrap();
+        assert_eq!((stats.files, stats.input_bytes), (3, 70_012));
+        assert!(
+            src.join("a/y.bson").exists(),
+            "add_rest leaves the files in place"
+        );
+
+        let names: Vec<String> =
+            tar::Archive::new(flate2::read::GzDecoder::new(File::open(&dest).unwrap()))
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect();
+        assert_eq!(
+            names,
+            [
+                "full_backup",
+                "full_backup/b",
+                "full_backup/b/z.bson",
+                "full_backup/a",
+                "full_backup/a/x.metadata.json",
+                "full_backup/a/y.bson",
+                "full_backup/empty",
+            ]
+        );
+        let out = tmp.path().join("out");
+        extract(&dest, &out, None).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("full_backup/b/z.bson")).unwrap(),
+            vec![112u8; 70_000]
+        );
+        assert!(out.join("full_backup/empty").is_dir());
     }
 
     /// A byte changed inside the data (level 0: stored deflate blocks still inflate) or a cut

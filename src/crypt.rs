@@ -88,22 +88,22 @@ impl Recipients {
     }
 }
 
-/// A file written plain, or sealed on its way in.
-pub enum Output {
-    Plain(std::fs::File),
-    Sealed(age::stream::StreamWriter<std::fs::File>),
+/// A file (or any writer) written plain, or sealed on its way in.
+pub enum Output<W: Write = std::fs::File> {
+    Plain(W),
+    Sealed(age::stream::StreamWriter<W>),
 }
 
-impl Output {
-    pub fn new(file: std::fs::File, recipients: Option<&Recipients>) -> std::io::Result<Self> {
+impl<W: Write> Output<W> {
+    pub fn new(out: W, recipients: Option<&Recipients>) -> std::io::Result<Self> {
         Ok(match recipients {
-            None => Output::Plain(file),
-            Some(r) => Output::Sealed(r.seal(file)?),
+            None => Output::Plain(out),
+            Some(r) => Output::Sealed(r.seal(out)?),
         })
     }
 
-    /// Writes age's last chunk (when sealed) and gives the file back, to fsync it.
-    pub fn finish(self) -> std::io::Result<std::fs::File> {
+    /// Writes age's last chunk (when sealed) and gives the writer back, to fsync it.
+    pub fn finish(self) -> std::io::Result<W> {
         match self {
             Output::Plain(f) => Ok(f),
             Output::Sealed(w) => w.finish(),
@@ -111,7 +111,7 @@ impl Output {
     }
 }
 
-impl Write for Output {
+impl<W: Write> Write for Output<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Output::Plain(f) => f.write(buf),

@@ -159,6 +159,11 @@ pub const KEYS: &[KeySpec] = &[
         doc: "multipart parts in flight",
     },
     KeySpec {
+        name: "upload_part_size_mb",
+        default: "`8`",
+        doc: "MiB in one multipart part, 1 to 1024 (S3 wants at least 5); memory holds about `upload_concurrency` + 3 parts. An archive larger than 9,000 parts is uploaded once finished, in larger parts",
+    },
+    KeySpec {
         name: "storage_timeout_seconds",
         default: "`60`",
         doc: "a storage request stalled longer is abandoned and retried",

@@ -99,6 +99,7 @@ pub struct Settings {
     /// The age identity restores open sealed archives with (`--identity`, `MONGO_OSS_AGE_IDENTITY`).
     pub identity: Option<std::sync::Arc<crate::crypt::Identity>>,
     pub upload_concurrency: usize,
+    pub upload_part_size_mb: usize,
     /// A storage request that stalls longer than this is abandoned and retried.
     pub storage_timeout_seconds: u64,
     pub compression_level: u32,
@@ -448,6 +449,11 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         (1usize, 64),
         "is not a number from 1 to 64",
     )?;
+    let upload_part_size_mb = r.number(
+        "upload_part_size_mb",
+        (1usize, 1024),
+        "is not a number of MiB from 1 to 1024",
+    )?;
     let storage_timeout_seconds = r.number(
         "storage_timeout_seconds",
         (1u64, 3600),
@@ -607,6 +613,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         encryption,
         identity,
         upload_concurrency,
+        upload_part_size_mb,
         storage_timeout_seconds,
         compression_level,
         codec,
@@ -626,6 +633,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         storage: None,
         storage_options: StorageOptions {
             upload_concurrency,
+            part_size: upload_part_size_mb << 20,
             io_timeout: std::time::Duration::from_secs(storage_timeout_seconds),
             create_missing_folder: create_bucket_folder,
             ..Default::default()
@@ -728,6 +736,7 @@ impl Settings {
             "oss_kms_key_id": self.oss_encryption.as_ref().and_then(|e| e.kms_key_id.clone()).unwrap_or_default(),
             "encrypt_recipients": self.encryption.as_ref().map(|r| r.describe().join(" ")).unwrap_or_default(),
             "upload_concurrency": self.upload_concurrency,
+            "upload_part_size_mb": self.upload_part_size_mb,
             "storage_timeout_seconds": self.storage_timeout_seconds,
             "compression": self.codec.kind.name(),
             "compression_level": self.compression_level,

@@ -57,6 +57,7 @@ fn description_example_parses() {
     assert!(s.storage.is_none());
     assert_eq!(s.cycle_prefix, "mongodb_cycle_backup_titan_");
     assert_eq!(s.upload_concurrency, 5);
+    assert_eq!(s.storage_options.part_size, 8 << 20);
     assert_eq!(s.compression_level, 6);
 }
 
@@ -133,6 +134,10 @@ fn each_bad_value_has_its_line() {
         (
             "upload_concurrency=0",
             "upload_concurrency: \"0\" is not a number from 1 to 64",
+        ),
+        (
+            "upload_part_size_mb=2048",
+            "upload_part_size_mb: \"2048\" is not a number of MiB from 1 to 1024",
         ),
         (
             "keep_cycles=-1",

@@ -4,7 +4,7 @@
 //! whatever the data size. System collections are skipped as mongodump skips them.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
@@ -27,6 +27,9 @@ pub struct DumpOptions {
     /// A database without collections is an error unless this is set (incremental cycles accept it).
     pub allow_empty: bool,
     pub progress: Progress,
+    /// Receives each file once it is complete and fsynced (a collection's `.metadata.json`, then
+    /// its `.bson`), for an archive that grows while the dump runs.
+    pub finished_files: Option<std::sync::mpsc::Sender<PathBuf>>,
 }
 
 impl Default for DumpOptions {
@@ -35,6 +38,7 @@ impl Default for DumpOptions {
             parallel_collections: 4,
             allow_empty: false,
             progress: Progress::none(),
+            finished_files: None,
         }
     }
 }
@@ -98,7 +102,7 @@ pub async fn dump_database(
     }
     crate::private::create_dir(dir)?;
     let results: Vec<CollectionDump> = futures::stream::iter(specs)
-        .map(|spec| dump_collection(mongo, db, dir, spec, &opts.progress))
+        .map(|spec| dump_collection(mongo, db, dir, spec, opts))
         .buffer_unordered(opts.parallel_collections.max(1))
         .try_collect()
         .await?;
@@ -147,7 +151,7 @@ async fn dump_collection(
     db: &str,
     dir: &Path,
     spec: Document,
-    progress: &Progress,
+    opts: &DumpOptions,
 ) -> Result<CollectionDump> {
     let name = spec.get_str("name").unwrap_or_default().to_string();
     let kind = spec.get_str("type").unwrap_or("collection").to_string();
@@ -168,9 +172,9 @@ async fn dump_collection(
         kind: Some(kind),
     };
     let (mut digest, mut bytes) = (CollectionDigest::default(), 0u64);
-    if !is_view {
-        let path = dir.join(format!("{stem}.bson"));
-        (digest, bytes) = dump_documents(mongo, db, &name, &path, progress).await?;
+    let bson_path = (!is_view).then(|| dir.join(format!("{stem}.bson")));
+    if let Some(path) = &bson_path {
+        (digest, bytes) = dump_documents(mongo, db, &name, path, &opts.progress).await?;
         metadata.indexes = list_indexes(mongo, db, &name).await?;
     }
     crate::hooks::crash_point("during_dump");
@@ -179,6 +183,12 @@ async fn dump_collection(
     f.write_all(metadata.to_json().as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("write", &meta_path, e))?;
+    if let Some(to) = &opts.finished_files {
+        // A receiver gone has failed on its own: its error is the one reported.
+        for path in std::iter::once(meta_path).chain(bson_path) {
+            let _ = to.send(path);
+        }
+    }
     log::debug!(
         "dumped {db}.{name}: {} documents, {bytes} bytes in {:.2}s",
         digest.documents,

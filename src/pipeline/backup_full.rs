@@ -9,11 +9,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use super::{open_storage, store_archive};
+use super::{dump_and_store, open_storage};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout;
-use crate::manifest::ArchiveKind;
 use crate::mongo::connect;
 use crate::mongo::dump::{self, CollectionDump, DumpOptions};
 use crate::progress::Progress;
@@ -53,32 +52,26 @@ pub async fn run(
         describe_db(&settings.db_name),
         dir.display()
     );
-    let collections = match dump::dump(
-        &mongo,
-        &settings.db_name,
-        &dir,
-        &DumpOptions {
-            progress: progress.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            // A partial dump is no backup: leave nothing behind that looks like one.
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-    };
-    let (upload, local_dir) = match storage {
+    let (collections, upload, local_dir) = match storage {
         Some(storage) => {
-            let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
-            let done =
-                store_archive(storage.as_ref(), &dir, &name, settings, entry, progress).await?;
-            (Some(done), None)
+            let (collections, done) =
+                dump_and_store(&mongo, settings, storage.as_ref(), &dir, &name, progress).await?;
+            (collections, Some(done), None)
         }
-        None => (None, Some(dir)),
+        None => {
+            let opts = DumpOptions {
+                progress: progress.clone(),
+                ..Default::default()
+            };
+            match dump::dump(&mongo, &settings.db_name, &dir, &opts).await {
+                Ok(collections) => (collections, None, Some(dir)),
+                Err(e) => {
+                    // A partial dump is no backup: leave nothing behind that looks like one.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e);
+                }
+            }
+        }
     };
     let report = FullBackupReport {
         name,

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Local};
 
 use super::open_storage;
+use super::overlap::{self, DumpJob};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
-use crate::mongo::dump::{self, DumpOptions};
+use crate::mongo::dump::{self, CollectionDump, DumpOptions};
 use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
@@ -469,55 +470,82 @@ async fn full_dump(
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
     }
     crate::private::create_dir(&dir)?;
-    let opts = DumpOptions {
-        allow_empty: true,
-        progress: progress.clone(),
-        ..Default::default()
-    };
     log::info!("cycle {}: full dump from position {p}", cycle_dir.display());
-    let collections = match dump::dump(mongo, &settings.db_name, &dir, &opts).await {
-        Ok(c) => c,
+    let Some(storage) = storage else {
+        let opts = DumpOptions {
+            allow_empty: true,
+            progress: progress.clone(),
+            ..Default::default()
+        };
+        let collections = match dump::dump(mongo, &settings.db_name, &dir, &opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        crate::hooks::crash_point("after_dump");
+        write_b(cycle_dir, p)?;
+        return Ok((collections.iter().map(|c| c.documents).sum(), p, None));
+    };
+    let cycle = cycle_dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let key = layout::cycle_full_key(&cycle, settings.archive_format());
+    let archive_path = layout::archive_path_for(&dir, settings.archive_format());
+    let job = DumpJob {
+        mongo,
+        settings,
+        dir: &dir,
+        archive_path: &archive_path,
+        allow_empty: true,
+        progress,
+    };
+    // The archive's position goes beside it before its upload may complete (`upload_pending`).
+    let sidecar = state::sidecar_path(&archive_path);
+    let seal = |collections: Vec<CollectionDump>, _| async move {
+        let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
+        entry.oplog_start = Some(p);
+        entry.codec = Some(settings.codec.kind);
+        // Documents were read at different moments after P: the copy is consistent only once
+        // the increments replay past the newest entry at the dump's end, the earliest
+        // restorable point.
+        entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
+        let pending = Pending {
+            position: OplogPosition::new(p),
+            entry: Some(entry),
+        };
+        state::write(&sidecar, &pending)?;
+        Ok((collections, ()))
+    };
+    // A key holding an archive already (stored by a run that died before its record) is
+    // compared with the finished archive instead of being written over by a stream.
+    let stream_to = match storage.head(&key).await? {
+        None => Some((storage, key.as_str())),
+        Some(_) => None,
+    };
+    let dumped = match overlap::dump_and_archive(&job, stream_to, seal).await {
+        Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(&archive_path);
             return Err(e);
         }
     };
-    let documents = collections.iter().map(|c| c.documents).sum();
-    let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
-    entry.oplog_start = Some(p);
-    entry.codec = Some(settings.codec.kind);
-    // Documents were read at different moments after P: the copy is consistent only once the
-    // increments replay past the newest entry at the dump's end, the earliest restorable point.
-    entry.oplog_end = oplog::newest(mongo).await?.filter(|end| *end >= p);
-    crate::hooks::crash_point("after_dump");
-    let stored = match storage {
-        Some(s) => {
-            let cycle = cycle_dir
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            store_with_position(
-                s,
-                &dir,
-                &layout::cycle_full_key(&cycle, settings.archive_format()),
-                Pending {
-                    position: OplogPosition::new(p),
-                    entry: Some(entry),
-                },
-                cycle_dir,
-                settings,
-                progress,
-            )
-            .await
-            .map(Some)?
-        }
-        None => {
-            write_b(cycle_dir, p)?;
-            None
-        }
-    };
-    Ok((documents, p, stored))
+    let documents = dumped.collections.iter().map(|c| c.documents).sum();
+    let stored = upload_pending(
+        storage,
+        &archive_path,
+        &key,
+        cycle_dir,
+        settings,
+        progress,
+        dumped.streamed,
+    )
+    .await?;
+    Ok((documents, p, Some(stored)))
 }
 
 /// Archive `dir`, record the position it brings B to beside the archive, upload and verify it,
@@ -535,11 +563,20 @@ async fn store_with_position(
     super::create_archive(dir, &archive_path, settings, progress).await?;
     crate::hooks::crash_point("after_archive");
     state::write(&state::sidecar_path(&archive_path), &pending)?;
-    upload_pending(storage, &archive_path, key, cycle_dir, settings, progress).await
+    upload_pending(
+        storage,
+        &archive_path,
+        key,
+        cycle_dir,
+        settings,
+        progress,
+        None,
+    )
+    .await
 }
 
-/// Uploads one archive whose sidecar holds its position, records it in the cycle's manifest, then
-/// advances B and cleans up.
+/// Uploads one archive whose sidecar holds its position (unless `streamed` did already), records
+/// it in the cycle's manifest, then advances B and cleans up.
 async fn upload_pending(
     storage: &dyn Storage,
     archive_path: &Path,
@@ -547,6 +584,7 @@ async fn upload_pending(
     cycle_dir: &Path,
     settings: &Settings,
     progress: &Progress,
+    streamed: Option<Result<VerifiedUpload>>,
 ) -> Result<VerifiedUpload> {
     let sidecar = state::sidecar_path(archive_path);
     let pending: Pending = state::read(&sidecar)?.ok_or_else(|| {
@@ -556,8 +594,11 @@ async fn upload_pending(
         )
     })?;
     let position = pending.position.position(&sidecar)?;
-    refuse_overwrite(storage, archive_path, key).await?;
-    let done = super::upload(storage, archive_path, key, progress).await?;
+    if !matches!(streamed, Some(Ok(_))) {
+        refuse_overwrite(storage, archive_path, key).await?;
+    }
+    let done =
+        super::upload_unless_streamed(storage, archive_path, key, streamed, progress).await?;
     crate::hooks::crash_point("after_upload");
     let (cycle, kind) = match Key::parse(key, "") {
         Key::CycleFull { cycle } => (cycle, ArchiveKind::Full),
@@ -660,7 +701,16 @@ async fn flush_pending(
                 .unwrap_or(&archive_path);
             let key = format!("{cycle}/{}", rel.to_string_lossy());
             log::info!("storing {key}, left unstored by an earlier run");
-            upload_pending(storage, &archive_path, &key, &cycle_dir, settings, progress).await?;
+            upload_pending(
+                storage,
+                &archive_path,
+                &key,
+                &cycle_dir,
+                settings,
+                progress,
+                None,
+            )
+            .await?;
             stored.push(key);
         }
     }

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod backup_full;
 pub mod backup_inc;
 pub mod catalog;
+pub mod overlap;
 pub mod prune;
 pub mod records;
 pub mod restore_full;
@@ -56,38 +57,95 @@ async fn open_checked(
     Ok(storage)
 }
 
-/// Full mode: archives `dir` to `<dir>.tar.gz`, uploads it as `<name>.tar.gz`, verifies it,
-/// records it in `<name>.manifest.json`, and only then deletes the directory and the archive. On
-/// any failure both stay where they are.
-pub async fn store_archive(
+/// Full mode: dumps into `dir` while archiving it to `<dir>.tar.gz` and uploading that as
+/// `<name>.tar.gz` (`overlap`), verifies it, records it in `<name>.manifest.json`, and only then
+/// deletes the directory and the archive. A failed dump leaves neither; a failed upload both.
+pub async fn dump_and_store(
+    mongo: &crate::mongo::Mongo,
+    settings: &Settings,
     storage: &dyn Storage,
     dir: &Path,
     name: &str,
-    settings: &Settings,
-    entry: ArchiveEntry,
     progress: &Progress,
-) -> Result<VerifiedUpload> {
-    let kind = settings.codec.kind;
-    let archive_path = layout::archive_path_for(dir, settings.archive_format());
-    create_archive(dir, &archive_path, settings, progress).await?;
-    let done = upload(
-        storage,
-        &archive_path,
-        &layout::full_backup_key(name, settings.archive_format()),
+) -> Result<(Vec<CollectionDump>, VerifiedUpload)> {
+    let started = Instant::now();
+    let format = settings.archive_format();
+    let archive_path = layout::archive_path_for(dir, format);
+    let key = layout::full_backup_key(name, format);
+    let job = overlap::DumpJob {
+        mongo,
+        settings,
+        dir,
+        archive_path: &archive_path,
+        allow_empty: false,
         progress,
-    )
-    .await?;
+    };
+    let seal = |collections: Vec<CollectionDump>, _| async move {
+        let entry = manifest_entry(ArchiveKind::Full, &collections, settings)?;
+        Ok((collections, entry))
+    };
+    let dumped = match overlap::dump_and_archive(&job, Some((storage, &key)), seal).await {
+        Ok(d) => d,
+        Err(e) => {
+            // A partial dump is no backup: leave nothing behind that looks like one.
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_file(&archive_path);
+            return Err(e);
+        }
+    };
+    log_archived(dir, &dumped.stats, started);
+    let done =
+        upload_unless_streamed(storage, &archive_path, &key, dumped.streamed, progress).await?;
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
     let entry = ArchiveEntry {
-        codec: Some(kind),
-        ..entry
+        codec: Some(settings.codec.kind),
+        ..dumped.sealed
     };
     manifest::record_stored(storage, &place, entry, &done).await?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
     let _ = std::fs::remove_file(&place.local);
-    Ok(done)
+    Ok((dumped.collections, done))
+}
+
+/// The streamed upload when it went through; otherwise the finished archive is uploaded now.
+pub async fn upload_unless_streamed(
+    storage: &dyn Storage,
+    local: &Path,
+    key: &str,
+    streamed: Option<Result<VerifiedUpload>>,
+    progress: &Progress,
+) -> Result<VerifiedUpload> {
+    match streamed {
+        Some(Ok(done)) => {
+            log::info!(
+                "uploaded {key} to {} while archiving, and verified it (size {}, CRC64 {})",
+                storage.describe(),
+                done.size,
+                done.crc64
+            );
+            Ok(done)
+        }
+        Some(Err(e)) => {
+            log::warn!(
+                "uploading {key} while archiving failed ({e}): uploading the finished archive"
+            );
+            upload(storage, local, key, progress).await
+        }
+        None => upload(storage, local, key, progress).await,
+    }
+}
+
+fn log_archived(dir: &Path, stats: &archive::ArchiveStats, started: Instant) {
+    log::info!(
+        "archived {} ({}, {} → {}) in {:.1}s",
+        dir.display(),
+        crate::logging::count(stats.files, "file"),
+        crate::logging::size(stats.input_bytes),
+        crate::logging::size(stats.archive_bytes),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Archives `dir` into `dest` off the async threads with the settings' codec (sealed for their
@@ -111,14 +169,7 @@ pub async fn create_archive(
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")))??;
-    log::info!(
-        "archived {} ({}, {} → {}) in {:.1}s",
-        dir.display(),
-        crate::logging::count(stats.files, "file"),
-        crate::logging::size(stats.input_bytes),
-        crate::logging::size(stats.archive_bytes),
-        started.elapsed().as_secs_f64()
-    );
+    log_archived(dir, &stats, started);
     Ok(())
 }
 

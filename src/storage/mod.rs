@@ -57,6 +57,9 @@ pub struct VerifiedUpload {
     pub crc64: u64,
 }
 
+/// The parts of an upload whose length is not known when it starts.
+pub type PartStream<'a> = futures::stream::BoxStream<'a, Result<Vec<u8>>>;
+
 /// Progress of one transfer, in bytes.
 pub type ByteProgress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -72,6 +75,22 @@ pub trait Storage: Send + Sync {
         key: &str,
         progress: ByteProgress<'_>,
     ) -> Result<VerifiedUpload>;
+
+    /// Uploads what `parts` yields (each part but the last exactly `part_size` bytes) as one
+    /// object, then verifies it as `put_file` does. The object appears only if the stream ends
+    /// without an error: an error aborts the upload.
+    async fn put_parts(
+        &self,
+        key: &str,
+        part_size: usize,
+        parts: PartStream<'_>,
+        progress: ByteProgress<'_>,
+    ) -> Result<VerifiedUpload>;
+
+    /// The part size for `put_parts` of a stream whose length is not known yet, when the bucket
+    /// keeps an unfinished upload out of sight (multipart); `None` when a stream cut short could
+    /// look like a stored object (a folder).
+    fn stream_part_size(&self) -> Option<usize>;
 
     /// Downloads an object to a local file (streamed; written to a temp name, then renamed).
     /// Returns the CRC64 of what was written, checked against the bucket's when it reports one.

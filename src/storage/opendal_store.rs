@@ -16,7 +16,7 @@ use super::oss_api::OssBucketApi;
 use super::oss_signing::OssSigningTransport;
 use super::target::{OssCredentials, StorageTarget};
 use super::verify::{Crc64, LocalDigest};
-use super::{ByteProgress, ObjectInfo, Retention, Storage, VerifiedUpload};
+use super::{ByteProgress, ObjectInfo, PartStream, Retention, Storage, VerifiedUpload};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Tunables of the storage layer.
@@ -434,7 +434,7 @@ impl Storage for OpendalStorage {
         key: &str,
         progress: ByteProgress<'_>,
     ) -> Result<VerifiedUpload> {
-        let mut file = tokio::fs::File::open(local)
+        let file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::io("open", local, e))?;
         let size = file
@@ -442,11 +442,40 @@ impl Storage for OpendalStorage {
             .await
             .map_err(|e| Error::io("stat", local, e))?
             .len();
+        // Stay under the 10,000-part limit of OSS and S3 whatever the size.
+        let part_size = self.opts.part_size.max((size / 9_000) as usize + 1);
+        let parts = futures::stream::try_unfold(file, move |mut file| async move {
+            let mut part = Vec::with_capacity(part_size);
+            (&mut file)
+                .take(part_size as u64)
+                .read_to_end(&mut part)
+                .await
+                .map_err(|e| Error::io("read", local, e))?;
+            Ok((!part.is_empty()).then_some((part, file)))
+        });
+        self.put_parts(key, part_size, Box::pin(parts), progress)
+            .await
+    }
+
+    fn stream_part_size(&self) -> Option<usize> {
+        match self.backend {
+            // Multipart uploads stay invisible until completed.
+            Backend::Oss | Backend::S3 => Some(self.opts.part_size),
+            // OpenDAL's folder writer writes in place: a stream cut short would look stored.
+            Backend::Folder => None,
+        }
+    }
+
+    async fn put_parts(
+        &self,
+        key: &str,
+        part_size: usize,
+        mut parts: PartStream<'_>,
+        progress: ByteProgress<'_>,
+    ) -> Result<VerifiedUpload> {
         if let Backend::Folder = self.backend {
             self.prepare_folder_object(key)?;
         }
-        // Stay under the 10,000-part limit of OSS and S3 whatever the size.
-        let part_size = self.opts.part_size.max((size / 9_000) as usize + 1);
         let mut writer = self
             .op
             .writer_with(key)
@@ -455,24 +484,21 @@ impl Storage for OpendalStorage {
             .await
             .map_err(|e| self.error("upload", key, e))?;
         let mut digest = LocalDigest::new();
-        let mut sent = 0u64;
         loop {
-            let mut part = Vec::with_capacity(part_size);
-            let n = (&mut file)
-                .take(part_size as u64)
-                .read_to_end(&mut part)
-                .await
-                .map_err(|e| Error::io("read", local, e))?;
-            if n == 0 {
-                break;
-            }
+            let part = match parts.try_next().await {
+                Ok(Some(part)) => part,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
             digest.update_part(&part);
             if let Err(e) = writer.write(part).await {
                 let _ = writer.abort().await;
                 return Err(self.error("upload", key, e));
             }
-            sent += n as u64;
-            progress(sent);
+            progress(digest.size);
         }
         if let Err(e) = writer.close().await {
             let _ = writer.abort().await;

@@ -9,6 +9,8 @@ Test control, on http://127.0.0.1:PORT/__admin/... (never signed, never faulted)
   POST /__admin/faults       {"mode": "500"|"503"|"drop"|"stall"|"truncate"|"delay", "count": N,
                               "methods": ["PUT", ...] (optional), "seconds": S (stall, delay)}
                              (delay: wait S seconds, then serve the request normally)
+                             "first_upload": true (optional): only the parts of the first multipart
+                             upload the fault meets (a later upload of the same key goes through)
   POST /__admin/ignore_sse   {"ignore": true}: store writes unencrypted whatever they ask for
   POST /__admin/worm         {"bucket": ..., "days": N}: a locked retention policy (GetBucketWorm answers
                              it; deleting an object younger than N days is refused); "days": null removes it
@@ -123,12 +125,17 @@ class Faults:
                 spec["methods"] = ["GET"]  # only a body being sent can be cut short
             self.plan.append(spec)
 
-    def take(self, method: str) -> Optional[dict]:
+    def take(self, method: str, params: dict) -> Optional[dict]:
         with self.lock:
             for spec in self.plan:
-                if spec["count"] > 0 and (not spec.get("methods") or method in spec["methods"]):
-                    spec["count"] -= 1
-                    return dict(spec)
+                if spec["count"] <= 0 or (spec.get("methods") and method not in spec["methods"]):
+                    continue
+                if spec.get("first_upload"):
+                    upload = params.get("uploadId") if "partNumber" in params else None
+                    if upload is None or spec.setdefault("upload_id", upload) != upload:
+                        continue
+                spec["count"] -= 1
+                return dict(spec)
         return None
 
 
@@ -309,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
         bucket, key = self._bucket_and_key(host, path)
         if path.startswith("/latest/"):
             return self._metadata(path)
-        fault = self.server.faults.take(self.command)
+        fault = self.server.faults.take(self.command, params)
         delay = 0.0
         if fault and fault["mode"] == "delay":
             delay, fault = float(fault.get("seconds", 1)), None

@@ -1,0 +1,116 @@
+"""The overlapped full dump (issue 14 part 4) on the OSS test server: the archive goes up in
+multipart parts while the dump is still being written, the stored object restores byte for byte,
+a streamed upload that fails falls back to uploading the finished archive, and a run killed with
+SIGKILL while its upload trails the dump loses nothing: the next runs complete the cycle."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import expect_ok, oss_config, run_cli
+from datagen import assert_same_database
+from inc_util import check_nothing_missing
+from scripts_util import install_scripts, run_script
+
+
+def big_documents(db, prefix, count, size=512 * 1024):
+    """Incompressible documents, so that a few of them make an archive of several 1 MiB parts."""
+    ids = ["%s%d" % (prefix, i) for i in range(count)]
+    for chunk in range(0, count, 4):
+        db.blobs.insert_many([{"_id": i, "payload": os.urandom(size)} for i in ids[chunk:chunk + 4]])
+    return ids
+
+
+def bucket_files(oss_server, bucket, prefix):
+    import alibabacloud_oss_v2 as oss
+    sdk = oss_server.sdk_client()
+    listed = sdk.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket, prefix=prefix)).contents or []
+    return {o.key: sdk.get_object(oss.GetObjectRequest(bucket=bucket, key=o.key)).body.read() for o in listed}
+
+
+def test_streamed_full_backup_restores_and_survives_a_failed_stream(tmp_path, mongo, oss_server):
+    client = mongo.client()
+    src = client.overlap_src
+    client.drop_database("overlap_src")
+    big_documents(src, "b", 12)
+    src.small.insert_many([{"_id": i, "v": "x" * i} for i in range(300)])
+    src.small.create_index("v")
+    bucket = oss_server.add_bucket("overlap-full")
+    cfg = oss_config(tmp_path / "inst", oss_server, bucket, db_port=str(mongo.port), db_name="overlap_src",
+                     upload_part_size_mb="1", db_backup_root_path=str(tmp_path / "root"))
+    env = {"HTTP_PROXY": oss_server.proxy}
+
+    r = expect_ok(run_cli("backup", "--config", str(cfg), "--json", env=env))
+    out = json.loads(r.stdout)
+    assert "while archiving" in r.stderr, r.stderr
+    # Several parts: the object was built from the stream, not sent in one PUT at the end.
+    assert out["size"] > 4 * (1 << 20)
+    stored = oss_server.object_bytes(bucket, out["key"])
+    assert len(stored) == out["size"]
+    # Nothing is left locally once the object is verified and recorded.
+    assert [p.name for p in (tmp_path / "root").iterdir() if not p.name.startswith("mongo_oss_backup_")] == [], \
+        list((tmp_path / "root").iterdir())
+    expect_ok(run_cli("verify", "--config", str(cfg), "--deep", out["name"], env=env))
+    client.drop_database("overlap_dst")
+    expect_ok(run_cli("restore", "--config", str(cfg), "--full", out["name"], "--target-db", "overlap_dst",
+                      "--local-dir", str(tmp_path / "rs"), env=env))
+    assert_same_database(src, client.overlap_dst)
+
+    # Every part of the streamed upload fails, past the retries: the stream is abandoned, the
+    # finished archive is uploaded from the local file instead (another multipart upload), and
+    # the run succeeds.
+    oss_server.fault("500", count=1000, methods=["PUT"], first_upload=True)
+    time.sleep(1.1)  # a new minute or second for the next name
+    r = expect_ok(run_cli("backup", "--config", str(cfg), "--json", env=env))
+    assert "uploading the finished archive" in r.stderr, r.stderr
+    oss_server.admin("faults", {"clear": True})
+    second = json.loads(r.stdout)
+    assert second["name"] != out["name"]
+    expect_ok(run_cli("verify", "--config", str(cfg), "--deep", second["name"], env=env))
+
+
+def test_sigkill_while_the_upload_trails_the_dump(tmp_path, mongo, oss_server):
+    db = "overlap_killed"
+    client = mongo.client()
+    client.drop_database(db)
+    inserted = big_documents(client[db], "a", 24)
+    bucket = oss_server.add_bucket("overlap-killed")
+    inst = tmp_path / "inst"
+    root = tmp_path / "root"
+    oss_config(inst, oss_server, bucket, db_port=str(mongo.port), db_name=db, is_inc_backup="1",
+               full_backup_period="7", upload_part_size_mb="1", db_backup_root_path=str(root))
+    install_scripts(inst)
+    env = dict(os.environ, HTTP_PROXY=oss_server.proxy)
+    # The first part hangs: the parts behind it fill the upload's queue and the archive waits,
+    # unfinished, while the dump goes on.
+    served = oss_server.stats()["faults_served"]
+    oss_server.fault("stall", count=1, methods=["PUT"], seconds=60)
+    proc = subprocess.Popen([sys.executable, str(inst / "start.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and oss_server.stats()["faults_served"] == served:
+            time.sleep(0.1)
+        assert oss_server.stats()["faults_served"] == served + 1, "no part upload started"
+        time.sleep(0.5)
+        # The upload began before the archive was finished: no sidecar, so nothing looks stored.
+        archives = list(root.rglob("full_backup.tar.gz"))
+        assert len(archives) == 1 and not list(root.rglob("*.pos.json")), list(root.rglob("*"))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        oss_server.admin("faults", {"clear": True})
+    assert bucket_files(oss_server, bucket, "") == {}, "a killed run left an object in the bucket"
+
+    more = ["m%d" % i for i in range(10)]
+    client[db].small.insert_many([{"_id": i} for i in more])
+    for _ in range(2):
+        time.sleep(1.1)
+        expect_ok(run_script(inst / "start.py", env={"HTTP_PROXY": oss_server.proxy}))
+    cycle = json.loads((root / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
+    check_nothing_missing(bucket_files(oss_server, bucket, cycle + "/"), db, inserted + more)
+    expect_ok(run_cli("verify", "--config", str(inst / "config.properties"), cycle,
+                      env={"HTTP_PROXY": oss_server.proxy}))
