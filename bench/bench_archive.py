@@ -147,7 +147,7 @@ def main():
             print("  (zstd is not installed: its row is skipped)")
 
         print("archive + store:")
-        from conftest import OSS_AK, OSS_SK, ServerProcess, free_port, port_open, write_config
+        from conftest import oss_config, start_oss_server, write_config
         folder_cfg = write_config(work / "folder", storage_url="file://%s" % (work / "bucket"), create_bucket_folder="1",
                                   is_upload_to_oss="1")
         store = ("import mongo_oss_backup as m, pathlib; a = pathlib.Path(%r); "
@@ -156,26 +156,15 @@ def main():
         stored = work / "bucket" / "bench" / "full_backup.tar.gz"
         row("ours gzip, %d threads + store (folder)" % cores,
             py(store % (str(work / "s1.tar.gz"), str(dump), lvl, str(folder_cfg))), stored)
-        port = free_port()
-        oss = ServerProcess("oss", [sys.executable, str(REPO / "tests" / "oss_server" / "server.py"), "--port",
-                                    str(port), "--root", str(work / "oss"), "--access-key-id", OSS_AK, "--region",
-                                    "cn-hangzhou"], port, work / "oss-log", env={"OSS_SERVER_SECRET": OSS_SK})
-        oss.start(lambda: port_open(port))
+        oss = start_oss_server(work / "oss")
         try:
-            import json
-            import urllib.request
-            req = urllib.request.Request("http://127.0.0.1:%d/__admin/buckets" % port,
-                                         data=json.dumps({"name": "bench"}).encode(), method="POST")
-            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10).read()
-            oss_cfg = write_config(work / "ossinst", endpoint="http://localhost:%d" % port, bucket="bench",
-                                   accessKeyId=OSS_AK, accessKeySecret=OSS_SK, oss_region="cn-hangzhou",
-                                   is_upload_to_oss="1")
+            oss_cfg = oss_config(work / "ossinst", oss, oss.add_bucket("bench"), is_upload_to_oss="1")
             marker = work / "s2.tar.gz"
             row("ours gzip, %d threads + store (OSS test server)" % cores,
                 py(store % (str(marker), str(dump), lvl, str(oss_cfg))), marker,
-                env={"HTTP_PROXY": "http://127.0.0.1:%d" % port})
+                env={"HTTP_PROXY": oss.proxy})
         finally:
-            oss.stop()
+            oss.proc.stop()
 
         print("extract:")
         for label, archive, argv in [

@@ -2,17 +2,20 @@
 """Dump and restore benchmark: our engine against baselines measured in the same run, on the same
 secantusdb server and the same data.
 
-  dump:    our full backup (dump + archive + store into a folder bucket), our dump alone (no upload),
+  dump:    our full backup (dump + archive + store into a folder bucket, and streamed to the OSS test
+           server), our dump alone (no upload),
            a bare Rust-driver cursor drain of the same collections (the floor the server allows),
            and a pymongo script writing the same .bson files;
   restore: our restore of that dump, and pymongo insert_many of the same documents.
-Peak RSS of our process is read with /usr/bin/time.
+Peak RSS of our process is read with /usr/bin/time; peak local disk by sampling the backup root.
 
 Usage: python bench/bench_dump_restore.py [--docs 500000] [--collections 4]
 Needs: pip install '.[test]' (secantusdb, pymongo) and cargo (for the bare-drain baseline).
 """
 
 import argparse
+import collections
+import json
 import os
 import random
 import shutil
@@ -27,21 +30,47 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import start_secantus, write_config  # noqa: E402
+from conftest import oss_config, start_oss_server, start_secantus, write_config  # noqa: E402
 
 
-def timed(argv, env=None):
-    """Runs argv under /usr/bin/time; returns (seconds, peak RSS MiB, stdout)."""
+def tree_bytes(root):
+    """Bytes of the files under root now (files come and go while a backup runs)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(folder, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+Run = collections.namedtuple("Run", "seconds rss_mib stdout cpu_seconds peak_disk")
+
+
+def timed(argv, env=None, watch=None):
+    """Runs argv under /usr/bin/time: wall seconds, peak RSS, stdout, CPU seconds (user + system)
+    and, with `watch` (a folder), the most bytes that folder held (sampled every 20 ms)."""
     rss_file = tempfile.NamedTemporaryFile(delete=False)
+    out_file = tempfile.TemporaryFile()
+    err_file = tempfile.TemporaryFile()
     started = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + argv, capture_output=True, text=True,
-                       env=dict(os.environ, **(env or {})))
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file.name] + argv, stdout=out_file,
+                            stderr=err_file, env=dict(os.environ, **(env or {})))
+    peak_disk = 0
+    while proc.poll() is None:
+        if watch is not None:
+            peak_disk = max(peak_disk, tree_bytes(watch))
+        time.sleep(0.02)
     seconds = time.perf_counter() - started
-    if r.returncode != 0:
-        raise SystemExit("failed: %s\n%s\n%s" % (" ".join(argv), r.stdout, r.stderr))
-    rss_kib = int(Path(rss_file.name).read_text().split()[-1])
+    out_file.seek(0)
+    err_file.seek(0)
+    stdout, stderr = out_file.read().decode(), err_file.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit("failed: %s\n%s\n%s" % (" ".join(argv), stdout, stderr))
+    rss_kib, user, system = Path(rss_file.name).read_text().split()[-3:]
     os.unlink(rss_file.name)
-    return seconds, rss_kib / 1024, r.stdout
+    return Run(seconds, int(rss_kib) / 1024, stdout, float(user) + float(system), peak_disk)
 
 
 def populate(client, db_name, docs, collections):
@@ -109,9 +138,10 @@ def main():
     args = ap.parse_args()
     exe = shutil.which("mongo-oss-backup")
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bare_drain"], cwd=REPO, check=True)
-    drain = REPO / "target" / "release" / "examples" / "bare_drain"
+    drain_exe = REPO / "target" / "release" / "examples" / "bare_drain"
     work = Path(tempfile.mkdtemp(prefix="bench-dump-"))
     server = start_secantus(work / "server", oplog_max_entries=2000)
+    oss = start_oss_server(work / "oss")
     try:
         import pymongo
         client = pymongo.MongoClient("127.0.0.1", server.port, directConnection=True)
@@ -121,45 +151,55 @@ def main():
                                                                        time.perf_counter() - t))
         uri = "mongodb://127.0.0.1:%d/?directConnection=true" % server.port
 
-        drain_s, drain_rss, out = timed([str(drain), uri, "bench", "4"])
-        docs, size = int(out.split()[0]), int(out.split()[1])
-        py_dump_s, _, _ = pymongo_dump(server.port, "bench", work / "pydump")
+        drain = timed([str(drain_exe), uri, "bench", "4"])
+        docs, size = int(drain.stdout.split()[0]), int(drain.stdout.split()[1])
+        py_dump = pymongo_dump(server.port, "bench", work / "pydump")
 
         full_cfg = write_config(work / "full", db_port=str(server.port), db_name="bench",
-                                storage_url="file://%s" % (work / "bucket"))
-        ours_full_s, ours_full_rss, _ = timed([exe, "backup", "--config", str(full_cfg)])
+                                storage_url="file://%s" % (work / "bucket"), db_backup_root_path=str(work / "root1"))
+        full = timed([exe, "backup", "--config", str(full_cfg), "--json"], watch=work / "root1")
+        oss_cfg = oss_config(work / "ossinst", oss, oss.add_bucket("bench"), db_port=str(server.port),
+                             db_name="bench", db_backup_root_path=str(work / "root2"))
+        streamed = timed([exe, "backup", "--config", str(oss_cfg), "--json"], env={"HTTP_PROXY": oss.proxy},
+                         watch=work / "root2")
+        archive_size = json.loads(streamed.stdout)["size"]
         dump_cfg = write_config(work / "local", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
-        ours_dump_s, ours_dump_rss, _ = timed([exe, "backup", "--config", str(dump_cfg)])
+        dump_only = timed([exe, "backup", "--config", str(dump_cfg)])
         [dump_dir] = [p for p in (work / "local" / "work").iterdir() if p.is_dir()]
 
         restore_cfg = write_config(work / "restore", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
-        ours_restore_s, ours_restore_rss, _ = timed([exe, "restore", "--config", str(restore_cfg), "--full",
-                                                    dump_dir.name, "--downloaded", "--local-dir", str(dump_dir.parent),
-                                                    "--target-db", "bench_ours"])
+        restore = timed([exe, "restore", "--config", str(restore_cfg), "--full", dump_dir.name, "--downloaded",
+                         "--local-dir", str(dump_dir.parent), "--target-db", "bench_ours"])
         assert client.bench_ours.c0.estimated_document_count() == args.docs // args.collections
-        py_restore_s, _, _ = pymongo_restore(server.port, dump_dir / "bench", "bench_py")
+        py_restore = pymongo_restore(server.port, dump_dir / "bench", "bench_py")
         assert client.bench_py.c0.estimated_document_count() == args.docs // args.collections
     finally:
+        oss.proc.stop()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print()
     print("data: %d documents, %.1f MB of BSON, %d collections" % (docs, size / 1e6, args.collections))
-    print("%-48s %8s %10s %8s" % ("step", "seconds", "docs/s", "ratio"))
+    print("%-50s %8s %10s %8s %14s" % ("step", "seconds", "docs/s", "ratio", "CPU-s per GB"))
     rows = [
-        ("bare Rust driver drain (floor)", drain_s, None),
-        ("pymongo dump to .bson files", py_dump_s, drain_s),
-        ("ours: dump only (no upload)", ours_dump_s, drain_s),
-        ("ours: full backup (dump+archive+store, file://)", ours_full_s, drain_s),
-        ("pymongo insert_many restore (baseline)", py_restore_s, None),
-        ("ours: restore", ours_restore_s, py_restore_s),
+        ("bare Rust driver drain (floor)", drain, None),
+        ("pymongo dump to .bson files", py_dump, drain),
+        ("ours: dump only (no upload)", dump_only, drain),
+        ("ours: full backup (dump+archive+store, file://)", full, drain),
+        ("ours: full backup (streamed to OSS test server)", streamed, drain),
+        ("pymongo insert_many restore (baseline)", py_restore, None),
+        ("ours: restore", restore, py_restore),
     ]
-    for label, secs, base in rows:
-        ratio = "%.2fx" % (secs / base) if base else "1.00x"
-        print("%-48s %8.2f %10.0f %8s" % (label, secs, docs / secs, ratio))
-    print("ours vs pymongo dump: %.2fx" % (ours_dump_s / py_dump_s))
-    print("peak RSS: full backup %.0f MiB, dump %.0f MiB, restore %.0f MiB (bare drain %.0f MiB)"
-          % (ours_full_rss, ours_dump_rss, ours_restore_rss, drain_rss))
+    for label, run, base in rows:
+        ratio = "%.2fx" % (run.seconds / base.seconds) if base else "1.00x"
+        print("%-50s %8.2f %10.0f %8s %14.1f" % (label, run.seconds, docs / run.seconds, ratio,
+                                                 run.cpu_seconds / (size / 1e9)))
+    print("ours vs pymongo dump: %.2fx" % (dump_only.seconds / py_dump.seconds))
+    print("peak RSS: full backup %.0f MiB (OSS %.0f MiB), dump %.0f MiB, restore %.0f MiB (bare drain %.0f MiB)"
+          % (full.rss_mib, streamed.rss_mib, dump_only.rss_mib, restore.rss_mib, drain.rss_mib))
+    print("peak local disk during the backup: file:// %.1f MB, OSS %.1f MB; the archive %.1f MB (%.2fx, %.2fx),"
+          " the BSON %.1f MB" % (full.peak_disk / 1e6, streamed.peak_disk / 1e6, archive_size / 1e6,
+                                full.peak_disk / archive_size, streamed.peak_disk / archive_size, size / 1e6))
 
 
 if __name__ == "__main__":

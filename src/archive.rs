@@ -113,7 +113,14 @@ impl<W: Write + Send + 'static> Growing<W> {
     }
 
     /// Appends the finished file `path` (inside `src`), with the folders above it, then removes it.
-    pub fn add_and_remove(&mut self, path: &Path) -> Result<()> {
+    /// A file spooled through zstd (`spooled_size` = its content's size) goes in as its content,
+    /// named without `spool_suffix`.
+    pub fn add_and_remove(
+        &mut self,
+        path: &Path,
+        spooled_size: Option<u64>,
+        spool_suffix: &str,
+    ) -> Result<()> {
         let rel = path.strip_prefix(&self.src).map_err(|_| {
             Error::new(
                 ErrorKind::Internal,
@@ -125,8 +132,46 @@ impl<W: Write + Send + 'static> Growing<W> {
             above.push(part);
             self.add_folder(&above.clone())?;
         }
-        self.add_file(path, rel)?;
+        match spooled_size {
+            None => self.add_file(path, rel)?,
+            Some(size) => {
+                let name = rel.to_string_lossy();
+                let plain = Path::new(name.strip_suffix(spool_suffix).unwrap_or(&name));
+                self.add_spooled(path, plain, size)?;
+            }
+        }
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
+    }
+
+    /// Appends the zstd content of spool `path` as entry `rel`, which must be `size` bytes.
+    fn add_spooled(&mut self, path: &Path, rel: &Path, size: u64) -> Result<()> {
+        let appended = (|| {
+            let f = File::open(path)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_metadata(&f.metadata()?);
+            header.set_size(size);
+            let decoder = zstd::stream::read::Decoder::new(f)?;
+            // Exactly `size` bytes, or the entry would not match its header.
+            let mut content = ExactSize {
+                inner: decoder,
+                left: size,
+            };
+            let mut counted = Counted {
+                inner: &mut content,
+                task: &mut self.task,
+            };
+            self.builder
+                .append_data(&mut header, self.name.join(rel), &mut counted)?;
+            match content.left {
+                0 => Ok(()),
+                left => Err(std::io::Error::other(format!(
+                    "the spool holds {left} bytes fewer than the dump wrote"
+                ))),
+            }
+        })();
+        self.stats.input_bytes += size;
+        self.stats.files += 1;
+        appended.map_err(|e| Error::io("archive", path, e))
     }
 
     /// Appends everything still in `src` that is not in the archive yet, in sorted order.
@@ -207,6 +252,29 @@ impl<W: Write + Send + 'static> Growing<W> {
                 .append_data(&mut header, self.name.join(rel), &mut counted)
         })();
         appended.map_err(|e| Error::io("archive", path, e))
+    }
+}
+
+/// A reader that gives `left` bytes at most and refuses to hold more.
+struct ExactSize<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ExactSize<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return match self.inner.read(&mut [0u8; 1])? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(
+                    "the spool holds more bytes than the dump wrote",
+                )),
+            };
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -362,7 +430,7 @@ mod tests {
         let mut archive =
             Growing::start(&src, file, &dest, &Codec::gzip(6), None, &Progress::none()).unwrap();
         for path in ["b/z.bson", "a/x.metadata.json"] {
-            archive.add_and_remove(&src.join(path)).unwrap();
+            archive.add_and_remove(&src.join(path), None, "").unwrap();
             assert!(!src.join(path).exists());
         }
         archive.add_rest().unwrap();
@@ -399,6 +467,48 @@ mod tests {
             vec![112u8; 70_000]
         );
         assert!(out.join("full_backup/empty").is_dir());
+    }
+
+    /// A `.bson` spooled through zstd goes in as its content under its own name; a spool that
+    /// does not hold the size the dump wrote is refused rather than archived.
+    #[test]
+    fn spooled_files_go_in_as_their_content() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("full_backup");
+        std::fs::create_dir_all(src.join("db")).unwrap();
+        let content: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let spool = src.join("db/c.bson.spool.zst");
+        std::fs::write(&spool, zstd::encode_all(&content[..], 1).unwrap()).unwrap();
+        let dest = tmp.path().join("a.tar.gz");
+        let file = File::create(&dest).unwrap();
+        let mut archive =
+            Growing::start(&src, file, &dest, &Codec::gzip(1), None, &Progress::none()).unwrap();
+        archive
+            .add_and_remove(&spool, Some(content.len() as u64), ".spool.zst")
+            .unwrap();
+        assert!(!spool.exists());
+        let (_, stats) = archive.finish().unwrap();
+        assert_eq!(stats.input_bytes, content.len() as u64);
+        let out = tmp.path().join("out");
+        extract(&dest, &out, None).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("full_backup/db/c.bson")).unwrap(),
+            content
+        );
+
+        for wrong in [content.len() as u64 - 1, content.len() as u64 + 1] {
+            std::fs::write(&spool, zstd::encode_all(&content[..], 1).unwrap()).unwrap();
+            let file = File::create(&dest).unwrap();
+            let mut archive =
+                Growing::start(&src, file, &dest, &Codec::gzip(1), None, &Progress::none())
+                    .unwrap();
+            let err = archive
+                .add_and_remove(&spool, Some(wrong), ".spool.zst")
+                .unwrap_err();
+            assert!(err.to_string().contains("spool holds"), "{err}");
+        }
     }
 
     /// A byte changed inside the data (level 0: stored deflate blocks still inflate) or a cut

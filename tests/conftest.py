@@ -128,18 +128,23 @@ class OssServer:
         return oss.Client(cfg)
 
 
-@pytest.fixture(scope="session")
-def oss_server(tmp_path_factory) -> OssServer:
-    work = tmp_path_factory.mktemp("oss-server")
+def start_oss_server(work: Path) -> OssServer:
+    """The OSS test server on a free port, its objects under work/data (stop it with .proc.stop())."""
     port = free_port()
     argv = [sys.executable, str(HERE / "oss_server" / "server.py"), "--port", str(port), "--root",
             str(work / "data"), "--access-key-id", OSS_AK, "--region", "cn-hangzhou"]
     proc = ServerProcess("oss_server", argv, port, work, env={"OSS_SERVER_SECRET": OSS_SK})
     proc.start(lambda: port_open(port))
+    return OssServer(proc, work / "data")
+
+
+@pytest.fixture(scope="session")
+def oss_server(tmp_path_factory) -> OssServer:
+    server = start_oss_server(tmp_path_factory.mktemp("oss-server"))
     try:
-        yield OssServer(proc, work / "data")
+        yield server
     finally:
-        proc.stop()
+        server.proc.stop()
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def test_missing_bucket_folder_is_refused_before_the_dump(tmp_path, mongo):
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, storage_url="file://%s" % share,
                        db_backup_root_path=str(root), create_bucket_folder="0")
     one_error(backup(cfg), "the bucket folder %s does not exist" % share, "create_bucket_folder=1")
-    assert not share.exists() and not any(root.rglob("*.bson"))
+    assert not share.exists() and not any(root.rglob("*.bson*"))
     # Allowed when asked for, or when the folder lies inside the local root.
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, storage_url="file://%s" % share,
                        db_backup_root_path=str(root), create_bucket_folder="1")

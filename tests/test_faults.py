@@ -185,7 +185,7 @@ def test_mongodb_killed_mid_dump(tmp_path):
         proc = subprocess.Popen([shutil.which("mongo-oss-backup"), "backup", "--config", str(cfg)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
-        while time.time() < deadline and not any(p.stat().st_size > 0 for p in root.rglob("big.bson")):
+        while time.time() < deadline and not any(p.stat().st_size > 0 for p in root.rglob("big.bson*")):  # spooled
             time.sleep(0.02)
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.proc.wait()

@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::future::Future;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::archive::{self, ArchiveStats, Growing};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::mongo::dump::{self, CollectionDump, DumpOptions, FinishedFile, SPOOL_SUFFIX};
 use crate::mongo::Mongo;
 use crate::progress::Progress;
 use crate::storage::{PartStream, Storage, VerifiedUpload};
@@ -83,7 +83,7 @@ where
         sent: 0,
     };
 
-    let (files_tx, files_rx) = std::sync::mpsc::channel::<PathBuf>();
+    let (files_tx, files_rx) = std::sync::mpsc::channel::<FinishedFile>();
     let dump_done = Arc::new(AtomicBool::new(false));
     let archiver = {
         let (src, dest) = (job.dir.to_path_buf(), job.archive_path.to_path_buf());
@@ -92,8 +92,8 @@ where
         tokio::task::spawn_blocking(move || -> Result<Archived> {
             let mut archive =
                 Growing::start(&src, tee, &dest, &codec, recipients.as_ref(), &progress)?;
-            for path in files_rx {
-                archive.add_and_remove(&path)?;
+            for file in files_rx {
+                archive.add_and_remove(&file.path, file.spooled_size, SPOOL_SUFFIX)?;
             }
             // The sender is gone: the dump ended, or failed (then nothing more is worth writing).
             if !dump_done.load(Ordering::SeqCst) {
