@@ -204,4 +204,12 @@ impl Transfer {
             .unwrap_or_else(|e| e.into_inner())
             .set_bytes(bytes);
     }
+
+    /// Ends a transfer whose size was not known when it started (a streamed upload).
+    pub fn finish_at(self, size: u64) {
+        let mut task = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        task.total = Some(size);
+        task.bytes = size;
+        task.finish();
+    }
 }

@@ -138,3 +138,29 @@ def test_streamed_to_s3_in_parts(tmp_path, mongo, moto_s3):
     expect_ok(run_cli("restore", "--config", str(cfg), "--full", out["name"], "--target-db", "overlap_s3_dst",
                       "--local-dir", str(tmp_path / "rs")))
     assert_same_database(client.overlap_s3, client.overlap_s3_dst)
+
+
+def test_folder_bucket_never_shows_a_cut_stream(tmp_path, mongo):
+    """A folder bucket gets the stream too, written aside and renamed into place: a run killed while
+    it streams leaves nothing at the backup's key (which the next run would refuse to overwrite)."""
+    client = mongo.client()
+    client.drop_database("overlap_folder")
+    big_documents(client.overlap_folder, "f", 8)
+    bucket = tmp_path / "bucket"
+    cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name="overlap_folder", is_inc_backup="1",
+                       upload_part_size_mb="1", storage_url="file://%s" % bucket,
+                       db_backup_root_path=str(tmp_path / "root"))
+    r = run_cli("backup", "--config", str(cfg), env={"MONGO_OSS_BACKUP_TEST_CRASH": "after_dump"})
+    assert r.returncode == -signal.SIGABRT, r.stdout + r.stderr
+    stored = [p for p in bucket.rglob("*") if p.is_file() and ".partial" not in p.parts]
+    assert stored == [], stored
+    assert any(p.is_file() for p in (bucket / ".partial").rglob("*")), "the stream had not begun"
+    time.sleep(1.1)
+    r = expect_ok(run_cli("backup", "--config", str(cfg), "--json"))
+    assert "while archiving" in r.stderr, r.stderr
+    cycle = json.loads(r.stdout)["cycle"]
+    expect_ok(run_cli("verify", "--config", str(cfg), "--deep", cycle))
+    client.drop_database("overlap_folder_dst")
+    expect_ok(run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--target-db", "overlap_folder_dst",
+                      "--local-dir", str(tmp_path / "rs")))
+    assert_same_database(client.overlap_folder, client.overlap_folder_dst)

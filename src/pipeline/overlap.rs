@@ -139,11 +139,13 @@ where
         let (storage, key, part_size) = upload?;
         let task = job.progress.transfer(format!("upload {key}"), None);
         let parts = committed_parts(parts_rx, commit_rx);
-        Some(
-            storage
-                .put_parts(key, part_size, parts, &|sent| task.report(sent))
-                .await,
-        )
+        let done = storage
+            .put_parts(key, part_size, parts, &|sent| task.report(sent))
+            .await;
+        if let Ok(done) = &done {
+            task.finish_at(done.size);
+        }
+        Some(done)
     };
 
     let (work, streamed) = tokio::join!(work, streamed);

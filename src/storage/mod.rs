@@ -88,8 +88,8 @@ pub trait Storage: Send + Sync {
     ) -> Result<VerifiedUpload>;
 
     /// The part size for `put_parts` of a stream whose length is not known yet, when the bucket
-    /// keeps an unfinished upload out of sight (multipart); `None` when a stream cut short could
-    /// look like a stored object (a folder).
+    /// keeps an unfinished upload out of sight (multipart, or a folder's write-aside-and-rename);
+    /// `None` when a stream cut short could look like a stored object.
     fn stream_part_size(&self) -> Option<usize>;
 
     /// Downloads an object to a local file (streamed; written to a temp name, then renamed).

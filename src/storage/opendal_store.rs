@@ -47,6 +47,10 @@ impl Default for StorageOptions {
     }
 }
 
+/// Where a folder bucket's objects are written before they are renamed into place (a name no
+/// backup key starts with, so `list`, `verify` and `prune` leave it alone).
+const PARTIAL_DIR: &str = ".partial";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Oss,
@@ -348,10 +352,8 @@ impl OpendalStorage {
     /// Creates a folder object's parent folders (0700) and the file itself (0600) before OpenDAL
     /// writes into it (it truncates and keeps the mode): a bucket folder holds whole databases.
     fn prepare_folder_object(&self, key: &str) -> Result<()> {
+        self.prepare_folder_parent(key)?;
         let path = Path::new(&self.bucket).join(key);
-        if let Some(parent) = path.parent() {
-            crate::private::create_dir(parent)?;
-        }
         let file = crate::private::create_file(&path)?;
         #[cfg(unix)]
         {
@@ -361,6 +363,31 @@ impl OpendalStorage {
         }
         drop(file);
         Ok(())
+    }
+
+    /// Creates the folders above a folder object (0700).
+    fn prepare_folder_parent(&self, key: &str) -> Result<()> {
+        match Path::new(&self.bucket).join(key).parent() {
+            Some(parent) => crate::private::create_dir(parent),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the folders `PARTIAL_DIR` held an object in, up to `PARTIAL_DIR` itself, as they
+    /// empty (another upload's stay): the bucket folder shows backups only.
+    fn remove_empty_partial_folders(&self, partial_key: &str) {
+        let root = Path::new(&self.bucket);
+        let mut dir = root.join(partial_key);
+        while dir.pop() && dir != root && std::fs::remove_dir(&dir).is_ok() {}
+    }
+
+    /// Ends an upload that failed: a multipart upload is aborted, a folder's partial file removed.
+    async fn abandon(&self, mut writer: opendal::Writer, target: &str) {
+        let _ = writer.abort().await;
+        if let Backend::Folder = self.backend {
+            let _ = self.op.delete(target).await;
+            self.remove_empty_partial_folders(target);
+        }
     }
 
     /// OSS's own CRC64 of an object, read from a signed HEAD.
@@ -458,12 +485,9 @@ impl Storage for OpendalStorage {
     }
 
     fn stream_part_size(&self) -> Option<usize> {
-        match self.backend {
-            // Multipart uploads stay invisible until completed.
-            Backend::Oss | Backend::S3 => Some(self.opts.part_size),
-            // OpenDAL's folder writer writes in place: a stream cut short would look stored.
-            Backend::Folder => None,
-        }
+        // Multipart uploads stay invisible until completed; a folder's object is written under
+        // `PARTIAL_DIR` and renamed into place (`put_parts`).
+        Some(self.opts.part_size)
     }
 
     async fn put_parts(
@@ -473,12 +497,19 @@ impl Storage for OpendalStorage {
         mut parts: PartStream<'_>,
         progress: ByteProgress<'_>,
     ) -> Result<VerifiedUpload> {
-        if let Backend::Folder = self.backend {
-            self.prepare_folder_object(key)?;
-        }
+        // OpenDAL's folder writer writes in place: a folder object is written aside and renamed
+        // into place once complete, so that a run killed half-way leaves nothing at the key.
+        let target = match self.backend {
+            Backend::Folder => {
+                let partial = format!("{PARTIAL_DIR}/{key}");
+                self.prepare_folder_object(&partial)?;
+                partial
+            }
+            Backend::Oss | Backend::S3 => key.to_string(),
+        };
         let mut writer = self
             .op
-            .writer_with(key)
+            .writer_with(&target)
             .chunk(part_size)
             .concurrent(self.opts.upload_concurrency)
             .await
@@ -489,20 +520,28 @@ impl Storage for OpendalStorage {
                 Ok(Some(part)) => part,
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = writer.abort().await;
+                    self.abandon(writer, &target).await;
                     return Err(e);
                 }
             };
             digest.update_part(&part);
             if let Err(e) = writer.write(part).await {
-                let _ = writer.abort().await;
+                self.abandon(writer, &target).await;
                 return Err(self.error("upload", key, e));
             }
             progress(digest.size);
         }
         if let Err(e) = writer.close().await {
-            let _ = writer.abort().await;
+            self.abandon(writer, &target).await;
             return Err(self.error("upload", key, e));
+        }
+        if target != key {
+            self.prepare_folder_parent(key)?;
+            self.op
+                .rename(&target, key)
+                .await
+                .map_err(|e| self.error("upload", key, e))?;
+            self.remove_empty_partial_folders(&target);
         }
         let remote = self.stat(key).await?.ok_or_else(|| {
             Error::new(
