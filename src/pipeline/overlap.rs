@@ -34,8 +34,8 @@ const MAX_STREAMED_PARTS: usize = 9_000;
 /// Parts waiting between the compressor and the uploader (each `part_size` bytes of memory).
 const PARTS_QUEUED: usize = 2;
 
-/// The archive file, what went in, and whether its streamed copy is whole (or why not).
-type Archived = (File, ArchiveStats, std::result::Result<(), String>);
+/// The archive file, what went in, and why the archive gave its stream up, if it did.
+type Archived = (File, ArchiveStats, Option<String>);
 
 /// What to dump and where the archive goes.
 pub struct DumpJob<'a> {
@@ -101,10 +101,10 @@ where
             }
             archive.add_rest()?;
             let (tee, stats) = archive.finish()?;
-            let (file, streaming) = tee
+            let (file, gave_up) = tee
                 .finish()
                 .map_err(|e| Error::io("write archive", &dest, e))?;
-            Ok((file, stats, streaming))
+            Ok((file, stats, gave_up))
         })
     };
 
@@ -125,14 +125,14 @@ where
             .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")));
         let collections = dumped?;
         crate::hooks::crash_point("after_dump");
-        let (file, stats, streaming) = archived??;
+        let (file, stats, gave_up) = archived??;
         let stats = archive::finish_file(&file, job.archive_path, stats)?;
         crate::hooks::crash_point("after_archive");
         let (collections, sealed) = seal(collections, stats).await?;
-        if streaming.is_ok() {
+        if gave_up.is_none() {
             let _ = commit_tx.send(());
         }
-        Ok((collections, stats, sealed, streaming))
+        Ok((collections, stats, sealed, gave_up))
     };
 
     let streamed = async move {
@@ -149,10 +149,10 @@ where
     };
 
     let (work, streamed) = tokio::join!(work, streamed);
-    let (collections, stats, sealed, streaming) = work?;
-    // When the stream was given up, the upload's own error (the missing commit) says nothing.
-    let streamed = match (streamed, streaming) {
-        (Some(_), Err(why)) => Some(Err(Error::new(ErrorKind::Storage, why))),
+    let (collections, stats, sealed, gave_up) = work?;
+    // When the archive gave the stream up, the upload's own error (no commit) would say nothing.
+    let streamed = match (streamed, gave_up) {
+        (Some(_), Some(why)) => Some(Err(Error::new(ErrorKind::Storage, why))),
         (streamed, _) => streamed,
     };
     Ok(Dumped {
@@ -201,25 +201,20 @@ struct Tee {
 }
 
 impl Tee {
-    /// Sends what is left as the last part. Returns the file, and whether the stream is whole (or
-    /// why it was given up).
-    fn finish(mut self) -> std::io::Result<(File, std::result::Result<(), String>)> {
+    /// Sends what is left as the last part. Returns the file, and why the stream was given up
+    /// here, if it was (an uploader that failed has its own error to tell).
+    fn finish(mut self) -> std::io::Result<(File, Option<String>)> {
         self.file.flush()?;
-        let whole = match self.parts.take() {
-            Some((to, _)) => {
-                let last = std::mem::take(&mut self.buffer);
-                if last.is_empty() || to.blocking_send(last).is_ok() {
-                    Ok(())
-                } else {
-                    Err("the streamed upload stopped".to_string())
-                }
+        if let Some((to, _)) = self.parts.take() {
+            let last = std::mem::take(&mut self.buffer);
+            if !last.is_empty() {
+                let _ = to.blocking_send(last);
             }
-            None if self.sent >= MAX_STREAMED_PARTS => Err(format!(
-                "the archive outgrew {MAX_STREAMED_PARTS} streamed parts"
-            )),
-            None => Err("the streamed upload stopped".to_string()),
-        };
-        Ok((self.file, whole))
+        }
+        let gave_up = (self.sent >= MAX_STREAMED_PARTS).then(|| {
+            format!("the archive outgrew {MAX_STREAMED_PARTS} parts of upload_part_size_mb")
+        });
+        Ok((self.file, gave_up))
     }
 }
 
@@ -295,8 +290,8 @@ mod tests {
         for chunk in data.chunks(7) {
             tee.write_all(chunk).unwrap();
         }
-        let (_, whole) = tee.finish().unwrap();
-        assert!(whole.is_ok());
+        let (_, gave_up) = tee.finish().unwrap();
+        assert_eq!(gave_up, None);
         let mut parts = Vec::new();
         while let Ok(part) = parts_rx.try_recv() {
             parts.push(part);
@@ -307,7 +302,7 @@ mod tests {
         assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), data);
     }
 
-    /// An uploader that failed stops the stream, not the archive.
+    /// An uploader that failed stops the stream, not the archive (nor is it the archive's doing).
     #[test]
     fn tee_outlives_its_uploader() {
         let tmp = tempfile::tempdir().unwrap();
@@ -320,8 +315,9 @@ mod tests {
             sent: 0,
         };
         tee.write_all(&[9u8; 30]).unwrap();
-        let (_, whole) = tee.finish().unwrap();
-        assert!(whole.is_err());
+        assert!(tee.parts.is_none());
+        let (_, gave_up) = tee.finish().unwrap();
+        assert_eq!(gave_up, None);
         assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), [9u8; 30]);
     }
 }
