@@ -2,12 +2,14 @@
 """Dump and restore benchmark: our engine against baselines measured in the same run, on the same
 secantusdb server and the same data.
 
-  dump:    our full backup (dump + archive + store into a folder bucket, and streamed to the OSS test
-           server), our dump alone (no upload),
-           a bare Rust-driver cursor drain of the same collections (the floor the server allows),
-           and a pymongo script writing the same .bson files;
+  dump:    our full backup (dump, archive and upload overlapped, into a folder bucket and into the
+           OSS test server), our dump alone (no upload), a bare Rust-driver cursor drain of the same
+           collections (the floor the server allows), and a pymongo script writing the same .bson files;
   restore: our restore of that dump, and pymongo insert_many of the same documents.
-Peak RSS of our process is read with /usr/bin/time; peak local disk by sampling the backup root.
+Each row gives wall seconds, the ratio to its baseline and CPU seconds (user + system, from
+/usr/bin/time) per GB of BSON; then peak RSS, and the peak local disk of each backup (its root
+sampled every 20 ms) against the archive's size. On this 2-core machine the server takes about a
+core, so our CPU competes with it: CPU-s per GB is the figure that carries over to a fast server.
 
 Usage: python bench/bench_dump_restore.py [--docs 500000] [--collections 4]
 Needs: pip install '.[test]' (secantusdb, pymongo) and cargo (for the bare-drain baseline).
