@@ -51,6 +51,9 @@ impl Default for StorageOptions {
 /// backup key starts with, so `list`, `verify` and `prune` leave it alone).
 const PARTIAL_DIR: &str = ".partial";
 
+/// A partial file untouched this long belongs to no running upload.
+const STALE_PARTIAL: Duration = Duration::from_secs(7 * 86_400);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Oss,
@@ -381,6 +384,36 @@ impl OpendalStorage {
         while dir.pop() && dir != root && std::fs::remove_dir(&dir).is_ok() {}
     }
 
+    /// Removes partial files no upload has written to for `STALE_PARTIAL` (left by runs that were
+    /// killed: an upload in progress writes every part as it comes).
+    fn remove_stale_partials(&self) {
+        let root = Path::new(&self.bucket).join(PARTIAL_DIR);
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+                if meta.is_dir() {
+                    stack.push(path);
+                } else if age.is_some_and(|a| a > STALE_PARTIAL)
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    log::info!(
+                        "removed {}, left by an upload that was cut short",
+                        path.display()
+                    );
+                    let key = path.strip_prefix(&self.bucket).unwrap_or(&path);
+                    self.remove_empty_partial_folders(&key.to_string_lossy());
+                }
+            }
+        }
+    }
+
     /// Ends an upload that failed: a multipart upload is aborted, a folder's partial file removed.
     async fn abandon(&self, mut writer: opendal::Writer, target: &str) {
         let _ = writer.abort().await;
@@ -501,6 +534,7 @@ impl Storage for OpendalStorage {
         // into place once complete, so that a run killed half-way leaves nothing at the key.
         let target = match self.backend {
             Backend::Folder => {
+                self.remove_stale_partials();
                 let partial = format!("{PARTIAL_DIR}/{key}");
                 self.prepare_folder_object(&partial)?;
                 partial
