@@ -1,20 +1,23 @@
 //! Full mode (`is_inc_backup=0`), COMPAT §3: dump into `<root>/mongodb_backup_titan_<YYYYmmddHHMM>/`
-//! (data under `<db_name>/`), archive it to `<root>/<name>.tar.gz` with entries `<name>/...`, upload
-//! it to key `<name>.tar.gz` at the bucket root, verify, and only then delete the local copies.
+//! (data under `<db_name>/`), archive it to `<root>/<name>.tar.gz` with entries `<name>/...` and
+//! upload it to key `<name>.tar.gz` at the bucket root, the three at once (`overlap`); verify, and
+//! only then delete the local copies. Without a bucket the dump directory is the backup.
 //! A name already taken (a second run in the same minute) gets the seconds appended: a backup is
 //! never replaced.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use super::{dump_and_store, open_storage};
+use super::open_storage;
+use super::overlap;
 use crate::config::Settings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout;
-use crate::mongo::connect;
+use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::mongo::{connect, Mongo};
 use crate::progress::Progress;
 use crate::storage::{Storage, VerifiedUpload};
 
@@ -81,6 +84,59 @@ pub async fn run(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(report)
+}
+
+/// Full mode: dumps into `dir` while archiving it to `<dir>.tar.gz` and uploading that as
+/// `<name>.tar.gz` (`overlap`), verifies it, records it in `<name>.manifest.json`, and only then
+/// deletes the directory and the archive. A failed dump leaves neither; a failed upload both.
+async fn dump_and_store(
+    mongo: &Mongo,
+    settings: &Settings,
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    progress: &Progress,
+) -> Result<(Vec<CollectionDump>, VerifiedUpload)> {
+    let started = Instant::now();
+    let format = settings.archive_format();
+    let archive_path = layout::archive_path_for(dir, format);
+    let key = layout::full_backup_key(name, format);
+    let job = overlap::DumpJob {
+        mongo,
+        settings,
+        dir,
+        archive_path: &archive_path,
+        allow_empty: false,
+        progress,
+    };
+    let seal = |collections: Vec<CollectionDump>| async move {
+        let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
+        Ok((collections, entry))
+    };
+    let dumped = match overlap::dump_and_archive(&job, Some((storage, &key)), seal).await {
+        Ok(d) => d,
+        Err(e) => {
+            // A partial dump is no backup: leave nothing behind that looks like one.
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_file(&archive_path);
+            return Err(e);
+        }
+    };
+    super::log_archived(dir, &dumped.stats, started);
+    let done =
+        super::upload_unless_streamed(storage, &archive_path, &key, dumped.streamed, progress)
+            .await?;
+    let place =
+        manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
+    let entry = ArchiveEntry {
+        codec: Some(settings.codec.kind),
+        ..dumped.sealed
+    };
+    manifest::record_stored(storage, &place, entry, &done).await?;
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
+    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
+    let _ = std::fs::remove_file(&place.local);
+    Ok((dumped.collections, done))
 }
 
 /// `mongodb_backup_titan_<YYYYmmddHHMM>`, or `…<YYYYmmddHHMMSS>` when a backup of that minute is

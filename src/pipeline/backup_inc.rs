@@ -505,7 +505,7 @@ async fn full_dump(
     };
     // The archive's position goes beside it before its upload may complete (`upload_pending`).
     let sidecar = state::sidecar_path(&archive_path);
-    let seal = |collections: Vec<CollectionDump>, _| async move {
+    let seal = |collections: Vec<CollectionDump>| async move {
         let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
         entry.oplog_start = Some(p);
         entry.codec = Some(settings.codec.kind);

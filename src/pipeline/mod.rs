@@ -24,8 +24,7 @@ use std::time::Instant;
 use crate::archive;
 use crate::config::{Settings, StorageTarget};
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout;
-use crate::manifest::{self, ArchiveEntry, ArchiveKind};
+use crate::manifest::{ArchiveEntry, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
 use crate::progress::Progress;
 use crate::storage::{self, Storage, StorageOptions, VerifiedUpload};
@@ -57,58 +56,6 @@ async fn open_checked(
     Ok(storage)
 }
 
-/// Full mode: dumps into `dir` while archiving it to `<dir>.tar.gz` and uploading that as
-/// `<name>.tar.gz` (`overlap`), verifies it, records it in `<name>.manifest.json`, and only then
-/// deletes the directory and the archive. A failed dump leaves neither; a failed upload both.
-pub async fn dump_and_store(
-    mongo: &crate::mongo::Mongo,
-    settings: &Settings,
-    storage: &dyn Storage,
-    dir: &Path,
-    name: &str,
-    progress: &Progress,
-) -> Result<(Vec<CollectionDump>, VerifiedUpload)> {
-    let started = Instant::now();
-    let format = settings.archive_format();
-    let archive_path = layout::archive_path_for(dir, format);
-    let key = layout::full_backup_key(name, format);
-    let job = overlap::DumpJob {
-        mongo,
-        settings,
-        dir,
-        archive_path: &archive_path,
-        allow_empty: false,
-        progress,
-    };
-    let seal = |collections: Vec<CollectionDump>, _| async move {
-        let entry = manifest_entry(ArchiveKind::Full, &collections, settings)?;
-        Ok((collections, entry))
-    };
-    let dumped = match overlap::dump_and_archive(&job, Some((storage, &key)), seal).await {
-        Ok(d) => d,
-        Err(e) => {
-            // A partial dump is no backup: leave nothing behind that looks like one.
-            let _ = std::fs::remove_dir_all(dir);
-            let _ = std::fs::remove_file(&archive_path);
-            return Err(e);
-        }
-    };
-    log_archived(dir, &dumped.stats, started);
-    let done =
-        upload_unless_streamed(storage, &archive_path, &key, dumped.streamed, progress).await?;
-    let place =
-        manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
-    let entry = ArchiveEntry {
-        codec: Some(settings.codec.kind),
-        ..dumped.sealed
-    };
-    manifest::record_stored(storage, &place, entry, &done).await?;
-    std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
-    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
-    let _ = std::fs::remove_file(&place.local);
-    Ok((dumped.collections, done))
-}
-
 /// The streamed upload when it went through; otherwise the finished archive is uploaded now.
 pub async fn upload_unless_streamed(
     storage: &dyn Storage,
@@ -137,7 +84,7 @@ pub async fn upload_unless_streamed(
     }
 }
 
-fn log_archived(dir: &Path, stats: &archive::ArchiveStats, started: Instant) {
+pub fn log_archived(dir: &Path, stats: &archive::ArchiveStats, started: Instant) {
     log::info!(
         "archived {} ({}, {} → {}) in {:.1}s",
         dir.display(),

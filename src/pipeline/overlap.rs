@@ -70,7 +70,7 @@ pub async fn dump_and_archive<T, F, Fut>(
     seal: F,
 ) -> Result<Dumped<T>>
 where
-    F: FnOnce(Vec<CollectionDump>, ArchiveStats) -> Fut,
+    F: FnOnce(Vec<CollectionDump>) -> Fut,
     Fut: Future<Output = Result<(Vec<CollectionDump>, T)>>,
 {
     let upload = upload.and_then(|(s, key)| Some((s, key, s.stream_part_size()?)));
@@ -128,7 +128,7 @@ where
         let (file, stats, gave_up) = archived??;
         let stats = archive::finish_file(&file, job.archive_path, stats)?;
         crate::hooks::crash_point("after_archive");
-        let (collections, sealed) = seal(collections, stats).await?;
+        let (collections, sealed) = seal(collections).await?;
         if gave_up.is_none() {
             let _ = commit_tx.send(());
         }
