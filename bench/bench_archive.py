@@ -8,7 +8,7 @@ bucket and into the OSS test server; then extracted back (ours, with and without
 Each row runs in its own process; wall seconds, CPU seconds (user + sys, from wait4), peak RSS and
 the archive size are read for that process alone. Ratios are against our single-thread gzip.
 
-Usage: python bench/bench_archive.py [--size-mb 1024] [--cache ~/.cache/mongo-oss-backup-bench]
+Usage: python bench/bench_archive.py [--size-mb 1024] [--level 6] [--zstd-level 3] [--cache ~/.cache/mongo-oss-backup-bench]
 Needs: pip install '.[test]'; pigz and zstd commands for those rows (skipped, and said, without).
 """
 
@@ -98,12 +98,13 @@ def main():
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/mongo-oss-backup-bench"))
     ap.add_argument("--level", type=int, default=6)
+    ap.add_argument("--zstd-level", type=int, default=3, help="our zstd rows and GNU tar's zstd row")
     args = ap.parse_args()
     dump = generate(Path(args.cache), args.size_mb)
     input_bytes = sum(p.stat().st_size for p in dump.rglob("*") if p.is_file())
     work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
     cores = os.cpu_count() or 1
-    lvl = args.level
+    lvl, zl = args.level, args.zstd_level
     rows = []
 
     def row(label, argv, out, cwd=None, env=None, input_size=input_bytes):
@@ -124,12 +125,13 @@ def main():
         g1, gn, zs = work / "ours1.tar.gz", work / "oursn.tar.gz", work / "ours.tar.zst"
         row("ours gzip -%d, 1 thread" % lvl, py(ours % (str(dump), str(g1), lvl, "gzip", 1)), g1)
         row("ours gzip -%d, %d threads" % (lvl, cores), py(ours % (str(dump), str(gn), lvl, "gzip", 0)), gn)
-        row("ours zstd -3, %d threads" % cores, py(ours % (str(dump), str(zs), 3, "zstd", 0)), zs)
+        row("ours zstd -%d, %d threads" % (zl, cores), py(ours % (str(dump), str(zs), zl, "zstd", 0)), zs)
         # Client-side encryption (age) on top of the same codecs: what encrypt_recipients costs.
         ga, za = work / "ours.tar.gz.age", work / "ours.tar.zst.age"
         row("ours gzip -%d, %d threads + age" % (lvl, cores), py(sealed % (str(dump), str(ga), lvl, "gzip", 0, public)),
             ga)
-        row("ours zstd -3, %d threads + age" % cores, py(sealed % (str(dump), str(za), 3, "zstd", 0, public)), za)
+        row("ours zstd -%d, %d threads + age" % (zl, cores), py(sealed % (str(dump), str(za), zl, "zstd", 0, public)),
+            za)
         tar_gz = work / "gnu.tar.gz"
         row("GNU tar czf (gzip -%d)" % lvl, ["tar", "-I", "gzip -%d" % lvl, "-cf", str(tar_gz), dump.name],
             tar_gz, cwd=dump.parent)
@@ -141,7 +143,7 @@ def main():
             print("  (pigz is not installed: its row is skipped)")
         if shutil.which("zstd"):
             zt = work / "gnu.tar.zst"
-            row("GNU tar -I 'zstd -3 -T0'", ["tar", "-I", "zstd -3 -T0", "-cf", str(zt), dump.name], zt,
+            row("GNU tar -I 'zstd -%d -T0'" % zl, ["tar", "-I", "zstd -%d -T0" % zl, "-cf", str(zt), dump.name], zt,
                 cwd=dump.parent)
         else:
             print("  (zstd is not installed: its row is skipped)")

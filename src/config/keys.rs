@@ -181,7 +181,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "zstd_level",
         default: "`3`",
-        doc: "zstd level 1–19",
+        doc: "zstd level 1–19: at 3, ≈ 4× faster than gzip on every core for ≈ 5 % larger archives; from about 8 up, smaller than gzip -6 at gzip's speed or less (`bench/bench_archive.py --zstd-level N`)",
     },
     KeySpec {
         name: "compression_threads",
