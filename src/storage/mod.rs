@@ -3,6 +3,7 @@
 //! retries, multipart and error wording stay here.
 
 mod causes;
+mod folder;
 mod opendal_store;
 mod oss_api;
 mod oss_signing;

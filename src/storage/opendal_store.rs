@@ -12,6 +12,7 @@ use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::causes::{first_line, unreachable_cause, LogRetries};
+use super::folder;
 use super::oss_api::OssBucketApi;
 use super::oss_signing::OssSigningTransport;
 use super::target::{OssCredentials, StorageTarget};
@@ -46,13 +47,6 @@ impl Default for StorageOptions {
         }
     }
 }
-
-/// Where a folder bucket's objects are written before they are renamed into place (a name no
-/// backup key starts with, so `list`, `verify` and `prune` leave it alone).
-const PARTIAL_DIR: &str = ".partial";
-
-/// A partial file untouched this long belongs to no running upload.
-const STALE_PARTIAL: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -175,7 +169,7 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             (op, Backend::S3, ep, bucket.clone(), None)
         }
         StorageTarget::Folder { root } => {
-            prepare_folder(root, opts.create_missing_folder)?;
+            folder::prepare_root(root, opts.create_missing_folder)?;
             let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
             let op = Operator::new(builder).map_err(config_err)?;
             (
@@ -222,33 +216,6 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             _ => "check accessKeyId and accessKeySecret",
         },
     }))
-}
-
-/// A folder bucket must exist and be a directory; it is created (readable by its owner only) only
-/// when that is allowed.
-fn prepare_folder(root: &Path, create: bool) -> Result<()> {
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(
-            ErrorKind::StorageNotFound,
-            format!(
-                "the bucket folder {} is not a directory",
-                root.display()
-            ),
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            log::info!("creating the bucket folder {}", root.display());
-            crate::private::create_dir(root)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
-            ErrorKind::StorageNotFound,
-            format!(
-                "the bucket folder {} does not exist (is the share mounted?); create it, or set create_bucket_folder=1",
-                root.display()
-            ),
-        )),
-        Err(e) => Err(Error::io("open the bucket folder", root, e)),
-    }
 }
 
 impl OpendalStorage {
@@ -352,74 +319,12 @@ impl OpendalStorage {
         }))
     }
 
-    /// Creates a folder object's parent folders (0700) and the file itself (0600) before OpenDAL
-    /// writes into it (it truncates and keeps the mode): a bucket folder holds whole databases.
-    fn prepare_folder_object(&self, key: &str) -> Result<()> {
-        self.prepare_folder_parent(key)?;
-        let path = Path::new(&self.bucket).join(key);
-        let file = crate::private::create_file(&path)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::io("protect", &path, e))?;
-        }
-        drop(file);
-        Ok(())
-    }
-
-    /// Creates the folders above a folder object (0700).
-    fn prepare_folder_parent(&self, key: &str) -> Result<()> {
-        match Path::new(&self.bucket).join(key).parent() {
-            Some(parent) => crate::private::create_dir(parent),
-            None => Ok(()),
-        }
-    }
-
-    /// Removes the folders `PARTIAL_DIR` held an object in, up to `PARTIAL_DIR` itself, as they
-    /// empty (another upload's stay): the bucket folder shows backups only.
-    fn remove_empty_partial_folders(&self, partial_key: &str) {
-        let root = Path::new(&self.bucket);
-        let mut dir = root.join(partial_key);
-        while dir.pop() && dir != root && std::fs::remove_dir(&dir).is_ok() {}
-    }
-
-    /// Removes partial files no upload has written to for `STALE_PARTIAL` (left by runs that were
-    /// killed: an upload in progress writes every part as it comes).
-    fn remove_stale_partials(&self) {
-        let root = Path::new(&self.bucket).join(PARTIAL_DIR);
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-                let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
-                if meta.is_dir() {
-                    stack.push(path);
-                } else if age.is_some_and(|a| a > STALE_PARTIAL)
-                    && std::fs::remove_file(&path).is_ok()
-                {
-                    log::info!(
-                        "removed {}, left by an upload that was cut short",
-                        path.display()
-                    );
-                    let key = path.strip_prefix(&self.bucket).unwrap_or(&path);
-                    self.remove_empty_partial_folders(&key.to_string_lossy());
-                }
-            }
-        }
-    }
-
     /// Ends an upload that failed: a multipart upload is aborted, a folder's partial file removed.
     async fn abandon(&self, mut writer: opendal::Writer, target: &str) {
         let _ = writer.abort().await;
         if let Backend::Folder = self.backend {
             let _ = self.op.delete(target).await;
-            self.remove_empty_partial_folders(target);
+            folder::remove_empty_partial_folders(Path::new(&self.bucket), target);
         }
     }
 
@@ -534,9 +439,10 @@ impl Storage for OpendalStorage {
         // into place once complete, so that a run killed half-way leaves nothing at the key.
         let target = match self.backend {
             Backend::Folder => {
-                self.remove_stale_partials();
-                let partial = format!("{PARTIAL_DIR}/{key}");
-                self.prepare_folder_object(&partial)?;
+                let bucket = Path::new(&self.bucket);
+                folder::remove_stale_partials(bucket);
+                let partial = folder::partial_key(key);
+                folder::prepare_object(bucket, &partial)?;
                 partial
             }
             Backend::Oss | Backend::S3 => key.to_string(),
@@ -570,12 +476,12 @@ impl Storage for OpendalStorage {
             return Err(self.error("upload", key, e));
         }
         if target != key {
-            self.prepare_folder_parent(key)?;
+            folder::prepare_parent(Path::new(&self.bucket), key)?;
             self.op
                 .rename(&target, key)
                 .await
                 .map_err(|e| self.error("upload", key, e))?;
-            self.remove_empty_partial_folders(&target);
+            folder::remove_empty_partial_folders(Path::new(&self.bucket), &target);
         }
         let remote = self.stat(key).await?.ok_or_else(|| {
             Error::new(
