@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
-use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::mongo::dump::CollectionDump;
 use crate::mongo::{connect, Mongo};
 use crate::progress::Progress;
 use crate::storage::{Storage, VerifiedUpload};
@@ -62,18 +62,16 @@ pub async fn run(
             (collections, Some(done), None)
         }
         None => {
-            let opts = DumpOptions {
-                progress: progress.clone(),
-                ..Default::default()
+            let job = overlap::DumpJob {
+                mongo: &mongo,
+                settings,
+                dir: &dir,
+                // Named for the job; only a bucket gets an archive.
+                archive_path: &layout::archive_path_for(&dir, settings.archive_format()),
+                allow_empty: false,
+                progress,
             };
-            match dump::dump(&mongo, &settings.db_name, &dir, &opts).await {
-                Ok(collections) => (collections, None, Some(dir)),
-                Err(e) => {
-                    // A partial dump is no backup: leave nothing behind that looks like one.
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e);
-                }
-            }
+            (overlap::dump_only(&job).await?, None, Some(dir))
         }
     };
     let report = FullBackupReport {
@@ -113,15 +111,7 @@ async fn dump_and_store(
         let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
         Ok((collections, entry))
     };
-    let dumped = match overlap::dump_and_archive(&job, Some((storage, &key)), seal).await {
-        Ok(d) => d,
-        Err(e) => {
-            // A partial dump is no backup: leave nothing behind that looks like one.
-            let _ = std::fs::remove_dir_all(dir);
-            let _ = std::fs::remove_file(&archive_path);
-            return Err(e);
-        }
-    };
+    let dumped = overlap::dump_and_archive(&job, Some((storage, &key)), seal).await?;
     super::log_archived(dir, &dumped.stats, started);
     let done =
         super::upload_unless_streamed(storage, &archive_path, &key, dumped.streamed, progress)

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
-use crate::mongo::dump::{self, CollectionDump, DumpOptions};
+use crate::mongo::dump::CollectionDump;
 use crate::mongo::{connect, oplog, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
@@ -471,19 +471,17 @@ async fn full_dump(
     }
     crate::private::create_dir(&dir)?;
     log::info!("cycle {}: full dump from position {p}", cycle_dir.display());
+    let archive_path = layout::archive_path_for(&dir, settings.archive_format());
+    let job = DumpJob {
+        mongo,
+        settings,
+        dir: &dir,
+        archive_path: &archive_path,
+        allow_empty: true,
+        progress,
+    };
     let Some(storage) = storage else {
-        let opts = DumpOptions {
-            allow_empty: true,
-            progress: progress.clone(),
-            ..Default::default()
-        };
-        let collections = match dump::dump(mongo, &settings.db_name, &dir, &opts).await {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
+        let collections = overlap::dump_only(&job).await?;
         crate::hooks::crash_point("after_dump");
         write_b(cycle_dir, p)?;
         return Ok((collections.iter().map(|c| c.documents).sum(), p, None));
@@ -494,15 +492,6 @@ async fn full_dump(
         .to_string_lossy()
         .into_owned();
     let key = layout::cycle_full_key(&cycle, settings.archive_format());
-    let archive_path = layout::archive_path_for(&dir, settings.archive_format());
-    let job = DumpJob {
-        mongo,
-        settings,
-        dir: &dir,
-        archive_path: &archive_path,
-        allow_empty: true,
-        progress,
-    };
     // The archive's position goes beside it before its upload may complete (`upload_pending`).
     let sidecar = state::sidecar_path(&archive_path);
     let seal = |collections: Vec<CollectionDump>| async move {
@@ -526,14 +515,7 @@ async fn full_dump(
         None => Some((storage, key.as_str())),
         Some(_) => None,
     };
-    let dumped = match overlap::dump_and_archive(&job, stream_to, seal).await {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_file(&archive_path);
-            return Err(e);
-        }
-    };
+    let dumped = overlap::dump_and_archive(&job, stream_to, seal).await?;
     let documents = dumped.collections.iter().map(|c| c.documents).sum();
     let stored = upload_pending(
         storage,

@@ -60,11 +60,43 @@ pub struct Dumped<T> {
     pub streamed: Option<Result<VerifiedUpload>>,
 }
 
+/// A dump with no bucket to go to: the folder is the backup. A failed dump leaves nothing behind
+/// that looks like one.
+pub async fn dump_only(job: &DumpJob<'_>) -> Result<Vec<CollectionDump>> {
+    let opts = DumpOptions {
+        allow_empty: job.allow_empty,
+        progress: job.progress.clone(),
+        ..Default::default()
+    };
+    let dumped = dump::dump(job.mongo, &job.settings.db_name, job.dir, &opts).await;
+    if dumped.is_err() {
+        let _ = std::fs::remove_dir_all(job.dir);
+    }
+    dumped
+}
+
 /// Dumps into `job.dir` while archiving into `job.archive_path` and, when `upload` names a bucket
 /// that hides unfinished uploads and a key, uploading the archive as it grows. `seal` runs once the
-/// archive is complete and fsynced, before the upload may complete. On an error the dump's folder
-/// and the archive are left for the caller to remove; the upload is aborted.
+/// archive is complete and fsynced, before the upload may complete. On an error the upload is
+/// aborted, and the dump's folder and the archive are removed: a partial dump is no backup.
 pub async fn dump_and_archive<T, F, Fut>(
+    job: &DumpJob<'_>,
+    upload: Option<(&dyn Storage, &str)>,
+    seal: F,
+) -> Result<Dumped<T>>
+where
+    F: FnOnce(Vec<CollectionDump>) -> Fut,
+    Fut: Future<Output = Result<(Vec<CollectionDump>, T)>>,
+{
+    let done = overlapped(job, upload, seal).await;
+    if done.is_err() {
+        let _ = std::fs::remove_dir_all(job.dir);
+        let _ = std::fs::remove_file(job.archive_path);
+    }
+    done
+}
+
+async fn overlapped<T, F, Fut>(
     job: &DumpJob<'_>,
     upload: Option<(&dyn Storage, &str)>,
     seal: F,
