@@ -5,7 +5,8 @@ secantusdb server and the same data.
   dump:    our full backup (dump, archive and upload overlapped, into a folder bucket and into the
            OSS test server), our dump alone (no upload), a bare Rust-driver cursor drain of the same
            collections (the floor the server allows), and a pymongo script writing the same .bson files;
-  restore: our restore of that dump, and pymongo insert_many of the same documents.
+  restore: our restore of that dump (extracted; from the OSS test server as it downloads, the
+           default; and downloaded and extracted first), and pymongo insert_many of the same documents.
 Each row gives wall seconds, the ratio to its baseline and CPU seconds (user + system, from
 /usr/bin/time) per GB of BSON; then peak RSS, and the peak local disk of each backup (its root
 sampled every 20 ms) against the archive's size. On this 2-core machine the server takes about a
@@ -165,6 +166,7 @@ def main():
         streamed = timed([exe, "backup", "--config", str(oss_cfg), "--json"], env={"HTTP_PROXY": oss.proxy},
                          watch=work / "root2")
         archive_size = json.loads(streamed.stdout)["size"]
+        oss_name = json.loads(streamed.stdout)["name"]
         dump_cfg = write_config(work / "local", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
         dump_only = timed([exe, "backup", "--config", str(dump_cfg)])
         [dump_dir] = [p for p in (work / "local" / "work").iterdir() if p.is_dir()]
@@ -173,6 +175,14 @@ def main():
         restore = timed([exe, "restore", "--config", str(restore_cfg), "--full", dump_dir.name, "--downloaded",
                          "--local-dir", str(dump_dir.parent), "--target-db", "bench_ours"])
         assert client.bench_ours.c0.estimated_document_count() == args.docs // args.collections
+        from_oss = [exe, "restore", "--config", str(oss_cfg), "--full", oss_name]
+        oss_env = {"HTTP_PROXY": oss.proxy}
+        stream_restore = timed(from_oss + ["--target-db", "bench_stream", "--local-dir", str(work / "rs1")],
+                               env=oss_env, watch=work / "rs1")
+        assert client.bench_stream.c0.estimated_document_count() == args.docs // args.collections
+        extract_restore = timed(from_oss + ["--target-db", "bench_extract", "--download-first", "--local-dir",
+                                            str(work / "rs2")], env=oss_env, watch=work / "rs2")
+        assert client.bench_extract.c0.estimated_document_count() == args.docs // args.collections
         py_restore = pymongo_restore(server.port, dump_dir / "bench", "bench_py")
         assert client.bench_py.c0.estimated_document_count() == args.docs // args.collections
     finally:
@@ -190,15 +200,20 @@ def main():
         ("ours: full backup (dump+archive+store, file://)", full, drain),
         ("ours: full backup (streamed to OSS test server)", streamed, drain),
         ("pymongo insert_many restore (baseline)", py_restore, None),
-        ("ours: restore", restore, py_restore),
+        ("ours: restore of the extracted dump", restore, py_restore),
+        ("ours: restore from OSS as it downloads (default)", stream_restore, py_restore),
+        ("ours: restore from OSS, download+extract first", extract_restore, py_restore),
     ]
     for label, run, base in rows:
         ratio = "%.2fx" % (run.seconds / base.seconds) if base else "1.00x"
         print("%-50s %8.2f %10.0f %8s %14.1f" % (label, run.seconds, docs / run.seconds, ratio,
                                                  run.cpu_seconds / (size / 1e9)))
     print("ours vs pymongo dump: %.2fx" % (dump_only.seconds / py_dump.seconds))
-    print("peak RSS: full backup %.0f MiB (OSS %.0f MiB), dump %.0f MiB, restore %.0f MiB (bare drain %.0f MiB)"
-          % (full.rss_mib, streamed.rss_mib, dump_only.rss_mib, restore.rss_mib, drain.rss_mib))
+    print("peak RSS: full backup %.0f MiB (OSS %.0f MiB), dump %.0f MiB, restore %.0f MiB (as it downloads"
+          " %.0f MiB; bare drain %.0f MiB)" % (full.rss_mib, streamed.rss_mib, dump_only.rss_mib, restore.rss_mib,
+                                              stream_restore.rss_mib, drain.rss_mib))
+    print("peak local disk during a restore from OSS: as it downloads %.1f MB, download+extract first %.1f MB"
+          % (stream_restore.peak_disk / 1e6, extract_restore.peak_disk / 1e6))
     print("peak local disk during the backup: file:// %.1f MB, OSS %.1f MB; the archive %.1f MB (%.2fx, %.2fx),"
           " the BSON %.1f MB" % (full.peak_disk / 1e6, streamed.peak_disk / 1e6, archive_size / 1e6,
                                 full.peak_disk / archive_size, streamed.peak_disk / archive_size, size / 1e6))

@@ -320,16 +320,7 @@ pub fn extract(archive: &Path, dest: &Path, identity: Option<&Identity>) -> Resu
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(archive, e))?;
         let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
-        check_inside(&path).map_err(|why| bad(format!("entry {}: {why}", path.display())))?;
-        // A dump holds files and folders only. A link, even one pointing inside, could be written
-        // through by a later entry or a later extraction into the same place.
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            return Err(bad(format!(
-                "entry {} is a link (a backup holds files and folders only)",
-                path.display()
-            )));
-        }
+        check_entry(&path, entry.header().entry_type()).map_err(bad)?;
         if let Some(Component::Normal(top)) = path.components().next() {
             let top = top.to_string_lossy().into_owned();
             if !tops.contains(&top) {
@@ -347,6 +338,20 @@ pub fn extract(archive: &Path, dest: &Path, identity: Option<&Identity>) -> Resu
     // them. Reading to the end is what checks them (and refuses bytes appended after).
     std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
     Ok(tops)
+}
+
+/// What an archive entry may be: a file or folder whose path stays inside the target. A link,
+/// even one pointing inside, could be written through by a later entry or a later extraction
+/// into the same place. `Err` says why not.
+pub fn check_entry(path: &Path, kind: tar::EntryType) -> std::result::Result<(), String> {
+    check_inside(path).map_err(|why| format!("entry {}: {why}", path.display()))?;
+    if kind.is_symlink() || kind.is_hard_link() {
+        return Err(format!(
+            "entry {} is a link (a backup holds files and folders only)",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// A relative path that stays below its root after resolving `.` and `..`.
@@ -368,12 +373,14 @@ fn check_inside(path: &Path) -> std::result::Result<(), &'static str> {
 }
 
 fn corrupt(archive: &Path, e: std::io::Error) -> Error {
+    unreadable(&archive.display().to_string(), e)
+}
+
+/// `what` (a file, a key) does not read as an archive.
+pub fn unreadable(what: &str, e: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Archive,
-        format!(
-            "{} is not a readable archive (tar.gz or tar.zst): {e}",
-            archive.display()
-        ),
+        format!("{what} is not a readable archive (tar.gz or tar.zst): {e}"),
     )
     .with_source(e)
 }

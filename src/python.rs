@@ -195,7 +195,7 @@ fn backup_json(py: Python<'_>, config: PathBuf, progress: Option<Py<PyAny>>) -> 
 #[pyfunction]
 #[pyo3(signature = (*, config, cycle = None, full = None, until = None, target_db = None,
     dry_run = false, drop = false, oplog_only = false, skip_unknown = false, allow_gap = false,
-    local_dir = None, downloaded = false, db_user = None, db_password = None, progress = None,
+    local_dir = None, downloaded = false, download_first = false, db_user = None, db_password = None, progress = None,
     ns_include = Vec::new(), ns_exclude = Vec::new(), ns_from = Vec::new(), ns_to = Vec::new(),
     identity = None))]
 #[allow(clippy::too_many_arguments)]
@@ -213,6 +213,7 @@ fn restore_json(
     allow_gap: bool,
     local_dir: Option<PathBuf>,
     downloaded: bool,
+    download_first: bool,
     db_user: Option<String>,
     db_password: Option<String>,
     progress: Option<Py<PyAny>>,
@@ -238,6 +239,7 @@ fn restore_json(
                     cycle,
                     local_temp,
                     already_downloaded: downloaded,
+                    download_first,
                     drop_existing: drop,
                     target_db,
                     until: until.as_deref().map(crate::cli::parse_until).transpose()?,
@@ -256,6 +258,7 @@ fn restore_json(
                     suffix: None,
                     local_temp,
                     already_downloaded: downloaded,
+                    download_first,
                     drop_existing: drop,
                     target_db,
                     ns,
@@ -371,6 +374,8 @@ fn run_restore_full(
                 suffix: Some(suffix).filter(|s| !s.is_empty()),
                 local_temp,
                 already_downloaded: downloaded,
+                // The old script left the extracted backup for has_download_to_local=True.
+                download_first: true,
                 drop_existing: drop,
                 target_db,
                 ns: Default::default(),
@@ -404,6 +409,8 @@ fn run_restore_inc(
                 cycle,
                 local_temp,
                 already_downloaded: downloaded,
+                // The old script left the extracted cycle for has_download_to_local=True.
+                download_first: true,
                 drop_existing: drop,
                 target_db,
                 until: None,

@@ -194,7 +194,7 @@ def test_missing_increment_is_refused_then_allow_gap_and_until(made, tmp_path, m
 
 def test_missing_local_increment_is_refused(made, tmp_path, mongo):
     c = Copy(made, tmp_path, mongo, "chain_local")
-    r = c.restore()
+    r = c.restore("--download-first")
     expect_ok(r)
     c.assert_state(2)
     c.client.drop_database(c.target)
@@ -308,7 +308,7 @@ def test_list_and_verify_see_a_truncated_dump_and_a_gap(made, tmp_path, mongo):
 
 def test_restore_twice_over_itself(made, tmp_path, mongo):
     c = Copy(made, tmp_path, mongo, "chain_twice")
-    r = c.restore()
+    r = c.restore("--download-first")
     expect_ok(r)
     c.assert_state(2)
     r = c.restore("--downloaded")

@@ -336,7 +336,7 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
             until: Optional[str] = None, target_db: Optional[str] = None, dry_run: bool = False,
             drop: bool = False, oplog_only: bool = False, skip_unknown: bool = False,
             allow_gap: bool = False, local_dir: Optional[PathLike] = None, downloaded: bool = False,
-            db_user: Optional[str] = None, db_password: Optional[str] = None,
+            download_first: bool = False, db_user: Optional[str] = None, db_password: Optional[str] = None,
             progress: Optional[Callable[[Progress], None]] = None,
             ns_include: Sequence[str] = (), ns_exclude: Sequence[str] = (),
             ns_from: Sequence[str] = (), ns_to: Sequence[str] = (),
@@ -355,12 +355,16 @@ def restore(*, config: PathLike, cycle: Optional[str] = None, full: Optional[str
     replay follows the selection. A target holding documents raises ConfigError unless `drop`.
     `identity` is the age identity file that opens a backup made with encrypt_recipients (else
     MONGO_OSS_AGE_IDENTITY); without it, or with another key, EncryptionError is raised.
+    The dump is restored as it downloads, nothing extracted to disk, into temporary collections
+    renamed into place once the whole archive is checked; `download_first` downloads and extracts
+    it into `local_dir` first and keeps it there (for `downloaded`).
     """
     text = _core.restore_json(config=os.fspath(config), cycle=cycle, full=full, until=until,
                               target_db=target_db, dry_run=dry_run, drop=drop, oplog_only=oplog_only,
                               skip_unknown=skip_unknown, allow_gap=allow_gap,
                               local_dir=None if local_dir is None else os.fspath(local_dir),
-                              downloaded=downloaded, db_user=db_user, db_password=db_password,
+                              downloaded=downloaded, download_first=download_first,
+                              db_user=db_user, db_password=db_password,
                               progress=_progress(progress), ns_include=list(ns_include),
                               ns_exclude=list(ns_exclude), ns_from=list(ns_from), ns_to=list(ns_to),
                               identity=None if identity is None else os.fspath(identity))

@@ -136,6 +136,10 @@ enum Command {
         /// The backup is already extracted in --local-dir: do not download it.
         #[arg(long)]
         downloaded: bool,
+        /// Download and extract the dump into --local-dir first, and keep it there (for
+        /// --downloaded) [default: restore it as it downloads, with nothing extracted].
+        #[arg(long, conflicts_with = "downloaded")]
+        download_first: bool,
         /// Restore into this database instead of db_name.
         #[arg(long)]
         target_db: Option<String>,
@@ -328,6 +332,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
             suffix,
             local_dir,
             downloaded,
+            download_first,
             target_db,
             drop,
             ns,
@@ -346,6 +351,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
                     cycle,
                     local_temp,
                     already_downloaded: downloaded,
+                    download_first,
                     drop_existing: drop,
                     target_db,
                     until: until.as_deref().map(commands::parse_until).transpose()?,
@@ -362,6 +368,7 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
                 name: full.unwrap_or_default(),
                 suffix,
                 already_downloaded: downloaded,
+                download_first,
                 drop_existing: drop,
                 target_db,
                 ns: ns.options(),

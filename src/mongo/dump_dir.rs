@@ -54,20 +54,13 @@ pub fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
             }
             None => Metadata::default(),
         };
-        let name = match (&metadata.collection_name, names::is_truncated_stem(&stem)) {
-            (Some(n), _) => n.clone(),
-            (None, false) => names::query_unescape(&stem).unwrap_or_else(|| stem.clone()),
-            (None, true) => {
-                ignored.push(format!(
-                    "{stem}.bson (a truncated long name without metadata)"
-                ));
+        let name = match collection_name(&stem, &metadata) {
+            Ok(name) => name,
+            Err(why) => {
+                ignored.push(why);
                 continue;
             }
         };
-        if name.starts_with("system.") && name != "system.js" {
-            ignored.push(format!("{stem}.bson (system collection)"));
-            continue;
-        }
         out.push(DumpedCollection {
             name,
             bson,
@@ -75,6 +68,24 @@ pub fn scan(dir: &Path) -> Result<(Vec<DumpedCollection>, Vec<String>)> {
         });
     }
     Ok((out, ignored))
+}
+
+/// The collection a dumped `<stem>.bson` restores into: the name its metadata gives, else the
+/// stem unescaped. `Err` says why it is not restored (listed, never silently dropped).
+pub fn collection_name(stem: &str, metadata: &Metadata) -> std::result::Result<String, String> {
+    let name = match (&metadata.collection_name, names::is_truncated_stem(stem)) {
+        (Some(n), _) => n.clone(),
+        (None, false) => names::query_unescape(stem).unwrap_or_else(|| stem.to_string()),
+        (None, true) => {
+            return Err(format!(
+                "{stem}.bson (a truncated long name without metadata)"
+            ))
+        }
+    };
+    if name.starts_with("system.") && name != "system.js" {
+        return Err(format!("{stem}.bson (system collection)"));
+    }
+    Ok(name)
 }
 
 /// The namespaces `db.coll` a dump root holds (its database `db_name`, or every one when empty),

@@ -13,5 +13,6 @@ pub mod names;
 pub mod oplog;
 pub mod replay;
 pub mod restore;
+pub mod staged;
 
 pub use connect::{connect, Mongo, MongoTarget};

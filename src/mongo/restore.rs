@@ -25,7 +25,7 @@ use super::dump_dir::{scan, DumpedCollection};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Collection options older servers wrote that a create command no longer accepts.
-const LEGACY_OPTIONS: &[&str] = &["flags", "autoIndexId", "recordIdsReplicated"];
+pub(crate) const LEGACY_OPTIONS: &[&str] = &["flags", "autoIndexId", "recordIdsReplicated"];
 /// Examples of failed documents kept per collection.
 const MAX_EXAMPLES: usize = 5;
 
@@ -90,6 +90,19 @@ pub struct DatabaseRestore {
 }
 
 impl DatabaseRestore {
+    /// The one line a restored database leaves in the log.
+    pub fn log(&self, started: Instant) {
+        log::info!(
+            "restored database {}: {}, {} ({} failed), {} in {:.1}s",
+            self.database,
+            crate::logging::count(self.collections.len() as u64, "collection"),
+            crate::logging::count(self.documents(), "document"),
+            self.failed_documents(),
+            crate::logging::count(self.failed_indexes() as u64, "index failure"),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     pub fn documents(&self) -> u64 {
         self.collections.iter().map(|c| c.inserted).sum()
     }
@@ -119,7 +132,8 @@ pub async fn restore_database(
         ignored_files,
     };
     if opts.drop_existing {
-        drop_others(mongo, target, &collections).await?;
+        let keep: Vec<&str> = collections.iter().map(|c| c.name.as_str()).collect();
+        drop_others(mongo, target, &keep).await?;
     }
     let (views, tables): (Vec<_>, Vec<_>) =
         collections.into_iter().partition(|c| c.metadata.is_view());
@@ -128,20 +142,13 @@ pub async fn restore_database(
             .collections
             .push(restore_collection(mongo, target, &c.name, c, opts).await?);
     }
-    log::info!(
-        "restored database {target}: {}, {} ({} failed), {} in {:.1}s",
-        crate::logging::count(report.collections.len() as u64, "collection"),
-        crate::logging::count(report.documents(), "document"),
-        report.failed_documents(),
-        crate::logging::count(report.failed_indexes() as u64, "index failure"),
-        started.elapsed().as_secs_f64()
-    );
+    report.log(started);
     Ok(report)
 }
 
 /// With drop, the target database ends up holding exactly the backup's collections: those it
 /// does not have (created after the backup's point) go too.
-async fn drop_others(mongo: &Mongo, db: &str, keep: &[DumpedCollection]) -> Result<()> {
+pub(crate) async fn drop_others(mongo: &Mongo, db: &str, keep: &[&str]) -> Result<()> {
     let doing = format!("list the collections of {db}");
     let names = mongo
         .client
@@ -150,7 +157,9 @@ async fn drop_others(mongo: &Mongo, db: &str, keep: &[DumpedCollection]) -> Resu
         .await
         .map_err(|e| mongo.error(e, &doing))?;
     for name in names {
-        if name.starts_with("system.") || keep.iter().any(|c| c.name == name) {
+        // A staged restore's temporaries are its own to drop (or rename over these).
+        let staged = name.starts_with(super::staged::TEMP_PREFIX);
+        if name.starts_with("system.") || staged || keep.contains(&name.as_str()) {
             continue;
         }
         log::info!("dropping {db}.{name}: the backup does not hold it (--drop)");
@@ -166,7 +175,7 @@ async fn drop_others(mongo: &Mongo, db: &str, keep: &[DumpedCollection]) -> Resu
 }
 
 /// Restores dumped collection `c` into `db.name`.
-async fn restore_collection(
+pub(crate) async fn restore_collection(
     mongo: &Mongo,
     db: &str,
     name: &str,
@@ -197,9 +206,13 @@ async fn restore_collection(
                 .await
                 .map_err(|e| mongo.error(e, &doing))?,
         };
+        let mut source = Documents::open(bson)?;
         match present {
-            0 => insert_file(mongo, db, name, bson, opts, &mut result).await?,
-            _ => replace_file(mongo, db, name, bson, opts, &mut result).await?,
+            0 => {
+                let shown = format!("{db}.{name}");
+                insert_documents(mongo, db, name, &shown, &mut source, opts, &mut result).await?
+            }
+            _ => replace_documents(mongo, db, name, &mut source, opts, &mut result).await?,
         }
     }
     build_indexes(mongo, db, name, &c.metadata.indexes, &mut result).await?;
@@ -207,7 +220,12 @@ async fn restore_collection(
 }
 
 /// `create` with the dumped options; an existing collection is kept (documents go into it).
-async fn create_collection(mongo: &Mongo, db: &str, name: &str, options: &Document) -> Result<()> {
+pub(crate) async fn create_collection(
+    mongo: &Mongo,
+    db: &str,
+    name: &str,
+    options: &Document,
+) -> Result<()> {
     let mut command = doc! {"create": name};
     for (k, v) in options {
         if !LEGACY_OPTIONS.contains(&k.as_str()) {
@@ -221,29 +239,73 @@ async fn create_collection(mongo: &Mongo, db: &str, name: &str, options: &Docume
     }
 }
 
-/// Reads the concatenated documents of a .bson file and inserts them in batches, several in flight.
-async fn insert_file(
+/// Where a collection's dumped documents come from.
+pub enum Documents {
+    /// A `.bson` file on disk.
+    File(BsonReader<BufReader<File>>),
+    /// Batches read from an archive as it downloads; an `Err` ends the stream.
+    Stream(tokio::sync::mpsc::Receiver<Result<Vec<RawDocumentBuf>>>),
+    /// A collection on the server (a staged restore merged into a target that holds documents).
+    Cursor(Box<mongodb::Cursor<RawDocumentBuf>>, String),
+}
+
+impl Documents {
+    pub fn open(path: &Path) -> Result<Documents> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        Ok(Documents::File(BsonReader::new(
+            BufReader::with_capacity(1 << 20, file),
+            path,
+        )))
+    }
+
+    /// Documents up to about `max_bytes` (at least one); empty at the end.
+    async fn next_batch(&mut self, mongo: &Mongo, max_bytes: usize) -> Result<Vec<RawDocumentBuf>> {
+        match self {
+            Documents::File(reader) => reader.next_batch(max_bytes),
+            Documents::Stream(batches) => batches.recv().await.unwrap_or(Ok(Vec::new())),
+            Documents::Cursor(cursor, ns) => {
+                let (mut batch, mut size) = (Vec::new(), 0);
+                while size < max_bytes {
+                    let more = cursor
+                        .advance()
+                        .await
+                        .map_err(|e| mongo.error(e, &format!("read {ns}")))?;
+                    if !more {
+                        break;
+                    }
+                    let d = cursor.current().to_raw_document_buf();
+                    size += d.as_bytes().len();
+                    batch.push(d);
+                }
+                Ok(batch)
+            }
+        }
+    }
+}
+
+/// Inserts documents in batches, several in flight; `shown` names the collection on the progress
+/// line (a staged restore writes under a temporary name).
+pub(crate) async fn insert_documents(
     mongo: &Mongo,
     db: &str,
     name: &str,
-    path: &Path,
+    shown: &str,
+    source: &mut Documents,
     opts: &RestoreOptions,
     result: &mut CollectionRestore,
 ) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
     let collection = mongo.client.database(db).collection::<RawDocumentBuf>(name);
     let mut in_flight: JoinSet<(
         Vec<RawDocumentBuf>,
         std::result::Result<u64, mongodb::error::Error>,
     )> = JoinSet::new();
     let mut task = opts.progress.task(
-        format!("restore {db}.{name}"),
+        format!("restore {shown}"),
         crate::progress::Unit::Documents,
         None,
     );
     loop {
-        let batch = reader.next_batch(opts.batch_bytes)?;
+        let batch = source.next_batch(mongo, opts.batch_bytes).await?;
         let done = batch.is_empty();
         if !done {
             let coll = collection.clone();
@@ -272,19 +334,17 @@ async fn insert_file(
     }
 }
 
-/// Writes the documents of a .bson file by `_id` into a collection that already holds documents:
+/// Writes dumped documents by `_id` into a collection that already holds documents:
 /// one `update` command (replacement, upsert, unordered) per batch. Documents a unique index
 /// refused (another document still holds the value) are tried once more after the others.
-async fn replace_file(
+pub(crate) async fn replace_documents(
     mongo: &Mongo,
     db: &str,
     name: &str,
-    path: &Path,
+    source: &mut Documents,
     opts: &RestoreOptions,
     result: &mut CollectionRestore,
 ) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut reader = BsonReader::new(BufReader::with_capacity(1 << 20, file), path);
     log::info!("{db}.{name} already holds documents: writing the dump's by _id");
     let mut task = opts.progress.task(
         format!("restore {db}.{name}"),
@@ -293,7 +353,7 @@ async fn replace_file(
     );
     let mut refused: Vec<RawDocumentBuf> = Vec::new();
     loop {
-        let batch = reader.next_batch(opts.batch_bytes)?;
+        let batch = source.next_batch(mongo, opts.batch_bytes).await?;
         if batch.is_empty() {
             break;
         }
@@ -542,7 +602,7 @@ async fn already_present(
 }
 
 /// Builds the metadata's indexes (all at once; one by one if that fails, to build all it can).
-async fn build_indexes(
+pub(crate) async fn build_indexes(
     mongo: &Mongo,
     db: &str,
     name: &str,

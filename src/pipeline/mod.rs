@@ -14,6 +14,7 @@ pub mod prune;
 pub mod records;
 pub mod restore_full;
 pub mod restore_inc;
+pub mod restore_stream;
 pub mod selective;
 pub mod status;
 pub mod verify;

@@ -1,6 +1,8 @@
 //! restore_full.py, COMPAT §5: download `<name><suffix>` from the bucket root into the local temp
 //! directory (unless already there), extract it, and restore `<tmp>/<name>/<db_name>` into
 //! `db_name` (or another target). An empty `db_name` restores every database the backup holds.
+//! Restores of the whole backup from the bucket skip the local copy: they read the archive as it
+//! downloads (`restore_stream`), unless `download_first`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use crate::manifest::Manifest;
 use crate::mongo::connect;
 use crate::mongo::restore::{restore_dump_root, restore_selected, DatabaseRestore, RestoreOptions};
 use crate::progress::Progress;
+use crate::storage::Storage;
 
 #[derive(Debug, Clone)]
 pub struct RestoreFullRequest {
@@ -34,6 +37,9 @@ pub struct RestoreFullRequest {
     pub ns: NsOptions,
     /// With a selection: say what would be restored; touch no server.
     pub dry_run: bool,
+    /// Download and extract into `local_temp` before restoring (kept there: `already_downloaded`
+    /// can restore from it again), instead of restoring as the archive downloads.
+    pub download_first: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,6 +72,24 @@ pub async fn run(
         true => None,
         false => Some(connect(&settings.restore_mongo).await?),
     };
+    let opts = RestoreOptions {
+        drop_existing: req.drop_existing,
+        progress: progress.clone(),
+        ..Default::default()
+    };
+    if let (Some(mongo), false, false, true) = (
+        &mongo,
+        req.already_downloaded,
+        req.download_first,
+        selection.is_everything(),
+    ) {
+        let databases = restore_streamed(settings, req, mongo, &opts, progress).await?;
+        return Ok(RestoreReport {
+            databases,
+            selection: None,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let manifest = match req.already_downloaded {
         true => None,
         false => download_and_extract(settings, req, progress).await?,
@@ -98,11 +122,6 @@ pub async fn run(
         });
     }
     let mongo = mongo.expect("connected unless a dry run");
-    let opts = RestoreOptions {
-        drop_existing: req.drop_existing,
-        progress: progress.clone(),
-        ..Default::default()
-    };
     let databases = restore_dump_root(
         &mongo,
         &backup_dir,
@@ -119,15 +138,43 @@ pub async fn run(
     })
 }
 
-/// Downloads the archive, checked against its manifest when it has one (size and CRC64), and
-/// extracts it (read to its end: gzip's own check runs too). Returns the manifest.
-async fn download_and_extract(
+/// Restores the whole backup straight from the bucket (`restore_stream`): nothing is extracted,
+/// and nothing but temporaries is written before the archive is proven.
+async fn restore_streamed(
     settings: &Settings,
     req: &RestoreFullRequest,
+    mongo: &crate::mongo::Mongo,
+    opts: &RestoreOptions,
     progress: &Progress,
-) -> Result<Option<Manifest>> {
+) -> Result<Vec<DatabaseRestore>> {
     let storage = open_source_storage(settings, "restoring the backup").await?;
-    let started = Instant::now();
+    let (manifest, key) = find_archive(storage.as_ref(), req).await?;
+    log::info!(
+        "restoring {key} from {} as it downloads",
+        storage.describe()
+    );
+    let dump = super::restore_stream::StreamedDump {
+        storage: storage.as_ref(),
+        key: &key,
+        recorded: manifest.as_ref().and_then(|m| m.entry(&key)),
+        top: &req.name,
+        db_name: &settings.db_name,
+        target_db: req.target_db.as_deref(),
+        missing_is_empty: false,
+        identity: settings.identity.clone(),
+        spool_dir: req
+            .local_temp
+            .join(format!(".spool-{}", std::process::id())),
+    };
+    super::restore_stream::restore(mongo, dump, opts, progress).await
+}
+
+/// The backup's manifest (if it has one) and the key of its archive; an archive the manifest
+/// does not record is refused.
+async fn find_archive(
+    storage: &dyn Storage,
+    req: &RestoreFullRequest,
+) -> Result<(Option<Manifest>, String)> {
     let manifest_key = layout::full_manifest_key(&req.name);
     let manifest = match storage.read(&manifest_key).await? {
         Some(bytes) => Some(Manifest::parse(&bytes, &manifest_key)?),
@@ -165,9 +212,7 @@ async fn download_and_extract(
             found.unwrap_or_else(|| layout::full_backup_key(&req.name, Kind::Gzip))
         }
     };
-    let local = req.local_temp.join(&key);
-    let recorded = manifest.as_ref().and_then(|m| m.entry(&key));
-    if manifest.is_some() && recorded.is_none() {
+    if manifest.as_ref().is_some_and(|m| m.entry(&key).is_none()) {
         return Err(crate::error::Error::new(
             crate::error::ErrorKind::Integrity,
             format!(
@@ -175,6 +220,21 @@ async fn download_and_extract(
             ),
         ));
     }
+    Ok((manifest, key))
+}
+
+/// Downloads the archive, checked against its manifest when it has one (size and CRC64), and
+/// extracts it (read to its end: gzip's own check runs too). Returns the manifest.
+async fn download_and_extract(
+    settings: &Settings,
+    req: &RestoreFullRequest,
+    progress: &Progress,
+) -> Result<Option<Manifest>> {
+    let storage = open_source_storage(settings, "restoring the backup").await?;
+    let started = Instant::now();
+    let (manifest, key) = find_archive(storage.as_ref(), req).await?;
+    let local = req.local_temp.join(&key);
+    let recorded = manifest.as_ref().and_then(|m| m.entry(&key));
     // What a previous restore extracted here must not mix with this one.
     let _ = std::fs::remove_dir_all(req.local_temp.join(&req.name));
     super::download(storage.as_ref(), &key, &local, recorded, progress).await?;

@@ -47,6 +47,9 @@ pub struct RestoreIncRequest {
     pub allow_gap: bool,
     /// Only these collections, possibly renamed (`selective`).
     pub ns: NsOptions,
+    /// Download and extract the dump into `local_temp` before restoring it (kept there:
+    /// `already_downloaded` can restore from it again), instead of restoring it as it downloads.
+    pub download_first: bool,
 }
 
 /// One increment of the plan, as read from disk.
@@ -97,12 +100,19 @@ pub async fn run(
         true => None,
         false => Some(open_source_storage(settings, "restoring the cycle").await?),
     };
+    // The whole dump, from the bucket: restored as it downloads (`restore_stream`).
+    let stream_dump = storage.is_some()
+        && !req.download_first
+        && !req.dry_run
+        && !req.oplog_only
+        && selection.is_everything();
     let prepared = prepare(
         storage.as_deref(),
         &req.cycle,
         &req.local_temp,
         &opts,
         settings.identity.clone(),
+        stream_dump,
         progress,
     )
     .await?;
@@ -150,6 +160,30 @@ pub async fn run(
             ..Default::default()
         };
         report.databases = restore_selected(&mongo, &dump_root, &plan.dump_pairs, &opts).await?;
+    } else if let (Some((key, recorded)), Some(storage)) = (&prepared.streamed_dump, &storage) {
+        let opts = RestoreOptions {
+            drop_existing: req.drop_existing,
+            progress: progress.clone(),
+            ..Default::default()
+        };
+        log::info!(
+            "restoring {key} from {} as it downloads",
+            storage.describe()
+        );
+        let dump = super::restore_stream::StreamedDump {
+            storage: storage.as_ref(),
+            key,
+            recorded: recorded.as_ref(),
+            top: layout::FULL_DIR,
+            db_name: &settings.db_name,
+            target_db: req.target_db.as_deref(),
+            missing_is_empty: true,
+            identity: settings.identity.clone(),
+            spool_dir: req
+                .local_temp
+                .join(format!(".spool-{}", std::process::id())),
+        };
+        report.databases = super::restore_stream::restore(&mongo, dump, &opts, progress).await?;
     } else if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,
@@ -201,6 +235,8 @@ fn reached(plan: &Plan, until: Option<Position>) -> Option<Position> {
 #[derive(Debug, Clone)]
 pub struct PreparedCycle {
     pub cycle_dir: PathBuf,
+    /// The dump left in the bucket for a streamed restore: its key and manifest entry.
+    pub streamed_dump: Option<(String, Option<ArchiveEntry>)>,
     pub plan: Plan,
     /// The plan's increments as read from their oplog.bson.
     pub increments: Vec<IncrementPlan>,
@@ -223,16 +259,19 @@ impl PreparedCycle {
 
 /// Brings cycle `cycle` into `<local_temp>/<cycle>/` (from the bucket, or as it is there already
 /// when `storage` is `None`) and proves its chain for `opts`: one `Integrity` line otherwise.
-/// Sealed archives are opened with `identity`.
+/// Sealed archives are opened with `identity`. With `stream_dump`, the dump stays in the bucket
+/// (checked by the listing and the manifest here, by its bytes as a streamed restore reads it).
 pub async fn prepare(
     storage: Option<&dyn Storage>,
     cycle: &str,
     local_temp: &Path,
     opts: &PlanOptions,
     identity: Option<Arc<Identity>>,
+    stream_dump: bool,
     progress: &Progress,
 ) -> Result<PreparedCycle> {
     let cycle_dir = local_temp.join(cycle);
+    let mut streamed_dump = None;
     let mut facts = match storage {
         Some(storage) => {
             let (mut facts, manifest) = bucket_facts(storage, cycle).await?;
@@ -247,17 +286,25 @@ pub async fn prepare(
             }
             // What the listing and the manifest already show is refused before any download.
             let plan = chain::check(&facts).plan(opts)?;
+            let fetched = PlanOptions {
+                with_dump: opts.with_dump && !stream_dump,
+                ..*opts
+            };
             fetch(
                 storage,
                 &cycle_dir,
                 manifest.as_ref(),
                 &plan,
-                opts,
+                &fetched,
                 identity,
                 &mut facts,
                 progress,
             )
             .await?;
+            if let (true, true, Some(key)) = (stream_dump, opts.with_dump, &facts.dump.key) {
+                let recorded = manifest.as_ref().and_then(|m| m.entry(key)).cloned();
+                streamed_dump = Some((key.clone(), recorded));
+            }
             facts
         }
         None => local_facts(&cycle_dir, cycle)?,
@@ -297,6 +344,7 @@ pub async fn prepare(
         .collect();
     Ok(PreparedCycle {
         cycle_dir,
+        streamed_dump,
         plan,
         increments,
     })

@@ -387,6 +387,7 @@ async fn deep_check(
             dir,
             &opts,
             settings.identity.clone(),
+            false,
             progress,
         )
         .await?;

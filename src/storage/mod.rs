@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use opendal_store::{open, StorageOptions};
 pub use target::StorageTarget;
-pub use verify::{file_crc64, LocalDigest};
+pub use verify::{file_crc64, Crc64, LocalDigest};
 
 use crate::error::Result;
 
@@ -61,6 +61,9 @@ pub struct VerifiedUpload {
 /// The parts of an upload whose length is not known when it starts.
 pub type PartStream<'a> = futures::stream::BoxStream<'a, Result<Vec<u8>>>;
 
+/// The content of an object as it downloads, in chunks.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes>>;
+
 /// Progress of one transfer, in bytes.
 pub type ByteProgress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -96,6 +99,11 @@ pub trait Storage: Send + Sync {
     /// Downloads an object to a local file (streamed; written to a temp name, then renamed).
     /// Returns the CRC64 of what was written, checked against the bucket's when it reports one.
     async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64>;
+
+    /// Opens an object for a streamed read: what the bucket says of it (size; CRC64 where the
+    /// bucket reports one, never computed here) and its content. Nothing checks the content
+    /// against them: the reader does, once it has read it all.
+    async fn read_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream)>;
 
     /// Metadata of one object, `None` when it does not exist. The CRC64 is the bucket's own (OSS),
     /// computed from the stored file (folder), or absent (S3).

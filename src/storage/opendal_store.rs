@@ -17,7 +17,7 @@ use super::oss_api::OssBucketApi;
 use super::oss_signing::OssSigningTransport;
 use super::target::{OssCredentials, StorageTarget};
 use super::verify::{Crc64, LocalDigest};
-use super::{ByteProgress, ObjectInfo, PartStream, Retention, Storage, VerifiedUpload};
+use super::{ByteProgress, ByteStream, ObjectInfo, PartStream, Retention, Storage, VerifiedUpload};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Tunables of the storage layer.
@@ -591,6 +591,33 @@ impl Storage for OpendalStorage {
             .await
             .map_err(|e| Error::io("rename", &partial, e))?;
         Ok(crc.value())
+    }
+
+    async fn read_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream)> {
+        let info = self.stat(key).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::StorageNotFound,
+                format!("{key} not found in {}", self.describe),
+            )
+        })?;
+        let crc64 = self.oss_crc64(key).await?;
+        let reader = self
+            .op
+            .reader(key)
+            .await
+            .map_err(|e| self.error("download", key, e))?;
+        let stream = reader
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| self.error("download", key, e))?;
+        let key = key.to_string();
+        let stream = stream.map_err(move |e| {
+            Error::new(
+                ErrorKind::Storage,
+                format!("download of {key} broke off: {e}"),
+            )
+        });
+        Ok((ObjectInfo { crc64, ..info }, Box::pin(stream)))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
