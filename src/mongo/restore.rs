@@ -243,8 +243,12 @@ pub(crate) async fn create_collection(
 pub enum Documents {
     /// A `.bson` file on disk.
     File(BsonReader<BufReader<File>>),
-    /// Batches read from an archive as it downloads; an `Err` ends the stream.
-    Stream(tokio::sync::mpsc::Receiver<Result<Vec<RawDocumentBuf>>>),
+    /// Batches read from an archive as it downloads; an `Err` ends the stream, and so does the
+    /// flag once set (the restore was called off).
+    Stream(
+        tokio::sync::mpsc::Receiver<Result<Vec<RawDocumentBuf>>>,
+        Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ),
     /// A collection on the server (a staged restore merged into a target that holds documents).
     Cursor(Box<mongodb::Cursor<RawDocumentBuf>>, String),
 }
@@ -262,7 +266,13 @@ impl Documents {
     async fn next_batch(&mut self, mongo: &Mongo, max_bytes: usize) -> Result<Vec<RawDocumentBuf>> {
         match self {
             Documents::File(reader) => reader.next_batch(max_bytes),
-            Documents::Stream(batches) => batches.recv().await.unwrap_or(Ok(Vec::new())),
+            Documents::Stream(_, Some(stop)) if stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    "the restore was called off",
+                ))
+            }
+            Documents::Stream(batches, _) => batches.recv().await.unwrap_or(Ok(Vec::new())),
             Documents::Cursor(cursor, ns) => {
                 let (mut batch, mut size) = (Vec::new(), 0);
                 while size < max_bytes {
@@ -305,7 +315,14 @@ pub(crate) async fn insert_documents(
         None,
     );
     loop {
-        let batch = source.next_batch(mongo, opts.batch_bytes).await?;
+        let batch = match source.next_batch(mongo, opts.batch_bytes).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                // The inserts already sent land before the caller may drop the collection.
+                while in_flight.join_next().await.is_some() {}
+                return Err(e);
+            }
+        };
         let done = batch.is_empty();
         if !done {
             let coll = collection.clone();

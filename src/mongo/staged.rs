@@ -1,8 +1,13 @@
 //! A staged restore: the collections of a dump that arrives as a stream (an archive still
-//! downloading) are each written, with their indexes, into a temporary collection of their target
-//! database. The targets are touched only by `commit`, once the whole archive has been proven
-//! (size, CRC64, the codec's own checks): each temporary is renamed over its target. An archive
-//! refused at its end costs the temporaries only (`discard`), never the data already there.
+//! downloading) are written, with their indexes, where they cannot harm what the target database
+//! holds until the whole archive has been proven (size, CRC64, the codec's own checks): a
+//! collection the target does not have yet is written under its own name, one it has (data a
+//! `--drop` would replace, or documents a restore over an earlier one merges into) into a
+//! temporary collection that `commit` renames over it. An archive refused at its end costs what
+//! this restore created (`discard`), never the data already there.
+//!
+//! Renaming is a metadata change on mongod; secantusdb copies the collection (as long as about
+//! 0.8× its insert), which is why only collections that exist already are staged aside.
 
 use std::time::Instant;
 
@@ -48,7 +53,10 @@ pub fn restored_at_commit(name: &str, metadata: &Metadata) -> bool {
 
 struct StagedCollection {
     db: String,
+    /// Where the documents went: a temporary, or the target itself (`direct`).
     temp: String,
+    /// The target did not exist: written in place, dropped again if the archive is refused.
+    direct: bool,
     metadata: Metadata,
     result: CollectionRestore,
     placed: bool,
@@ -57,6 +65,8 @@ struct StagedCollection {
 #[derive(Default)]
 pub struct Staging {
     staged: Vec<StagedCollection>,
+    /// Set to call the restore off: `receive` stops at its next batch.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Target databases whose leftover temporaries were dropped, in the order first met.
     databases: Vec<String>,
 }
@@ -71,12 +81,20 @@ impl Staging {
         opts: &RestoreOptions,
     ) -> Result<()> {
         while let Some(mut c) = incoming.recv().await {
+            if let Documents::Stream(_, stop) = &mut c.documents {
+                *stop = Some(self.stop.clone());
+            }
             self.enter(mongo, &c.db).await?;
-            let temp = format!("{TEMP_PREFIX}{}", self.staged.len());
+            let direct = !exists(mongo, &c.db, &c.name).await?;
+            let temp = match direct {
+                true => c.name.clone(),
+                false => format!("{TEMP_PREFIX}{}", self.staged.len()),
+            };
             // Known before it exists: `discard` drops it whatever fails next.
             self.staged.push(StagedCollection {
                 db: c.db.clone(),
                 temp: temp.clone(),
+                direct,
                 metadata: c.metadata,
                 result: CollectionRestore {
                     collection: c.name.clone(),
@@ -103,6 +121,11 @@ impl Staging {
         Ok(())
     }
 
+    /// What calls the restore off when set: `receive` stops at its next batch, with an error.
+    pub fn stopper(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
+    }
+
     /// The first time a target database is met: temporaries an interrupted restore left go.
     async fn enter(&mut self, mongo: &Mongo, db: &str) -> Result<()> {
         if self.databases.iter().any(|d| d == db) {
@@ -123,11 +146,12 @@ impl Staging {
         Ok(())
     }
 
-    /// Drops the temporaries not renamed into place (the archive was refused, or a step failed).
+    /// Drops what was written and not put in place (the archive was refused, or a step failed):
+    /// the temporaries, and the collections created under their own names.
     pub async fn discard(self, mongo: &Mongo) {
         for s in self.staged.iter().filter(|s| !s.placed) {
             if let Err(e) = drop_collection(mongo, &s.db, &s.temp).await {
-                log::warn!("could not drop the temporary {}.{}: {e}", s.db, s.temp);
+                log::warn!("could not drop {}.{}: {e}", s.db, s.temp);
             }
         }
     }
@@ -197,28 +221,22 @@ impl Staging {
 /// does not drop, writes the temporary's documents into it by `_id` (a restore run again over an
 /// earlier one) and drops the temporary.
 async fn place(mongo: &Mongo, s: &mut StagedCollection, opts: &RestoreOptions) -> Result<()> {
+    if s.direct {
+        s.placed = true;
+        return Ok(());
+    }
     let name = s.result.collection.clone();
-    let present = match opts.drop_existing {
+    let present = match opts.drop_existing || !exists(mongo, &s.db, &name).await? {
         true => 0,
         false => {
             let doing = format!("count the documents of {}.{name}", s.db);
-            let listed = mongo
+            mongo
                 .client
                 .database(&s.db)
-                .list_collection_names()
-                .filter(doc! {"name": &name})
+                .collection::<Document>(&name)
+                .estimated_document_count()
                 .await
-                .map_err(|e| mongo.error(e, &doing))?;
-            match listed.is_empty() {
-                true => 0,
-                false => mongo
-                    .client
-                    .database(&s.db)
-                    .collection::<Document>(&name)
-                    .estimated_document_count()
-                    .await
-                    .map_err(|e| mongo.error(e, &doing))?,
-            }
+                .map_err(|e| mongo.error(e, &doing))?
         }
     };
     if present == 0 {
@@ -259,6 +277,18 @@ async fn place(mongo: &Mongo, s: &mut StagedCollection, opts: &RestoreOptions) -
     s.placed = true;
     s.result = merged;
     Ok(())
+}
+
+async fn exists(mongo: &Mongo, db: &str, name: &str) -> Result<bool> {
+    let doing = format!("list the collections of {db}");
+    let listed = mongo
+        .client
+        .database(db)
+        .list_collection_names()
+        .filter(doc! {"name": name})
+        .await
+        .map_err(|e| mongo.error(e, &doing))?;
+    Ok(!listed.is_empty())
 }
 
 async fn drop_collection(mongo: &Mongo, db: &str, name: &str) -> Result<()> {

@@ -26,6 +26,7 @@ use crate::mongo::connect;
 use crate::mongo::replay::engine::{ReplayOptions, ReplaySummary};
 use crate::mongo::replay::{replay_files, OplogFile};
 use crate::mongo::restore::{restore_dump_root, restore_selected, DatabaseRestore, RestoreOptions};
+use crate::mongo::staged::Staging;
 use crate::position::Position;
 use crate::progress::Progress;
 use crate::storage::Storage;
@@ -100,22 +101,84 @@ pub async fn run(
         true => None,
         false => Some(open_source_storage(settings, "restoring the cycle").await?),
     };
-    // The whole dump, from the bucket: restored as it downloads (`restore_stream`).
+    // The whole dump, from the bucket: restored as it downloads (`restore_stream`), while the
+    // increments download and are proven; it is put in place only if both succeed.
     let stream_dump = storage.is_some()
         && !req.download_first
         && !req.dry_run
         && !req.oplog_only
         && selection.is_everything();
-    let prepared = prepare(
-        storage.as_deref(),
-        &req.cycle,
-        &req.local_temp,
-        &opts,
-        settings.identity.clone(),
-        stream_dump,
-        progress,
-    )
-    .await?;
+    let mongo = match stream_dump {
+        true => Some(connect(&settings.restore_mongo).await?),
+        false => None,
+    };
+    let dump_opts = RestoreOptions {
+        drop_existing: req.drop_existing,
+        progress: progress.clone(),
+        ..Default::default()
+    };
+    let listed = list_cycle(storage.as_deref(), &req.cycle, &req.local_temp, &opts).await?;
+    let spool_dir = req
+        .local_temp
+        .join(format!(".spool-{}", std::process::id()));
+    let (prepared, staged) = match (&mongo, storage.as_deref(), listed.dump()) {
+        (Some(mongo), Some(storage), Some((key, recorded))) => {
+            log::info!(
+                "restoring {key} from {} as it downloads, while the increments download",
+                storage.describe()
+            );
+            let dump = super::restore_stream::StreamedDump {
+                storage,
+                key: &key,
+                recorded: recorded.as_ref(),
+                top: layout::FULL_DIR,
+                db_name: &settings.db_name,
+                target_db: req.target_db.as_deref(),
+                missing_is_empty: true,
+                identity: settings.identity.clone(),
+                spool_dir: spool_dir.clone(),
+            };
+            let identity = settings.identity.clone();
+            let mut staging = Staging::default();
+            let stop = staging.stopper();
+            let outcome = {
+                let prove = bring_and_prove(Some(storage), listed, &opts, identity, true, progress);
+                let stage =
+                    super::restore_stream::stage(mongo, dump, &dump_opts, progress, &mut staging);
+                tokio::pin!(prove, stage);
+                // A refused chain calls the dump's restore off at its next batch.
+                tokio::select! {
+                    proved = &mut prove => match proved {
+                        Ok(prepared) => stage.await.map(|staged| (prepared, staged)),
+                        Err(e) => {
+                            log::warn!("the chain is refused: calling the dump's restore off, dropping what it wrote");
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let _ = stage.await;
+                            Err(e)
+                        }
+                    },
+                    staged = &mut stage => match staged {
+                        Ok(staged) => prove.await.map(|prepared| (prepared, staged)),
+                        Err(e) => Err(e),
+                    },
+                }
+            };
+            match outcome {
+                Ok((prepared, staged)) => (prepared, Some((staged, staging))),
+                Err(e) => {
+                    super::restore_stream::finish(mongo, staging, &spool_dir).await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => {
+            let identity = settings.identity.clone();
+            let prepared =
+                bring_and_prove(storage.as_deref(), listed, &opts, identity, false, progress)
+                    .await?;
+            (prepared, None)
+        }
+    };
     let mut report = RestoreIncReport {
         plan: prepared.increments.clone(),
         chain: prepared.plan.clone(),
@@ -152,7 +215,10 @@ pub async fn run(
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let mongo = connect(&settings.restore_mongo).await?;
+    let mongo = match mongo {
+        Some(mongo) => mongo,
+        None => connect(&settings.restore_mongo).await?,
+    };
     if let Some(plan) = &report.selection {
         selective::prepare_targets(&mongo, plan, req.drop_existing).await?;
         let opts = RestoreOptions {
@@ -160,30 +226,10 @@ pub async fn run(
             ..Default::default()
         };
         report.databases = restore_selected(&mongo, &dump_root, &plan.dump_pairs, &opts).await?;
-    } else if let (Some((key, recorded)), Some(storage)) = (&prepared.streamed_dump, &storage) {
-        let opts = RestoreOptions {
-            drop_existing: req.drop_existing,
-            progress: progress.clone(),
-            ..Default::default()
-        };
-        log::info!(
-            "restoring {key} from {} as it downloads",
-            storage.describe()
-        );
-        let dump = super::restore_stream::StreamedDump {
-            storage: storage.as_ref(),
-            key,
-            recorded: recorded.as_ref(),
-            top: layout::FULL_DIR,
-            db_name: &settings.db_name,
-            target_db: req.target_db.as_deref(),
-            missing_is_empty: true,
-            identity: settings.identity.clone(),
-            spool_dir: req
-                .local_temp
-                .join(format!(".spool-{}", std::process::id())),
-        };
-        report.databases = super::restore_stream::restore(&mongo, dump, &opts, progress).await?;
+    } else if let Some((staged, mut staging)) = staged {
+        let committed = staged.commit(&mongo, &mut staging, &dump_opts).await;
+        super::restore_stream::finish(&mongo, staging, &spool_dir).await;
+        report.databases = committed?;
     } else if !req.oplog_only {
         let opts = RestoreOptions {
             drop_existing: req.drop_existing,
@@ -235,8 +281,6 @@ fn reached(plan: &Plan, until: Option<Position>) -> Option<Position> {
 #[derive(Debug, Clone)]
 pub struct PreparedCycle {
     pub cycle_dir: PathBuf,
-    /// The dump left in the bucket for a streamed restore: its key and manifest entry.
-    pub streamed_dump: Option<(String, Option<ArchiveEntry>)>,
     pub plan: Plan,
     /// The plan's increments as read from their oplog.bson.
     pub increments: Vec<IncrementPlan>,
@@ -259,56 +303,104 @@ impl PreparedCycle {
 
 /// Brings cycle `cycle` into `<local_temp>/<cycle>/` (from the bucket, or as it is there already
 /// when `storage` is `None`) and proves its chain for `opts`: one `Integrity` line otherwise.
-/// Sealed archives are opened with `identity`. With `stream_dump`, the dump stays in the bucket
-/// (checked by the listing and the manifest here, by its bytes as a streamed restore reads it).
+/// Sealed archives are opened with `identity`.
 pub async fn prepare(
     storage: Option<&dyn Storage>,
     cycle: &str,
     local_temp: &Path,
     opts: &PlanOptions,
     identity: Option<Arc<Identity>>,
-    stream_dump: bool,
     progress: &Progress,
 ) -> Result<PreparedCycle> {
+    let listed = list_cycle(storage, cycle, local_temp, opts).await?;
+    bring_and_prove(storage, listed, opts, identity, false, progress).await
+}
+
+/// What the bucket's listing and the cycle's manifest (or the local folder) say of a cycle,
+/// already checked for `opts` as far as they go.
+pub struct ListedCycle {
+    cycle_dir: PathBuf,
+    facts: CycleFacts,
+    manifest: Option<Manifest>,
+}
+
+impl ListedCycle {
+    /// The full dump's key and its manifest entry.
+    pub fn dump(&self) -> Option<(String, Option<ArchiveEntry>)> {
+        let key = self.facts.dump.key.clone()?;
+        let recorded = self.manifest.as_ref().and_then(|m| m.entry(&key)).cloned();
+        Some((key, recorded))
+    }
+}
+
+/// The first half of `prepare`: the facts, and what they already refuse (before any download).
+pub async fn list_cycle(
+    storage: Option<&dyn Storage>,
+    cycle: &str,
+    local_temp: &Path,
+    opts: &PlanOptions,
+) -> Result<ListedCycle> {
     let cycle_dir = local_temp.join(cycle);
-    let mut streamed_dump = None;
-    let mut facts = match storage {
-        Some(storage) => {
-            let (mut facts, manifest) = bucket_facts(storage, cycle).await?;
-            if let Some(m) = &manifest {
-                // Kept beside the folders: a later restore from them (`--downloaded`) checks them
-                // against it too.
-                crate::private::create_dir(&cycle_dir)?;
-                crate::state::write_atomic(
-                    &cycle_dir.join(layout::MANIFEST_FILE),
-                    m.to_json().as_bytes(),
-                )?;
-            }
-            // What the listing and the manifest already show is refused before any download.
-            let plan = chain::check(&facts).plan(opts)?;
-            let fetched = PlanOptions {
-                with_dump: opts.with_dump && !stream_dump,
-                ..*opts
-            };
-            fetch(
-                storage,
-                &cycle_dir,
-                manifest.as_ref(),
-                &plan,
-                &fetched,
-                identity,
-                &mut facts,
-                progress,
-            )
-            .await?;
-            if let (true, true, Some(key)) = (stream_dump, opts.with_dump, &facts.dump.key) {
-                let recorded = manifest.as_ref().and_then(|m| m.entry(key)).cloned();
-                streamed_dump = Some((key.clone(), recorded));
-            }
-            facts
-        }
-        None => local_facts(&cycle_dir, cycle)?,
+    let Some(storage) = storage else {
+        let facts = local_facts(&cycle_dir, cycle)?;
+        return Ok(ListedCycle {
+            cycle_dir,
+            facts,
+            manifest: None,
+        });
     };
+    let (facts, manifest) = bucket_facts(storage, cycle).await?;
+    if let Some(m) = &manifest {
+        // Kept beside the folders: a later restore from them (`--downloaded`) checks them
+        // against it too.
+        crate::private::create_dir(&cycle_dir)?;
+        crate::state::write_atomic(
+            &cycle_dir.join(layout::MANIFEST_FILE),
+            m.to_json().as_bytes(),
+        )?;
+    }
+    chain::check(&facts).plan(opts)?;
+    Ok(ListedCycle {
+        cycle_dir,
+        facts,
+        manifest,
+    })
+}
+
+/// The second half of `prepare`: downloads what the plan needs (the dump too, unless
+/// `dump_streamed`: a streamed restore reads and checks it), reads every increment through and
+/// proves the chain.
+pub async fn bring_and_prove(
+    storage: Option<&dyn Storage>,
+    listed: ListedCycle,
+    opts: &PlanOptions,
+    identity: Option<Arc<Identity>>,
+    dump_streamed: bool,
+    progress: &Progress,
+) -> Result<PreparedCycle> {
+    let ListedCycle {
+        cycle_dir,
+        mut facts,
+        manifest,
+    } = listed;
+    if let Some(storage) = storage {
+        let plan = chain::check(&facts).plan(opts)?;
+        let fetched = PlanOptions {
+            with_dump: opts.with_dump && !dump_streamed,
+            ..*opts
+        };
+        fetch(
+            storage,
+            &cycle_dir,
+            manifest.as_ref(),
+            &plan,
+            &fetched,
+            identity,
+            &mut facts,
+            progress,
+        )
+        .await?;
+    }
     let mut read: HashMap<String, IncrementPlan> = HashMap::new();
     for inc in facts.increments.iter_mut().filter(|i| i.present) {
         let path = layout::oplog_file(&layout::increment_dir(&cycle_dir, &inc.name));
@@ -344,7 +436,6 @@ pub async fn prepare(
         .collect();
     Ok(PreparedCycle {
         cycle_dir,
-        streamed_dump,
         plan,
         increments,
     })

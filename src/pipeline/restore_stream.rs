@@ -1,9 +1,9 @@
 //! Restoring a dump straight from the bucket, with nothing extracted to disk: the object's bytes
 //! go from the download through a CRC64 tally, age, the codec and the tar reader into a staged
-//! restore (`mongo::staged`), collection by collection, while the download goes on. The targets
-//! are touched only after the last byte: the size and CRC64 against the manifest and the bucket,
-//! and the codec's own checks, decide between renaming the staged collections into place and
-//! dropping them. A restore that is refused writes nothing but temporaries it drops again.
+//! restore (`mongo::staged`), collection by collection, while the download goes on. What the
+//! target holds is touched only after the last byte: the size and CRC64 against the manifest and
+//! the bucket, and the codec's own checks, decide between putting the staged collections in place
+//! and dropping them. A refused restore leaves the target as it was.
 //!
 //! Archives list each collection's metadata before its `.bson` since the overlapped dumps; in
 //! older ones (and the old scripts') the `.bson` comes first and waits in a local spool file until
@@ -54,6 +54,65 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<Vec<DatabaseRestore>> {
+    let mut staging = Staging::default();
+    let spool_dir = dump.spool_dir.clone();
+    let outcome = match stage(mongo, dump, opts, progress, &mut staging).await {
+        Ok(staged) => staged.commit(mongo, &mut staging, opts).await,
+        Err(e) => Err(e),
+    };
+    finish(mongo, staging, &spool_dir).await;
+    outcome
+}
+
+/// After a staged restore, committed or not: drops what was written and not put in place, and
+/// the spool folder.
+pub async fn finish(mongo: &Mongo, staging: Staging, spool_dir: &Path) {
+    staging.discard(mongo).await;
+    let _ = std::fs::remove_dir_all(spool_dir);
+}
+
+/// A dump read through and checked, its collections staged: nothing the target held has been
+/// touched yet. `commit` puts them in place.
+pub struct Staged {
+    key: String,
+    walked: Walked,
+}
+
+impl Staged {
+    pub async fn commit(
+        self,
+        mongo: &Mongo,
+        staging: &mut Staging,
+        opts: &RestoreOptions,
+    ) -> Result<Vec<DatabaseRestore>> {
+        let Staged { key, walked } = self;
+        log::info!("{key} read through and checked: putting the restored collections in place");
+        let mut databases = staging
+            .commit(mongo, &walked.databases, &walked.at_commit, opts)
+            .await?;
+        if !walked.ignored.is_empty() {
+            log::warn!(
+                "{key}: ignored {} that a dump does not hold: {}",
+                crate::logging::count(walked.ignored.len() as u64, "file"),
+                walked.ignored.join(", ")
+            );
+            if let Some(first) = databases.first_mut() {
+                first.ignored_files = walked.ignored;
+            }
+        }
+        Ok(databases)
+    }
+}
+
+/// Reads `dump` through into `staging`, every check made. Whatever the outcome (or if this is
+/// dropped half-way), what was written is in `staging` for `finish`.
+pub async fn stage(
+    mongo: &Mongo,
+    dump: StreamedDump<'_>,
+    opts: &RestoreOptions,
+    progress: &Progress,
+    staging: &mut Staging,
+) -> Result<Staged> {
     let key = dump.key.to_string();
     let (info, mut stream) = dump.storage.read_stream(&key).await?;
     if let Some(recorded) = dump.recorded {
@@ -110,7 +169,6 @@ pub async fn restore(
         };
         walk.run(input, identity.as_deref(), incoming_tx)
     });
-    let mut staging = Staging::default();
     let receive = staging.receive(mongo, incoming_rx, opts);
     let ((bytes, crc), received, walked) = tokio::join!(pump, receive, walker);
     let walked = walked
@@ -126,30 +184,7 @@ pub async fn restore(
             check_download(&key, bytes, crc, info.size, info.crc64, dump.recorded).map(|()| walked)
         }
     };
-    let restored = match outcome {
-        Ok(walked) => {
-            log::info!("{key} read through and checked: putting the restored collections in place");
-            staging
-                .commit(mongo, &walked.databases, &walked.at_commit, opts)
-                .await
-                .map(|r| (r, walked.ignored))
-        }
-        Err(e) => Err(e),
-    };
-    staging.discard(mongo).await;
-    let _ = std::fs::remove_dir_all(&dump.spool_dir);
-    let (mut databases, ignored) = restored?;
-    if !ignored.is_empty() {
-        log::warn!(
-            "{key}: ignored {} that a dump does not hold: {}",
-            crate::logging::count(ignored.len() as u64, "file"),
-            ignored.join(", ")
-        );
-        if let Some(first) = databases.first_mut() {
-            first.ignored_files = ignored;
-        }
-    }
-    Ok(databases)
+    outcome.map(|walked| Staged { key, walked })
 }
 
 /// The download's size and CRC64 against the bucket's and the manifest's.
@@ -439,7 +474,7 @@ impl Walk {
                 db: target.to_string(),
                 name,
                 metadata,
-                documents: Documents::Stream(documents),
+                documents: Documents::Stream(documents, None),
             })
             .map_err(|_| stopped())?;
         let mut reader =

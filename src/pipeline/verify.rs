@@ -387,7 +387,6 @@ async fn deep_check(
             dir,
             &opts,
             settings.identity.clone(),
-            false,
             progress,
         )
         .await?;

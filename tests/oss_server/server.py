@@ -11,6 +11,7 @@ Test control, on http://127.0.0.1:PORT/__admin/... (never signed, never faulted)
                              (delay: wait S seconds, then serve the request normally)
                              "first_upload": true (optional): only the parts of the first multipart
                              upload the fault meets (a later upload of the same key goes through)
+                             "key_suffix": ".tar.gz" (optional): only requests for keys ending so
   POST /__admin/ignore_sse   {"ignore": true}: store writes unencrypted whatever they ask for
   POST /__admin/worm         {"bucket": ..., "days": N}: a locked retention policy (GetBucketWorm answers
                              it; deleting an object younger than N days is refused); "days": null removes it
@@ -125,10 +126,12 @@ class Faults:
                 spec["methods"] = ["GET"]  # only a body being sent can be cut short
             self.plan.append(spec)
 
-    def take(self, method: str, params: dict) -> Optional[dict]:
+    def take(self, method: str, params: dict, key: str = "") -> Optional[dict]:
         with self.lock:
             for spec in self.plan:
                 if spec["count"] <= 0 or (spec.get("methods") and method not in spec["methods"]):
+                    continue
+                if not key.endswith(spec.get("key_suffix", "")):
                     continue
                 if spec.get("first_upload"):
                     upload = params.get("uploadId") if "partNumber" in params else None
@@ -316,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
         bucket, key = self._bucket_and_key(host, path)
         if path.startswith("/latest/"):
             return self._metadata(path)
-        fault = self.server.faults.take(self.command, params)
+        fault = self.server.faults.take(self.command, params, key or "")
         delay = 0.0
         if fault and fault["mode"] == "delay":
             delay, fault = float(fault.get("seconds", 1)), None
@@ -569,6 +572,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
                 to_send -= len(data)
         if truncate:
+            with self.server.stats.lock:
+                self.server.stats.faults_served += 1
             self.close_connection = True
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
