@@ -3,7 +3,7 @@
 secantusdb server and the same data.
 
   dump:    our full backup (dump, archive and upload overlapped, into a folder bucket and into the
-           OSS test server), our dump alone (no upload), a bare Rust-driver cursor drain of the same
+           OSS test server, with and without the local copy of the archive), our dump alone (no upload), a bare Rust-driver cursor drain of the same
            collections (the floor the server allows), and a pymongo script writing the same .bson files;
   restore: our restore of that dump (extracted; from the OSS test server as it downloads, the
            default; and downloaded and extracted first), and pymongo insert_many of the same documents.
@@ -165,6 +165,10 @@ def main():
                              db_name="bench", db_backup_root_path=str(work / "root2"))
         streamed = timed([exe, "backup", "--config", str(oss_cfg), "--json"], env={"HTTP_PROXY": oss.proxy},
                          watch=work / "root2")
+        nocopy_cfg = oss_config(work / "nocopy", oss, oss.add_bucket("bench-nocopy"), db_port=str(server.port),
+                                db_name="bench", local_copy="0", db_backup_root_path=str(work / "root3"))
+        nocopy = timed([exe, "backup", "--config", str(nocopy_cfg), "--json"], env={"HTTP_PROXY": oss.proxy},
+                       watch=work / "root3")
         archive_size = json.loads(streamed.stdout)["size"]
         oss_name = json.loads(streamed.stdout)["name"]
         dump_cfg = write_config(work / "local", db_port=str(server.port), db_name="bench", is_upload_to_oss="0")
@@ -199,6 +203,7 @@ def main():
         ("ours: dump only (no upload)", dump_only, drain),
         ("ours: full backup (dump+archive+store, file://)", full, drain),
         ("ours: full backup (streamed to OSS test server)", streamed, drain),
+        ("ours: full backup to OSS, local_copy=0", nocopy, drain),
         ("pymongo insert_many restore (baseline)", py_restore, None),
         ("ours: restore of the extracted dump", restore, py_restore),
         ("ours: restore from OSS as it downloads (default)", stream_restore, py_restore),
@@ -214,9 +219,11 @@ def main():
                                               stream_restore.rss_mib, drain.rss_mib))
     print("peak local disk during a restore from OSS: as it downloads %.1f MB, download+extract first %.1f MB"
           % (stream_restore.peak_disk / 1e6, extract_restore.peak_disk / 1e6))
-    print("peak local disk during the backup: file:// %.1f MB, OSS %.1f MB; the archive %.1f MB (%.2fx, %.2fx),"
-          " the BSON %.1f MB" % (full.peak_disk / 1e6, streamed.peak_disk / 1e6, archive_size / 1e6,
-                                full.peak_disk / archive_size, streamed.peak_disk / archive_size, size / 1e6))
+    print("peak local disk during the backup: file:// %.1f MB, OSS %.1f MB, OSS local_copy=0 %.1f MB; the archive"
+          " %.1f MB (%.2fx, %.2fx, %.2fx), the BSON %.1f MB"
+          % (full.peak_disk / 1e6, streamed.peak_disk / 1e6, nocopy.peak_disk / 1e6, archive_size / 1e6,
+             full.peak_disk / archive_size, streamed.peak_disk / archive_size, nocopy.peak_disk / archive_size,
+             size / 1e6))
 
 
 if __name__ == "__main__":

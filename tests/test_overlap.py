@@ -13,7 +13,7 @@ import time
 from conftest import expect_ok, oss_config, run_cli, write_config
 from datagen import assert_same_database
 from inc_util import check_nothing_missing
-from scripts_util import install_scripts, run_script
+from scripts_util import install_scripts, one_error, run_script
 
 
 def big_documents(db, prefix, count, size=512 * 1024):
@@ -168,3 +168,83 @@ def test_folder_bucket_never_shows_a_cut_stream(tmp_path, mongo):
     expect_ok(run_cli("restore", "--config", str(cfg), "--cycle", cycle, "--target-db", "overlap_folder_dst",
                       "--local-dir", str(tmp_path / "rs")))
     assert_same_database(client.overlap_folder, client.overlap_folder_dst)
+
+
+def test_local_copy_0_writes_only_collections_in_flight(tmp_path, mongo, oss_server):
+    """local_copy=0: the archive goes to the bucket only. A run killed once its upload completed,
+    before recording it, leaves just the sidecar with the streamed size and CRC64: the next run
+    checks the object against them and records it. A stream that fails fails the run in one line,
+    and the next run dumps again."""
+    db = "overlap_nocopy"
+    client = mongo.client()
+    client.drop_database(db)
+    inserted = big_documents(client[db], "n", 12)
+    bucket = oss_server.add_bucket("overlap-nocopy")
+    root = tmp_path / "root"
+    cfg = oss_config(tmp_path / "inst", oss_server, bucket, db_port=str(mongo.port), db_name=db,
+                     is_inc_backup="1", full_backup_period="7", upload_part_size_mb="1", local_copy="0",
+                     db_backup_root_path=str(root))
+    env = {"HTTP_PROXY": oss_server.proxy}
+
+    # The archive is complete (its stream waits for the commit): no copy of it on the disk.
+    r = run_cli("backup", "--config", str(cfg), env=dict(env, MONGO_OSS_BACKUP_TEST_CRASH="after_archive"))
+    assert r.returncode == -signal.SIGABRT, r.stdout + r.stderr
+    assert [p for p in root.rglob("*") if p.is_file() and ".tar." in p.name] == [], list(root.rglob("*"))
+    assert bucket_files(oss_server, bucket, "") == {}
+
+    time.sleep(1.1)
+    r = run_cli("backup", "--config", str(cfg), env=dict(env, MONGO_OSS_BACKUP_TEST_CRASH="after_upload"))
+    assert r.returncode == -signal.SIGABRT, r.stdout + r.stderr
+    (sidecar,) = root.rglob("*.pos.json")
+    assert [p for p in root.rglob("*") if p.is_file() and p.name.endswith(".tar.gz")] == []
+    cycle = sidecar.parent.name
+    assert list(bucket_files(oss_server, bucket, "")) == [cycle + "/full_backup.tar.gz"]
+
+    more = ["m%d" % i for i in range(10)]
+    client[db].small.insert_many([{"_id": i} for i in more])
+    time.sleep(1.1)
+    r = expect_ok(run_cli("backup", "--config", str(cfg), "--json", env=env))
+    assert "stored by an earlier run that died before recording it" in r.stderr, r.stderr
+    # The dead run's cycle is recorded whole (as with a local copy, the run that recorded it
+    # starts a cycle of its own: the dead one never became the current cycle).
+    assert not list(root.rglob("*.pos.json"))
+    expect_ok(run_cli("verify", "--config", str(cfg), cycle, env=env))
+    check_nothing_missing(bucket_files(oss_server, bucket, cycle + "/"), db, inserted)
+    current = json.loads(r.stdout)["cycle"]
+    check_nothing_missing(bucket_files(oss_server, bucket, current + "/"), db, inserted + more)
+    expect_ok(run_cli("verify", "--config", str(cfg), current, env=env))
+
+    # A cycle's streamed dump that fails past its retries (after its sidecar was written): the
+    # run fails in one line; the next one finds no object for the sidecar and starts over.
+    cfg3 = oss_config(tmp_path / "inst3", oss_server, bucket, db_port=str(mongo.port), db_name=db,
+                      is_inc_backup="1", upload_part_size_mb="1", local_copy="0",
+                      db_backup_root_path=str(tmp_path / "root3"))
+    oss_server.fault("500", count=1000, methods=["PUT"], first_upload=True)
+    try:
+        time.sleep(1.1)
+        one_error(run_cli("backup", "--config", str(cfg3), env=env), "local_copy=0", "the next run dumps again")
+    finally:
+        oss_server.admin("faults", {"clear": True})
+    assert len(list((tmp_path / "root3").rglob("*.pos.json"))) == 1
+    time.sleep(1.1)
+    r = expect_ok(run_cli("backup", "--config", str(cfg3), "--json", env=env))
+    assert "never reached" in r.stderr and not list((tmp_path / "root3").rglob("*.pos.json")), r.stderr
+    expect_ok(run_cli("verify", "--config", str(cfg3), json.loads(r.stdout)["cycle"], env=env))
+
+    # Full mode: a stream that fails past its retries leaves nothing to upload instead.
+    oss_server.fault("500", count=1000, methods=["PUT"], first_upload=True)
+    client[db].small.insert_one({"_id": "late"})
+    try:
+        cfg_full = oss_config(tmp_path / "full", oss_server, bucket, db_port=str(mongo.port), db_name=db,
+                              upload_part_size_mb="1", local_copy="0", db_backup_root_path=str(tmp_path / "root2"))
+        r = run_cli("backup", "--config", str(cfg_full), env=env)
+        one_error(r, "local_copy=0", "the next run dumps again")
+    finally:
+        oss_server.admin("faults", {"clear": True})
+    assert [p for p in (tmp_path / "root2").rglob("*") if p.is_file() and ".tar." in p.name] == []
+    time.sleep(1.1)
+    out = json.loads(expect_ok(run_cli("backup", "--config", str(cfg_full), "--json", env=env)).stdout)
+    client.drop_database(db + "_r")
+    expect_ok(run_cli("restore", "--config", str(cfg_full), "--full", out["name"], "--target-db", db + "_r",
+                      "--local-dir", str(tmp_path / "rs"), env=env))
+    assert_same_database(client[db], client[db + "_r"])

@@ -164,6 +164,11 @@ pub const KEYS: &[KeySpec] = &[
         doc: "MiB in one multipart part, 1 to 1024 (S3 wants at least 5); memory holds about `upload_concurrency` + 3 parts. An archive larger than 9,000 parts is uploaded once finished, in larger parts",
     },
     KeySpec {
+        name: "local_copy",
+        default: "`1`",
+        doc: "1 = a full dump's archive is also written to `db_backup_root_path` while it streams to the bucket (a failed upload is retried from it); 0 = only the collections in flight are written locally, and a failed upload means the next run dumps again. Increments always keep their (small) archive until stored",
+    },
+    KeySpec {
         name: "storage_timeout_seconds",
         default: "`60`",
         doc: "a storage request stalled longer is abandoned and retried",

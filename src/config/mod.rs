@@ -100,6 +100,8 @@ pub struct Settings {
     pub identity: Option<std::sync::Arc<crate::crypt::Identity>>,
     pub upload_concurrency: usize,
     pub upload_part_size_mb: usize,
+    /// A full dump's archive is kept locally while it streams (`local_copy`).
+    pub local_copy: bool,
     /// A storage request that stalls longer than this is abandoned and retried.
     pub storage_timeout_seconds: u64,
     pub compression_level: u32,
@@ -497,6 +499,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         "is not a whole number (0 = keep all)",
     )?;
     let create_bucket_folder = r.flag("create_bucket_folder")?;
+    let local_copy = r.flag("local_copy")?;
     let log_level = match r.text("log_level")?.to_ascii_lowercase().as_str() {
         "info" => LogLevel::Info,
         "error" => LogLevel::Error,
@@ -614,6 +617,7 @@ fn build(r: &Reader, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
         identity,
         upload_concurrency,
         upload_part_size_mb,
+        local_copy,
         storage_timeout_seconds,
         compression_level,
         codec,
@@ -737,6 +741,7 @@ impl Settings {
             "encrypt_recipients": self.encryption.as_ref().map(|r| r.describe().join(" ")).unwrap_or_default(),
             "upload_concurrency": self.upload_concurrency,
             "upload_part_size_mb": self.upload_part_size_mb,
+            "local_copy": u8::from(self.local_copy),
             "storage_timeout_seconds": self.storage_timeout_seconds,
             "compression": self.codec.kind.name(),
             "compression_level": self.compression_level,

@@ -107,7 +107,7 @@ async fn dump_and_store(
         allow_empty: false,
         progress,
     };
-    let seal = |collections: Vec<CollectionDump>| async move {
+    let seal = |collections: Vec<CollectionDump>, _, _| async move {
         let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
         Ok((collections, entry))
     };
@@ -124,7 +124,9 @@ async fn dump_and_store(
     };
     manifest::record_stored(storage, &place, entry, &done).await?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
-    std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
+    if settings.local_copy {
+        std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
+    }
     let _ = std::fs::remove_file(&place.local);
     Ok((dumped.collections, done))
 }

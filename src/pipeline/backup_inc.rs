@@ -12,6 +12,7 @@ use chrono::{DateTime, Local};
 
 use super::open_storage;
 use super::overlap::{self, DumpJob};
+use crate::archive::ArchiveStats;
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
@@ -494,8 +495,14 @@ async fn full_dump(
     let key = layout::cycle_full_key(&cycle, settings.archive_format());
     // The archive's position goes beside it before its upload may complete (`upload_pending`).
     let sidecar = state::sidecar_path(&archive_path);
-    let seal = |collections: Vec<CollectionDump>| async move {
+    let seal = |collections: Vec<CollectionDump>, stats: ArchiveStats, crc64: Option<u64>| async move {
         let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
+        if let Some(crc64) = crc64 {
+            // No local copy to compare with: what a later run checks the stored object against,
+            // if this one dies between the upload and its record.
+            entry.size = stats.archive_bytes;
+            entry.crc64 = crc64.to_string();
+        }
         entry.oplog_start = Some(p);
         entry.codec = Some(settings.codec.kind);
         // Documents were read at different moments after P: the copy is consistent only once
@@ -513,6 +520,16 @@ async fn full_dump(
     // compared with the finished archive instead of being written over by a stream.
     let stream_to = match storage.head(&key).await? {
         None => Some((storage, key.as_str())),
+        Some(stored) if !settings.local_copy => {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "refusing to overwrite {key} in {}: it holds another archive ({} bytes)",
+                    storage.describe(),
+                    stored.size
+                ),
+            ))
+        }
         Some(_) => None,
     };
     let dumped = overlap::dump_and_archive(&job, stream_to, seal).await?;
@@ -601,9 +618,77 @@ async fn upload_pending(
         write_b(cycle_dir, position)?;
     }
     let _ = std::fs::remove_dir_all(layout::dir_of_archive(archive_path));
-    std::fs::remove_file(archive_path).map_err(|e| Error::io("remove", archive_path, e))?;
+    match std::fs::remove_file(archive_path) {
+        // Not kept (`local_copy=0`).
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io("remove", archive_path, e))
+        }
+        _ => {}
+    }
     std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
     Ok(done)
+}
+
+/// A full dump streamed without a local copy (`local_copy=0`) by a run that died before recording
+/// it: only its sidecar is left, with the position, the manifest entry and the size and CRC64
+/// that streamed. The object in the bucket is recorded if it is that archive; if the upload never
+/// completed, the sidecar goes and the cycle, without its position, is dumped again.
+async fn recover_streamed(
+    storage: &dyn Storage,
+    sidecar: &Path,
+    archive_path: &Path,
+    key: &str,
+    cycle_dir: &Path,
+    settings: &Settings,
+) -> Result<()> {
+    let pending: Pending = state::read(sidecar)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("{} is missing", sidecar.display()),
+        )
+    })?;
+    let recorded = pending.entry.as_ref().filter(|e| !e.crc64.is_empty());
+    let stored = storage.head(key).await?;
+    let (Some(entry), Some(stored)) = (recorded, stored) else {
+        log::warn!(
+            "{key} never reached {} (local_copy=0 kept no archive): its cycle starts again",
+            storage.describe()
+        );
+        std::fs::remove_file(sidecar).map_err(|e| Error::io("remove", sidecar, e))?;
+        return Ok(());
+    };
+    let crc_matches = stored
+        .crc64
+        .is_none_or(|crc| Some(crc) == entry.crc64_value());
+    if stored.size != entry.size || !crc_matches {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "{key} in {} holds {} bytes, not the {} bytes an earlier run streamed there; {} stays for an operator",
+                storage.describe(),
+                stored.size,
+                entry.size,
+                sidecar.display()
+            ),
+        ));
+    }
+    log::info!("recording {key}, stored by an earlier run that died before recording it");
+    let done = VerifiedUpload {
+        key: key.to_string(),
+        size: entry.size,
+        crc64: entry.crc64_value().unwrap_or_default(),
+    };
+    upload_pending(
+        storage,
+        archive_path,
+        key,
+        cycle_dir,
+        settings,
+        &Progress::none(),
+        Some(Ok(done)),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// An archive is stored under a key only when the key is free or holds these very bytes (the same
@@ -672,6 +757,15 @@ async fn flush_pending(
             archives.extend(incs);
         }
         remove_unfinished_increments(&cycle_dir);
+        for format in layout::Format::ALL {
+            let archive_path = layout::archive_path_for(&layout::full_dir(&cycle_dir), format);
+            let sidecar = state::sidecar_path(&archive_path);
+            if sidecar.exists() && !archive_path.exists() {
+                let key = layout::cycle_full_key(&cycle, format);
+                recover_streamed(storage, &sidecar, &archive_path, &key, &cycle_dir, settings)
+                    .await?;
+            }
+        }
         for archive_path in archives.into_iter().filter(|a| a.exists()) {
             if !state::sidecar_path(&archive_path).exists() {
                 // Died between writing the archive and its sidecar: B never covered it.

@@ -3,11 +3,13 @@
 //! multipart parts while it grows. The wall time is the slowest stage's, not their sum; local disk
 //! holds the archive and the collections in flight.
 //!
-//! The archive is still written locally in full: the durability rules rest on it. The caller's
-//! `seal` step (the sidecar of an incremental cycle) runs once the archive is complete and fsynced,
-//! and only then may the upload complete; a run killed before leaves an unfinished multipart
-//! upload, which the bucket never lists. A streamed upload that fails (or outgrows the part limit)
-//! costs nothing but time: the caller uploads the finished archive as before.
+//! By default the archive is also written locally in full (`local_copy=1`): a streamed upload that
+//! fails (or outgrows the part limit) costs nothing but time, the caller uploads the finished
+//! archive. With `local_copy=0` only the collections in flight touch the disk; the archive's size
+//! and CRC64 are counted as it streams, and a failed stream fails the run (the next one dumps
+//! again). Either way the caller's `seal` step (the sidecar of an incremental cycle) runs once the
+//! archive is complete (and fsynced, when kept), and only then may the upload complete; a run
+//! killed before leaves an unfinished multipart upload, which the bucket never lists.
 
 use std::fs::File;
 use std::future::Future;
@@ -25,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::mongo::dump::{self, CollectionDump, DumpOptions, FinishedFile, SPOOL_SUFFIX};
 use crate::mongo::Mongo;
 use crate::progress::Progress;
-use crate::storage::{PartStream, Storage, VerifiedUpload};
+use crate::storage::{Crc64, PartStream, Storage, VerifiedUpload};
 
 /// Parts a streamed upload may use; past this the archive is uploaded once finished, with parts
 /// sized for it (OSS and S3 allow 10,000).
@@ -34,8 +36,14 @@ const MAX_STREAMED_PARTS: usize = 9_000;
 /// Parts waiting between the compressor and the uploader (each `part_size` bytes of memory).
 const PARTS_QUEUED: usize = 2;
 
-/// The archive file, what went in, and why the archive gave its stream up, if it did.
-type Archived = (File, ArchiveStats, Option<String>);
+/// The archive file (when kept), what went in, its CRC64 and size (when not kept), and why the
+/// archive gave its stream up, if it did.
+type Archived = (
+    Option<File>,
+    ArchiveStats,
+    Option<(u64, u64)>,
+    Option<String>,
+);
 
 /// What to dump and where the archive goes.
 pub struct DumpJob<'a> {
@@ -56,8 +64,10 @@ pub struct Dumped<T> {
     /// What the caller's `seal` step returned.
     pub sealed: T,
     /// The streamed upload: `None` when none was made, `Some(Err)` when it failed (the archive is
-    /// complete locally: upload it).
+    /// complete locally: upload it). Always `Some(Ok)` without a local copy.
     pub streamed: Option<Result<VerifiedUpload>>,
+    /// The archive's size and CRC64 as streamed, when no local copy was kept.
+    pub streamed_crc64: Option<u64>,
 }
 
 /// A dump with no bucket to go to: the folder is the backup. A failed dump leaves nothing behind
@@ -79,13 +89,14 @@ pub async fn dump_only(job: &DumpJob<'_>) -> Result<Vec<CollectionDump>> {
 /// that hides unfinished uploads and a key, uploading the archive as it grows. `seal` runs once the
 /// archive is complete and fsynced, before the upload may complete. On an error the upload is
 /// aborted, and the dump's folder and the archive are removed: a partial dump is no backup.
+/// `seal` gets the collections and the archive's figures (its CRC64 when not kept locally).
 pub async fn dump_and_archive<T, F, Fut>(
     job: &DumpJob<'_>,
     upload: Option<(&dyn Storage, &str)>,
     seal: F,
 ) -> Result<Dumped<T>>
 where
-    F: FnOnce(Vec<CollectionDump>) -> Fut,
+    F: FnOnce(Vec<CollectionDump>, ArchiveStats, Option<u64>) -> Fut,
     Fut: Future<Output = Result<(Vec<CollectionDump>, T)>>,
 {
     let done = overlapped(job, upload, seal).await;
@@ -102,14 +113,25 @@ async fn overlapped<T, F, Fut>(
     seal: F,
 ) -> Result<Dumped<T>>
 where
-    F: FnOnce(Vec<CollectionDump>) -> Fut,
+    F: FnOnce(Vec<CollectionDump>, ArchiveStats, Option<u64>) -> Fut,
     Fut: Future<Output = Result<(Vec<CollectionDump>, T)>>,
 {
     let upload = upload.and_then(|(s, key)| Some((s, key, s.stream_part_size()?)));
+    let keep = job.settings.local_copy;
+    if !keep && upload.is_none() {
+        return Err(Error::config(format!(
+            "local_copy=0: {} cannot be streamed to the bucket, and no local archive is kept",
+            job.archive_path.display()
+        )));
+    }
     let (parts_tx, parts_rx) = mpsc::channel::<Vec<u8>>(PARTS_QUEUED);
     let (commit_tx, commit_rx) = oneshot::channel::<()>();
     let tee = Tee {
-        file: crate::private::create_file(job.archive_path)?,
+        file: match keep {
+            true => Some(crate::private::create_file(job.archive_path)?),
+            false => None,
+        },
+        tally: (!keep).then(|| (Crc64::default(), 0)),
         parts: upload.map(|(_, _, size)| (parts_tx, size)),
         buffer: Vec::new(),
         sent: 0,
@@ -133,10 +155,10 @@ where
             }
             archive.add_rest()?;
             let (tee, stats) = archive.finish()?;
-            let (file, gave_up) = tee
+            let end = tee
                 .finish()
                 .map_err(|e| Error::io("write archive", &dest, e))?;
-            Ok((file, stats, gave_up))
+            Ok((end.file, stats, end.tally, end.gave_up))
         })
     };
 
@@ -157,14 +179,30 @@ where
             .map_err(|e| Error::new(ErrorKind::Internal, format!("archive task failed: {e}")));
         let collections = dumped?;
         crate::hooks::crash_point("after_dump");
-        let (file, stats, gave_up) = archived??;
-        let stats = archive::finish_file(&file, job.archive_path, stats)?;
+        let (file, mut stats, tally, gave_up) = archived??;
+        let crc64 = match (file, tally) {
+            (Some(file), _) => {
+                stats = archive::finish_file(&file, job.archive_path, stats)?;
+                None
+            }
+            (None, Some((crc64, size))) => {
+                stats.archive_bytes = size;
+                Some(crc64)
+            }
+            (None, None) => None,
+        };
         crate::hooks::crash_point("after_archive");
-        let (collections, sealed) = seal(collections).await?;
+        if let (false, Some(why)) = (keep, &gave_up) {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!("{why}; local_copy=0 keeps no archive to upload instead: raise upload_part_size_mb"),
+            ));
+        }
+        let (collections, sealed) = seal(collections, stats, crc64).await?;
         if gave_up.is_none() {
             let _ = commit_tx.send(());
         }
-        Ok((collections, stats, sealed, gave_up))
+        Ok((collections, stats, sealed, gave_up, crc64))
     };
 
     let streamed = async move {
@@ -181,17 +219,24 @@ where
     };
 
     let (work, streamed) = tokio::join!(work, streamed);
-    let (collections, stats, sealed, gave_up) = work?;
+    let (collections, stats, sealed, gave_up, streamed_crc64) = work?;
     // When the archive gave the stream up, the upload's own error (no commit) would say nothing.
     let streamed = match (streamed, gave_up) {
         (Some(_), Some(why)) => Some(Err(Error::new(ErrorKind::Storage, why))),
         (streamed, _) => streamed,
     };
+    if let (false, Some(Err(e))) = (keep, &streamed) {
+        return Err(Error::new(
+            e.kind(),
+            format!("{e}; local_copy=0 keeps no archive to upload again: the next run dumps again"),
+        ));
+    }
     Ok(Dumped {
         collections,
         stats,
         sealed,
         streamed,
+        streamed_crc64,
     })
 }
 
@@ -225,18 +270,31 @@ fn committed_parts(
 /// The archive file, with a copy of its bytes cut into upload parts. When the uploader is gone (a
 /// failed upload) or the archive outgrows the part limit, only the file goes on.
 struct Tee {
-    file: File,
+    /// The local copy, when kept.
+    file: Option<File>,
+    /// Without one: the CRC64 and size of what went through.
+    tally: Option<(Crc64, u64)>,
     /// The uploader and the part size, while streaming.
     parts: Option<(mpsc::Sender<Vec<u8>>, usize)>,
     buffer: Vec<u8>,
     sent: usize,
 }
 
+/// What a finished tee leaves: the file (when kept), the CRC64 and size of what went through
+/// (when not), and why the stream was given up, if it was.
+struct TeeEnd {
+    file: Option<File>,
+    tally: Option<(u64, u64)>,
+    gave_up: Option<String>,
+}
+
 impl Tee {
     /// Sends what is left as the last part. Returns the file, and why the stream was given up
     /// here, if it was (an uploader that failed has its own error to tell).
-    fn finish(mut self) -> std::io::Result<(File, Option<String>)> {
-        self.file.flush()?;
+    fn finish(mut self) -> std::io::Result<TeeEnd> {
+        if let Some(file) = &mut self.file {
+            file.flush()?;
+        }
         if let Some((to, _)) = self.parts.take() {
             let last = std::mem::take(&mut self.buffer);
             if !last.is_empty() {
@@ -246,13 +304,24 @@ impl Tee {
         let gave_up = (self.sent >= MAX_STREAMED_PARTS).then(|| {
             format!("the archive outgrew {MAX_STREAMED_PARTS} parts of upload_part_size_mb")
         });
-        Ok((self.file, gave_up))
+        Ok(TeeEnd {
+            file: self.file,
+            tally: self.tally.map(|(crc, size)| (crc.value(), size)),
+            gave_up,
+        })
     }
 }
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = match &mut self.file {
+            Some(file) => file.write(buf)?,
+            None => buf.len(),
+        };
+        if let Some((crc, size)) = &mut self.tally {
+            crc.update(&buf[..n]);
+            *size += n as u64;
+        }
         if let Some((to, part_size)) = &self.parts {
             let part_size = *part_size;
             let mut rest = &buf[..n];
@@ -276,7 +345,10 @@ impl Write for Tee {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -313,7 +385,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (parts_tx, mut parts_rx) = mpsc::channel(16);
         let mut tee = Tee {
-            file: File::create(tmp.path().join("a")).unwrap(),
+            file: Some(File::create(tmp.path().join("a")).unwrap()),
+            tally: None,
             parts: Some((parts_tx, 10)),
             buffer: Vec::new(),
             sent: 0,
@@ -322,8 +395,7 @@ mod tests {
         for chunk in data.chunks(7) {
             tee.write_all(chunk).unwrap();
         }
-        let (_, gave_up) = tee.finish().unwrap();
-        assert_eq!(gave_up, None);
+        assert_eq!(tee.finish().unwrap().gave_up, None);
         let mut parts = Vec::new();
         while let Ok(part) = parts_rx.try_recv() {
             parts.push(part);
@@ -341,15 +413,36 @@ mod tests {
         let (parts_tx, parts_rx) = mpsc::channel(16);
         drop(parts_rx);
         let mut tee = Tee {
-            file: File::create(tmp.path().join("a")).unwrap(),
+            file: Some(File::create(tmp.path().join("a")).unwrap()),
+            tally: None,
             parts: Some((parts_tx, 4)),
             buffer: Vec::new(),
             sent: 0,
         };
         tee.write_all(&[9u8; 30]).unwrap();
         assert!(tee.parts.is_none());
-        let (_, gave_up) = tee.finish().unwrap();
-        assert_eq!(gave_up, None);
+        assert_eq!(tee.finish().unwrap().gave_up, None);
         assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), [9u8; 30]);
+    }
+
+    /// Without a local copy, the tee counts what streamed: the size and CRC64 a later run checks
+    /// the stored object against.
+    #[test]
+    fn tee_without_a_file_tallies_the_stream() {
+        let (parts_tx, mut parts_rx) = mpsc::channel(16);
+        let mut tee = Tee {
+            file: None,
+            tally: Some((Crc64::default(), 0)),
+            parts: Some((parts_tx, 8)),
+            buffer: Vec::new(),
+            sent: 0,
+        };
+        tee.write_all(b"123456789").unwrap();
+        let end = tee.finish().unwrap();
+        assert!(end.file.is_none() && end.gave_up.is_none());
+        // CRC-64/XZ (OSS's CRC64) of the catalogue's check input.
+        assert_eq!(end.tally, Some((0x995d_c9bb_df19_39fa, 9)));
+        assert_eq!(parts_rx.try_recv().unwrap(), b"12345678");
+        assert_eq!(parts_rx.try_recv().unwrap(), b"9");
     }
 }
