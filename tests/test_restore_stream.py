@@ -55,6 +55,14 @@ def test_an_archive_refused_at_its_end_leaves_the_target_untouched(tmp_path, mon
     # Nothing was extracted or kept on the local disk.
     assert not (tmp_path / "rs").exists() or not any((tmp_path / "rs").iterdir())
 
+    # A byte changed in the middle: refused while collections are being staged.
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    archive.write_bytes(bytes(bad))
+    one_error(run_cli(*restore), name + ".tar.gz")
+    assert sorted(client[target].list_collection_names()) == ["other", "people"]
+    assert list(client[target].people.find()) == [{"_id": "live", "v": 1}]
+
     archive.write_bytes(good)
     r = expect_ok(run_cli(*restore))
     assert "as it downloads" in r.stderr and "in place" in r.stderr, r.stderr

@@ -7,6 +7,7 @@ pub mod bson_file;
 pub mod connect;
 pub mod dump;
 pub mod dump_dir;
+pub mod indexes;
 pub mod inspect;
 pub mod metadata;
 pub mod names;

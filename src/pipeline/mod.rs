@@ -1,7 +1,8 @@
-//! The flows, one module each: a backup run (`backup`: lock, then `backup_full` or `backup_inc`),
-//! restores (`restore_full`, `restore_inc`), and the operator's views of the bucket and the
-//! installation (`catalog` for `list`, `status`, `verify`, `prune`); `records` are what runs leave
-//! for `status` and the metrics file.
+//! The flows, one module each: a backup run (`backup`: lock, then `backup_full` or `backup_inc`,
+//! whose full dumps go through `overlap` and whose unstored archives `pending` keeps), restores
+//! (`restore_full`, `restore_inc`; a dump read as it downloads through `restore_stream`), and the
+//! operator's views of the bucket and the installation (`catalog` for `list`, `status`, `verify`,
+//! `prune`); `records` are what runs leave for `status` and the metrics file.
 //! They order the steps (connect, dump, archive, upload, verify, clean up) and hold no mechanics of
 //! their own: those live in `mongo`, `archive` and `storage`.
 
@@ -10,6 +11,7 @@ pub mod backup_full;
 pub mod backup_inc;
 pub mod catalog;
 pub mod overlap;
+mod pending;
 pub mod prune;
 pub mod records;
 pub mod restore_full;

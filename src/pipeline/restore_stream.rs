@@ -174,12 +174,12 @@ pub async fn stage(
     let walked = walked
         .map_err(|e| Error::new(ErrorKind::Internal, format!("archive reader failed: {e}")))?;
     let outcome = match (received, walked) {
-        // The writer's failure first: the reader's is then only that no one was listening.
-        (Err(e), _) => Err(e),
-        (Ok(()), Err(e)) if matches!(e.kind(), ErrorKind::Archive | ErrorKind::Integrity) => {
+        // A damaged archive first (the writer then only got a copy of that error), then the
+        // writer's failure (the reader's is then only that no one was listening).
+        (_, Err(e)) if matches!(e.kind(), ErrorKind::Archive | ErrorKind::Integrity) => {
             Err(Error::new(e.kind(), format!("{e}; nothing was restored")))
         }
-        (Ok(()), Err(e)) => Err(e),
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(walked)) => {
             check_download(&key, bytes, crc, info.size, info.crc64, dump.recorded).map(|()| walked)
         }
