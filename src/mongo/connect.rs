@@ -120,6 +120,25 @@ pub async fn connect(target: &MongoTarget) -> Result<Mongo> {
 }
 
 impl Mongo {
+    /// The names of the collections (and views) of database `db`.
+    pub async fn collection_names(&self, db: &str) -> Result<Vec<String>> {
+        self.client
+            .database(db)
+            .list_collection_names()
+            .await
+            .map_err(|e| self.error(e, &format!("list the collections of {db}")))
+    }
+
+    /// Drops `db.name`; a missing collection is no error.
+    pub async fn drop_collection(&self, db: &str, name: &str) -> Result<()> {
+        self.client
+            .database(db)
+            .collection::<mongodb::bson::Document>(name)
+            .drop()
+            .await
+            .map_err(|e| self.error(e, &format!("drop {db}.{name}")))
+    }
+
     /// One line naming the cause of a driver error; `doing` says what we were doing ("dump app.users").
     pub fn error(&self, e: mongodb::error::Error, doing: &str) -> Error {
         classify(&self.target, e, doing)

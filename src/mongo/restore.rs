@@ -150,27 +150,14 @@ pub async fn restore_database(
 /// With drop, the target database ends up holding exactly the backup's collections: those it
 /// does not have (created after the backup's point) go too.
 pub(crate) async fn drop_others(mongo: &Mongo, db: &str, keep: &[&str]) -> Result<()> {
-    let doing = format!("list the collections of {db}");
-    let names = mongo
-        .client
-        .database(db)
-        .list_collection_names()
-        .await
-        .map_err(|e| mongo.error(e, &doing))?;
-    for name in names {
+    for name in mongo.collection_names(db).await? {
         // A staged restore's temporaries are its own to drop (or rename over these).
         let staged = name.starts_with(super::staged::TEMP_PREFIX);
         if name.starts_with("system.") || staged || keep.contains(&name.as_str()) {
             continue;
         }
         log::info!("dropping {db}.{name}: the backup does not hold it (--drop)");
-        mongo
-            .client
-            .database(db)
-            .collection::<Document>(&name)
-            .drop()
-            .await
-            .map_err(|e| mongo.error(e, &format!("drop {db}.{name}")))?;
+        mongo.drop_collection(db, &name).await?;
     }
     Ok(())
 }
@@ -189,12 +176,7 @@ pub(crate) async fn restore_collection(
         ..Default::default()
     };
     if opts.drop_existing {
-        let doing = format!("drop {db}.{name}");
-        database
-            .collection::<Document>(name)
-            .drop()
-            .await
-            .map_err(|e| mongo.error(e, &doing))?;
+        mongo.drop_collection(db, name).await?;
     }
     create_collection(mongo, db, name, &c.metadata.options).await?;
     if let Some(bson) = &c.bson {

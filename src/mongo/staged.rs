@@ -132,16 +132,10 @@ impl Staging {
             return Ok(());
         }
         self.databases.push(db.to_string());
-        let doing = format!("list the collections of {db}");
-        let names = mongo
-            .client
-            .database(db)
-            .list_collection_names()
-            .await
-            .map_err(|e| mongo.error(e, &doing))?;
+        let names = mongo.collection_names(db).await?;
         for name in names.iter().filter(|n| n.starts_with(TEMP_PREFIX)) {
             log::warn!("dropping {db}.{name}: left by an interrupted restore");
-            drop_collection(mongo, db, name).await?;
+            mongo.drop_collection(db, name).await?;
         }
         Ok(())
     }
@@ -150,7 +144,7 @@ impl Staging {
     /// the temporaries, and the collections created under their own names.
     pub async fn discard(self, mongo: &Mongo) {
         for s in self.staged.iter().filter(|s| !s.placed) {
-            if let Err(e) = drop_collection(mongo, &s.db, &s.temp).await {
+            if let Err(e) = mongo.drop_collection(&s.db, &s.temp).await {
                 log::warn!("could not drop {}.{}: {e}", s.db, s.temp);
             }
         }
@@ -273,30 +267,12 @@ async fn place(mongo: &Mongo, s: &mut StagedCollection, opts: &RestoreOptions) -
     let mut source = Documents::Cursor(Box::new(cursor), ns);
     replace_documents(mongo, &s.db, &name, &mut source, opts, &mut merged).await?;
     build_indexes(mongo, &s.db, &name, &s.metadata.indexes, &mut merged).await?;
-    drop_collection(mongo, &s.db, &s.temp).await?;
+    mongo.drop_collection(&s.db, &s.temp).await?;
     s.placed = true;
     s.result = merged;
     Ok(())
 }
 
 async fn exists(mongo: &Mongo, db: &str, name: &str) -> Result<bool> {
-    let doing = format!("list the collections of {db}");
-    let listed = mongo
-        .client
-        .database(db)
-        .list_collection_names()
-        .filter(doc! {"name": name})
-        .await
-        .map_err(|e| mongo.error(e, &doing))?;
-    Ok(!listed.is_empty())
-}
-
-async fn drop_collection(mongo: &Mongo, db: &str, name: &str) -> Result<()> {
-    mongo
-        .client
-        .database(db)
-        .collection::<Document>(name)
-        .drop()
-        .await
-        .map_err(|e| mongo.error(e, &format!("drop {db}.{name}")))
+    Ok(mongo.collection_names(db).await?.iter().any(|n| n == name))
 }

@@ -222,13 +222,7 @@ pub async fn prepare_targets(mongo: &Mongo, plan: &SelectivePlan, drop: bool) ->
         for target in plan.targets() {
             let (db, coll) = split(target);
             log::info!("dropping {target} before restoring into it (--drop)");
-            mongo
-                .client
-                .database(db)
-                .collection::<Document>(coll)
-                .drop()
-                .await
-                .map_err(|e| mongo.error(e, &format!("drop {target}")))?;
+            mongo.drop_collection(db, coll).await?;
         }
     }
     Ok(())
