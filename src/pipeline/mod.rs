@@ -168,26 +168,30 @@ pub async fn download(
     let size = std::fs::metadata(local)
         .map_err(|e| Error::io("stat", local, e))?
         .len();
-    let mismatch = if size != recorded.size {
-        Some(format!(
-            "{size} bytes downloaded, {} recorded in the manifest",
-            recorded.size
-        ))
-    } else {
-        recorded
-            .crc64_value()
-            .filter(|expected| *expected != crc)
-            .map(|expected| {
-                format!("CRC64 {crc} downloaded, {expected} recorded in the manifest (the content was changed)")
-            })
-    };
-    match mismatch {
+    match differs_from_record(size, crc, recorded) {
         None => Ok(()),
         Some(why) => {
             let _ = std::fs::remove_file(local);
             Err(Error::new(ErrorKind::Integrity, format!("{key}: {why}")))
         }
     }
+}
+
+/// How `size` bytes with CRC64 `crc` (what was downloaded) differ from the manifest's record of
+/// the object, if they do.
+pub fn differs_from_record(size: u64, crc: u64, recorded: &ArchiveEntry) -> Option<String> {
+    if size != recorded.size {
+        return Some(format!(
+            "{size} bytes downloaded, {} recorded in the manifest",
+            recorded.size
+        ));
+    }
+    recorded
+        .crc64_value()
+        .filter(|expected| *expected != crc)
+        .map(|expected| {
+            format!("CRC64 {crc} downloaded, {expected} recorded in the manifest (the content was changed)")
+        })
 }
 
 /// A manifest entry for a dump (its collections' counts and hashes, sealed with the archive's

@@ -162,9 +162,7 @@ async fn restore_streamed(
         target_db: req.target_db.as_deref(),
         missing_is_empty: false,
         identity: settings.identity.clone(),
-        spool_dir: req
-            .local_temp
-            .join(format!(".spool-{}", std::process::id())),
+        spool_dir: super::restore_stream::spool_dir(&req.local_temp),
     };
     super::restore_stream::restore(mongo, dump, opts, progress).await
 }

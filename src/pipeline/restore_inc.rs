@@ -118,9 +118,7 @@ pub async fn run(
         ..Default::default()
     };
     let listed = list_cycle(storage.as_deref(), &req.cycle, &req.local_temp, &opts).await?;
-    let spool_dir = req
-        .local_temp
-        .join(format!(".spool-{}", std::process::id()));
+    let spool_dir = super::restore_stream::spool_dir(&req.local_temp);
     let (prepared, staged) = match (&mongo, storage.as_deref(), listed.dump()) {
         (Some(mongo), Some(storage), Some((key, recorded))) => {
             log::info!(

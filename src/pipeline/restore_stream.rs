@@ -47,6 +47,11 @@ pub struct StreamedDump<'a> {
     pub spool_dir: PathBuf,
 }
 
+/// The spool folder of this process's streamed restore, inside the restore's local folder.
+pub fn spool_dir(local_temp: &Path) -> PathBuf {
+    local_temp.join(format!(".spool-{}", std::process::id()))
+}
+
 /// Restores `dump` through a staged restore; see the module's documentation.
 pub async fn restore(
     mongo: &Mongo,
@@ -200,18 +205,8 @@ fn check_download(
         Some(format!("{bytes} bytes downloaded, {stored_size} stored"))
     } else if let Some(expected) = stored_crc.filter(|c| *c != crc) {
         Some(format!("CRC64 {crc} downloaded, {expected} stored"))
-    } else if let Some(r) = recorded.filter(|r| r.size != bytes) {
-        Some(format!(
-            "{bytes} bytes downloaded, {} recorded in the manifest",
-            r.size
-        ))
     } else {
-        recorded
-            .and_then(|r| r.crc64_value())
-            .filter(|expected| *expected != crc)
-            .map(|expected| {
-                format!("CRC64 {crc} downloaded, {expected} recorded in the manifest (the content was changed)")
-            })
+        recorded.and_then(|r| super::differs_from_record(bytes, crc, r))
     };
     match why {
         None => Ok(()),
@@ -336,7 +331,17 @@ impl Walk {
                 match slot.spool.take() {
                     Some(spool) => {
                         pending.remove(&(db.clone(), stem.to_string()));
-                        self.spooled(&target, stem, metadata, spool, &incoming, &mut walked)?;
+                        let shown = format!("{}:{}/{db}/{stem}.bson", self.key, self.top);
+                        let documents = Source::Spooled(spool);
+                        self.collection(
+                            &target,
+                            stem,
+                            metadata,
+                            documents,
+                            &shown,
+                            &incoming,
+                            &mut walked,
+                        )?;
                     }
                     None => slot.metadata = Some(metadata),
                 }
@@ -349,7 +354,7 @@ impl Walk {
                         &target,
                         stem,
                         metadata,
-                        &mut entry,
+                        Source::Entry(&mut entry),
                         &shown,
                         &incoming,
                         &mut walked,
@@ -371,23 +376,21 @@ impl Walk {
         for ((db, stem), p) in std::mem::take(&mut pending) {
             let target = self.target_of(&db, &mut walked)?;
             let metadata = p.metadata.unwrap_or_default();
-            match p.spool {
-                Some(spool) => {
-                    self.spooled(&target, &stem, metadata, spool, &incoming, &mut walked)?
-                }
-                None => {
-                    let shown = format!("{}:{}/{db}/{stem}", self.key, self.top);
-                    self.collection(
-                        &target,
-                        &stem,
-                        metadata,
-                        &mut std::io::empty(),
-                        &shown,
-                        &incoming,
-                        &mut walked,
-                    )?
-                }
-            }
+            let mut nothing = std::io::empty();
+            let documents = match p.spool {
+                Some(spool) => Source::Spooled(spool),
+                None => Source::Entry(&mut nothing),
+            };
+            let shown = format!("{}:{}/{db}/{stem}.bson", self.key, self.top);
+            self.collection(
+                &target,
+                &stem,
+                metadata,
+                documents,
+                &shown,
+                &incoming,
+                &mut walked,
+            )?;
         }
         // tar stops at its end-of-archive blocks; the codec's checks come after them.
         std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(unreadable)?;
@@ -436,15 +439,15 @@ impl Walk {
         Ok(target)
     }
 
-    /// A collection whose documents are read from `reader`: staged (sent to the writer batch by
-    /// batch), or spooled for the commit.
+    /// A collection whose documents are read from `documents`: staged (sent to the writer batch
+    /// by batch), or kept in a spool file for the commit.
     #[allow(clippy::too_many_arguments)] // the collection, its bytes, and where each goes
     fn collection(
         &self,
         target: &str,
         stem: &str,
         metadata: Metadata,
-        reader: &mut dyn Read,
+        documents: Source<'_>,
         shown: &str,
         incoming: &mpsc::Sender<Incoming>,
         walked: &mut Walked,
@@ -457,7 +460,10 @@ impl Walk {
             }
         };
         if restored_at_commit(&name, &metadata) {
-            let spool = self.spool(reader, shown)?;
+            let spool = match documents {
+                Source::Spooled(path) => path,
+                Source::Entry(reader) => self.spool(reader, shown)?,
+            };
             walked.at_commit.push((
                 target.to_string(),
                 DumpedCollection {
@@ -468,13 +474,22 @@ impl Walk {
             ));
             return Ok(());
         }
-        let (batches, documents) = mpsc::channel(4);
+        let (mut file, _spooled);
+        let reader: &mut dyn Read = match documents {
+            Source::Entry(reader) => reader,
+            Source::Spooled(path) => {
+                file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+                _spooled = RemoveOnDrop(path);
+                &mut file
+            }
+        };
+        let (batches, received) = mpsc::channel(4);
         incoming
             .blocking_send(Incoming {
                 db: target.to_string(),
                 name,
                 metadata,
-                documents: Documents::Stream(documents, None),
+                documents: Documents::Stream(received, None),
             })
             .map_err(|_| stopped())?;
         let mut reader =
@@ -491,24 +506,6 @@ impl Walk {
         }
     }
 
-    /// A `.bson` spooled before its metadata came: now restored from the file.
-    fn spooled(
-        &self,
-        target: &str,
-        stem: &str,
-        metadata: Metadata,
-        spool: PathBuf,
-        incoming: &mpsc::Sender<Incoming>,
-        walked: &mut Walked,
-    ) -> Result<()> {
-        let shown = spool.display().to_string();
-        let mut file = std::fs::File::open(&spool).map_err(|e| Error::io("open", &spool, e))?;
-        // What the commit reads is a copy of its own.
-        let staged = self.collection(target, stem, metadata, &mut file, &shown, incoming, walked);
-        let _ = std::fs::remove_file(&spool);
-        staged
-    }
-
     /// Copies `reader` into a new file of the spool folder.
     fn spool(&self, reader: &mut dyn Read, shown: &str) -> Result<PathBuf> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -519,6 +516,23 @@ impl Walk {
             .map_err(|e| Error::io("spool", &path, e).with_context("entry", shown.to_string()))?;
         out.flush().map_err(|e| Error::io("write", &path, e))?;
         Ok(path)
+    }
+}
+
+/// Where a collection's documents are read from.
+enum Source<'a> {
+    /// The archive entry being read.
+    Entry(&'a mut dyn Read),
+    /// A `.bson` that came before its metadata, waiting in a spool file.
+    Spooled(PathBuf),
+}
+
+/// A spool file, removed once its documents have been sent on.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

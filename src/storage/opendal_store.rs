@@ -509,13 +509,8 @@ impl Storage for OpendalStorage {
     }
 
     async fn get_file(&self, key: &str, local: &Path, progress: ByteProgress<'_>) -> Result<u64> {
-        let info = self.stat(key).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::StorageNotFound,
-                format!("{key} not found in {}", self.describe),
-            )
-        })?;
-        let expected_crc = self.oss_crc64(key).await?;
+        let (info, mut stream) = self.read_stream(key).await?;
+        let expected_crc = info.crc64;
         if let Some(dir) = local.parent() {
             let mut builder = tokio::fs::DirBuilder::new();
             builder.recursive(true);
@@ -527,15 +522,6 @@ impl Storage for OpendalStorage {
                 .map_err(|e| Error::io("create directory", dir, e))?;
         }
         let partial = partial_path(local);
-        let reader = self
-            .op
-            .reader(key)
-            .await
-            .map_err(|e| self.error("download", key, e))?;
-        let mut stream = reader
-            .into_bytes_stream(..)
-            .await
-            .map_err(|e| self.error("download", key, e))?;
         let mut options = tokio::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -546,12 +532,7 @@ impl Storage for OpendalStorage {
             .map_err(|e| Error::io("create", &partial, e))?;
         let mut crc = Crc64::default();
         let mut written = 0u64;
-        while let Some(chunk) = stream.try_next().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Storage,
-                format!("download of {key} broke off: {e}"),
-            )
-        })? {
+        while let Some(chunk) = stream.try_next().await? {
             crc.update(&chunk);
             out.write_all(&chunk)
                 .await
