@@ -157,17 +157,22 @@ def via_proxy(monkeypatch, oss_server):
 
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory) -> str:
-    exe = shutil.which("moto_server")
-    if exe is None:
-        pytest.fail("moto_server is not installed (pip install 'moto[server]')")
+    """moto's S3 behind S3's upload integrity rules (tests/s3_server.py): checksums verified, a
+    bucket with default Object Lock retention refuses uploads and parts without one."""
     work = tmp_path_factory.mktemp("moto")
     port = free_port()
-    proc = ServerProcess("moto", [exe, "-H", "127.0.0.1", "-p", str(port)], port, work)
-    proc.start(lambda: port_open(port))
+    proc = ServerProcess("s3_server", [sys.executable, str(HERE / "s3_server.py"), str(port)], port, work)
+    proc.start(lambda: port_open(port), timeout=60)
     try:
         yield "http://127.0.0.1:%d" % port
     finally:
         proc.stop()
+
+
+def s3_rule_stats(endpoint: str) -> dict:
+    """What tests/s3_server.py counted per bucket: puts, parts, verified, bad_digest, refused_without_checksum."""
+    with urllib.request.urlopen(endpoint + "/_s3_rules/stats", timeout=30) as r:
+        return json.loads(r.read())
 
 
 BASE_CONFIG = {

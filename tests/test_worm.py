@@ -6,9 +6,9 @@ failed), and prune runs with the other key."""
 
 import json
 
-import pytest
-
-from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli, write_config
+from conftest import OSS_AK, OSS_SK, expect_ok, oss_config, run_cli, s3_rule_stats, write_config
+from datagen import assert_same_database
+from scripts_util import one_error
 
 DAYS = ["2026-03-01 10:00:00", "2026-03-03 10:00:00", "2026-03-05 10:00:00"]
 
@@ -78,27 +78,57 @@ def test_cron_key_without_delete_rights(tmp_path, via_proxy, oss_server, mongo):
     assert cycle_names(oss_server, bucket) == names[1:]
 
 
-def test_s3_object_lock_retention_is_read(tmp_path, moto_s3):
-    """On S3 the bucket's default Object Lock retention is read as the retention policy (list shows
-    it; prune's rule is the one tested on OSS above). Writing into such a bucket is refused by moto
-    without Content-MD5 or an SDK checksum header, which our uploads do not send yet: the failure
-    is one line naming Object Lock (the README says so)."""
+def test_s3_object_lock_bucket_takes_every_upload_of_a_cycle(tmp_path, mongo, moto_s3):
+    """Into a bucket with a default Object Lock retention, S3 refuses a PutObject or an UploadPart that
+    carries neither Content-MD5 nor an x-amz-checksum header; ours carry a CRC32C, which the S3 test
+    server verifies on every put and part. Two cycles (the first with an increment, the dumps in
+    5 MiB parts) are stored; list shows until when each is protected; the first restores equal to
+    its source; prune keeps both, naming the one it would have deleted. With checksum=none in the
+    URL the same bucket refuses the backup, in one line naming Object Lock."""
     import boto3
+    from test_overlap import big_documents
     s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="mk",
                       aws_secret_access_key="ms")
     s3.create_bucket(Bucket="lock-cycles", ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket="lock-cycles", ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 1}}})
-    cfg = write_config(tmp_path / "lock", storage_url="s3://lock-cycles?endpoint=%s&region=us-east-1" % moto_s3,
-                       accessKeyId="mk", accessKeySecret="ms", db_backup_root_path=str(tmp_path / "root"))
+    client = mongo.client()
+    client.drop_database("s3lock")
+    big_documents(client.s3lock, "b", 16)  # 8 MiB, incompressible: two parts
+    url = "s3://lock-cycles?endpoint=%s&region=us-east-1" % moto_s3
+    keys = dict(db_port=str(mongo.port), db_name="s3lock", is_inc_backup="1", full_backup_period="1",
+                upload_part_size_mb="5", accessKeyId="mk", accessKeySecret="ms",
+                db_backup_root_path=str(tmp_path / "root"))
+    cfg = write_config(tmp_path / "lock", storage_url=url, **keys)
+
+    def backup(day):
+        return expect_ok(run_cli("backup", "--config", str(cfg), env={"MONGO_OSS_BACKUP_TEST_CLOCK": day}))
+
+    backup("2026-03-01 10:00:00")
+    client.s3lock.small.insert_many([{"_id": i, "v": "after the dump"} for i in range(100)])
+    client.s3lock.blobs.delete_one({"_id": "b0"})
+    backup("2026-03-01 11:00:00")  # an increment of the same cycle
+    backup("2026-03-03 10:00:00")  # a new cycle
+    stats = s3_rule_stats(moto_s3)["lock-cycles"]
+    assert stats["parts"] >= 4 and stats["puts"] >= 3, stats
+    assert stats["verified"] == stats["puts"] + stats["parts"], stats
+    assert "refused_without_checksum" not in stats and "bad_digest" not in stats, stats
+
     listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)
-    assert listed["retention_days"] == 365 and listed["cycles"] == []
-    src = tmp_path / "f"
-    src.write_bytes(b"data")
-    import mongo_oss_backup as mob
-    with pytest.raises(mob.StorageError) as err:
-        mob.Storage(config=str(cfg)).put_file(str(src), "k")
-    assert "Object Lock" in str(err.value) and "\n" not in str(err.value)
+    assert listed["retention_days"] == 365, listed
+    cycles = listed["cycles"]
+    assert len(cycles) == 2 and all(c["complete"] and c["protected_until"] for c in cycles), cycles
+    client.drop_database("s3lock_dst")
+    expect_ok(run_cli("restore", "--config", str(cfg), "--cycle", cycles[0]["name"], "--target-db", "s3lock_dst"))
+    assert_same_database(client.s3lock, client.s3lock_dst)
+
+    r = expect_ok(run_cli("prune", "--config", str(cfg), "--keep", "1"))
+    assert "kept cycle %s: protected by the bucket's retention policy (WORM) until" % cycles[0]["name"] in r.stdout
+    assert len(json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)["cycles"]) == 2
+
+    bare = write_config(tmp_path / "bare", storage_url=url + "&checksum=none",
+                        **dict(keys, db_backup_root_path=str(tmp_path / "bare-root")))
+    one_error(run_cli("backup", "--config", str(bare)), "Object Lock", "checksum=none")
 
     s3.create_bucket(Bucket="no-lock")
     plain = write_config(tmp_path / "plain", storage_url="s3://no-lock?endpoint=%s&region=us-east-1" % moto_s3,

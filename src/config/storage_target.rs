@@ -50,12 +50,23 @@ pub(super) fn resolve(s: &Settings, bad: &dyn Fn(&str, &str) -> Error) -> Result
             if let Some(e) = &endpoint {
                 Endpoint::parse(e).map_err(|why| bad("storage_url", &format!("endpoint {why}")))?;
             }
+            let crc32c = match query("checksum").as_deref() {
+                None | Some("crc32c") => true,
+                Some("none") => false,
+                Some(other) => {
+                    return Err(bad(
+                        "storage_url",
+                        &format!("checksum={other} is not crc32c or none"),
+                    ))
+                }
+            };
             Ok(StorageTarget::S3 {
                 bucket,
                 endpoint,
                 region: query("region").unwrap_or_else(|| "us-east-1".into()),
                 access_key_id: s.access_key_id.clone(),
                 access_key_secret: s.access_key_secret.clone(),
+                crc32c,
             })
         }
         "oss" => {

@@ -228,14 +228,29 @@ fn storage_urls() {
             bucket,
             endpoint,
             region,
+            crc32c,
             ..
         }) => {
             assert_eq!(bucket, "bk");
             assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:5000"));
             assert_eq!(region, "eu-west-1");
+            assert!(
+                crc32c,
+                "uploads carry a CRC32C unless the URL says checksum=none"
+            );
         }
         other => panic!("{other:?}"),
     }
+    let none = load_text(&format!(
+        "{up}storage_url=s3://bk?checksum=none\naccessKeyId=a\naccessKeySecret=b\n"
+    ))
+    .unwrap()
+    .settings;
+    assert!(matches!(
+        none.storage,
+        Some(StorageTarget::S3 { crc32c: false, .. })
+    ));
+    assert!(err_line(&format!("{up}storage_url=s3://bk?checksum=md5\n")).contains("checksum=md5"));
     assert!(err_line(&format!("{up}storage_url=ftp://x\n")).contains("unknown scheme"));
 }
 

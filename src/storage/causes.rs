@@ -100,3 +100,43 @@ pub(super) fn unreachable_cause(debug_text: &str) -> Option<&'static str> {
     .find(|(needle, _)| lower.contains(needle))
     .map(|(_, cause)| cause)
 }
+
+/// What the service said, from OpenDAL's `S3Error { code: "…", message: "…", … }` or the OSS
+/// equivalent: `code: message`. An S3 bucket with Object Lock refusing an upload without checksum
+/// also gets the setting that causes it.
+pub(super) fn service_said(message: &str) -> Option<String> {
+    let field = |name: &str| {
+        let start = message.find(&format!("{name}: \""))? + name.len() + 3;
+        let rest = &message[start..];
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    let (code, said) = (field("code")?, field("message")?);
+    let mut line = if said.is_empty() {
+        code
+    } else {
+        format!("{code}: {said}")
+    };
+    if line.contains("Object Lock") {
+        line.push_str(" (uploads carry a CRC32C unless the storage_url says checksum=none)");
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_said;
+
+    #[test]
+    fn service_errors_in_their_own_words() {
+        let m = r#"S3Error { code: "InvalidRequest", message: "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters", resource: "", request_id: "" }"#;
+        assert_eq!(
+            service_said(m).unwrap(),
+            "InvalidRequest: Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object \
+             requests with Object Lock parameters (uploads carry a CRC32C unless the storage_url \
+             says checksum=none)"
+        );
+        let m = r#"S3Error { code: "EntityTooLarge", message: "", resource: "" }"#;
+        assert_eq!(service_said(m).unwrap(), "EntityTooLarge");
+        assert_eq!(service_said("connection closed"), None);
+    }
+}

@@ -11,7 +11,7 @@ use opendal::{HttpTransporter, OperationContext, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::causes::{first_line, unreachable_cause, LogRetries};
+use super::causes::{first_line, service_said, unreachable_cause, LogRetries};
 use super::folder;
 use super::oss_api::OssBucketApi;
 use super::oss_signing::OssSigningTransport;
@@ -136,12 +136,18 @@ pub fn open(target: &StorageTarget, opts: &StorageOptions) -> Result<Box<dyn Sto
             region,
             access_key_id,
             access_key_secret,
+            crc32c,
         } => {
             let mut builder = opendal::services::S3::default()
                 .bucket(bucket)
                 .region(region)
                 .disable_config_load()
                 .disable_ec2_metadata();
+            // S3 checks the CRC32C of every PutObject and part; a bucket with a default Object
+            // Lock retention refuses uploads that carry neither this nor Content-MD5.
+            if *crc32c {
+                builder = builder.checksum_algorithm("crc32c");
+            }
             if let Some(e) = endpoint {
                 builder = builder.endpoint(e);
             }
@@ -290,7 +296,7 @@ impl OpendalStorage {
                 format!(
                     "cannot {action} {key} in {}: {}",
                     self.describe,
-                    first_line(e.message())
+                    service_said(e.message()).unwrap_or_else(|| first_line(e.message()).into())
                 ),
             )
             .with_context("key", key)

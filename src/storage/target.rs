@@ -121,6 +121,9 @@ pub enum StorageTarget {
         region: String,
         access_key_id: String,
         access_key_secret: Secret,
+        /// Send each upload's CRC32C (`x-amz-checksum-crc32c`) for S3 to check, as a bucket with
+        /// Object Lock demands; `checksum=none` in the URL turns it off for services that refuse it.
+        crc32c: bool,
     },
     Folder {
         root: PathBuf,
