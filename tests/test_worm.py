@@ -48,6 +48,12 @@ def test_prune_keeps_protected_cycles_whole_and_names_them(tmp_path, via_proxy, 
     assert "protected by the bucket's retention policy (WORM) until" in text
     assert "bucket retention policy (WORM): 30 days, locked" in text
 
+    # check-config asks the bucket only when told to; keep_cycles=2 daily cycles is under a year.
+    r = expect_ok(run_cli("check-config", "--config", str(cfg), "--bucket"))
+    assert json.loads(r.stdout)["keep_cycles"] == 2
+    assert "bucket retention policy: 365 days" in r.stderr, r.stderr
+    assert ("warning: keep_cycles=2 keeps about 2 days of cycles, but the bucket's retention policy protects "
+            "every object for 365 days") in r.stderr, r.stderr
     r = expect_ok(run_cli("prune", "--config", str(cfg), "--keep", "1"))
     assert "deleted cycle %s" % names[0] in r.stdout, r.stdout
     assert "kept cycle %s: protected by the bucket's retention policy (WORM) until" % names[1] in r.stdout
@@ -97,7 +103,7 @@ def test_s3_object_lock_bucket_takes_every_upload_of_a_cycle(tmp_path, mongo, mo
     big_documents(client.s3lock, "b", 16)  # 8 MiB, incompressible: two parts
     url = "s3://lock-cycles?endpoint=%s&region=us-east-1" % moto_s3
     keys = dict(db_port=str(mongo.port), db_name="s3lock", is_inc_backup="1", full_backup_period="1",
-                upload_part_size_mb="5", accessKeyId="mk", accessKeySecret="ms",
+                upload_part_size_mb="5", keep_cycles="2", accessKeyId="mk", accessKeySecret="ms",
                 db_backup_root_path=str(tmp_path / "root"))
     cfg = write_config(tmp_path / "lock", storage_url=url, **keys)
 
@@ -122,6 +128,12 @@ def test_s3_object_lock_bucket_takes_every_upload_of_a_cycle(tmp_path, mongo, mo
     expect_ok(run_cli("restore", "--config", str(cfg), "--cycle", cycles[0]["name"], "--target-db", "s3lock_dst"))
     assert_same_database(client.s3lock, client.s3lock_dst)
 
+    # check-config asks the bucket only when told to; keep_cycles=2 daily cycles is under a year.
+    r = expect_ok(run_cli("check-config", "--config", str(cfg), "--bucket"))
+    assert json.loads(r.stdout)["keep_cycles"] == 2
+    assert "bucket retention policy: 365 days" in r.stderr, r.stderr
+    assert ("warning: keep_cycles=2 keeps about 2 days of cycles, but the bucket's retention policy protects "
+            "every object for 365 days") in r.stderr, r.stderr
     r = expect_ok(run_cli("prune", "--config", str(cfg), "--keep", "1"))
     assert "kept cycle %s: protected by the bucket's retention policy (WORM) until" % cycles[0]["name"] in r.stdout
     assert len(json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json")).stdout)["cycles"]) == 2
@@ -134,3 +146,8 @@ def test_s3_object_lock_bucket_takes_every_upload_of_a_cycle(tmp_path, mongo, mo
     plain = write_config(tmp_path / "plain", storage_url="s3://no-lock?endpoint=%s&region=us-east-1" % moto_s3,
                          accessKeyId="mk", accessKeySecret="ms")
     assert "retention_days" not in json.loads(expect_ok(run_cli("list", "--config", str(plain), "--json")).stdout)
+    assert "bucket retention policy: none" in expect_ok(run_cli("check-config", "--config", str(plain),
+                                                               "--bucket")).stderr
+    missing = write_config(tmp_path / "missing", accessKeyId="mk", accessKeySecret="ms",
+                           storage_url="s3://never-made?endpoint=%s&region=us-east-1" % moto_s3)
+    one_error(run_cli("check-config", "--config", str(missing), "--bucket"), "never-made", "does not exist")

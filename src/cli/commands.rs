@@ -60,6 +60,30 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 /// `list`: cycles and full backups in the bucket.
+/// `check-config --bucket`: the bucket answers and takes the credentials; its retention policy,
+/// and whether keep_cycles can be honoured under it. Lines on stderr (stdout holds the settings).
+pub fn check_bucket(settings: &Settings) -> Result<()> {
+    block_on(async {
+        let storage =
+            crate::pipeline::open_source_storage(settings, "check-config --bucket").await?;
+        let line = crate::logging::user_line;
+        line(&format!(
+            "bucket: {} answers and takes the credentials",
+            storage.describe()
+        ));
+        match storage.retention().await? {
+            None => line("bucket retention policy: none"),
+            Some(r) => {
+                line(&format!("bucket retention policy: {} days", r.days));
+                if let Some(w) = prune::keep_cycles_shorter_than_retention(settings, r.days) {
+                    line(&format!("warning: {w}"));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 pub fn list(settings: &Settings, json: bool) -> Result<i32> {
     let catalog = block_on(catalog::list(settings))?;
     if json {

@@ -218,6 +218,10 @@ enum Command {
         /// Show secrets instead of "***".
         #[arg(long)]
         show_secrets: bool,
+        /// Also ask the bucket: that it answers and takes the credentials, and its retention
+        /// policy against keep_cycles (the file alone is checked offline).
+        #[arg(long)]
+        bucket: bool,
     },
 }
 
@@ -430,7 +434,8 @@ fn run(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::CheckConfig {
             config,
             show_secrets,
-        } => check_config(&config.config, show_secrets),
+            bucket,
+        } => check_config(&config.config, show_secrets, bucket),
     }
 }
 
@@ -522,10 +527,13 @@ pub fn load_config(path: &std::path::Path) -> Result<config::Settings> {
     Ok(loaded.settings)
 }
 
-fn check_config(path: &std::path::Path, show_secrets: bool) -> Result<i32> {
+fn check_config(path: &std::path::Path, show_secrets: bool, bucket: bool) -> Result<i32> {
     let settings = load_config(path)?;
     let json = serde_json::to_string_pretty(&settings.to_json(show_secrets))
         .map_err(|e| Error::new(crate::error::ErrorKind::Internal, e.to_string()))?;
     println!("{json}");
+    if bucket {
+        commands::check_bucket(&settings)?;
+    }
     Ok(0)
 }

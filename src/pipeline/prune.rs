@@ -26,6 +26,31 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
+/// The warning for a `keep_cycles` that keeps fewer days than the bucket's retention policy
+/// protects each object: the older cycles cannot go before their protection ends.
+pub fn keep_cycles_shorter_than_retention(
+    settings: &Settings,
+    retention_days: u32,
+) -> Option<String> {
+    let keep = settings.keep_cycles;
+    let crate::config::Mode::Incremental { period_days } = settings.mode else {
+        return None;
+    };
+    if keep == 0 {
+        return None;
+    }
+    let kept = match period_days {
+        0 => format!("{keep} cycles of one run each"),
+        days if keep.saturating_mul(days) >= retention_days => return None,
+        days => format!("about {} days of cycles", keep * days),
+    };
+    Some(format!(
+        "keep_cycles={keep} keeps {kept}, but the bucket's retention policy protects every object for \
+         {retention_days} days: older cycles stay (and are billed) until their protection ends, and \
+         each backup says so"
+    ))
+}
+
 /// `prune`: keeps the `keep` newest cycles of the configured bucket and the installation's current
 /// one (state A), deletes the others (or only says so, with `dry_run`).
 pub async fn run(settings: &Settings, keep: usize, dry_run: bool) -> Result<PruneReport> {
@@ -126,4 +151,44 @@ pub async fn prune_cycles(
         report.deleted.push(cycle.clone());
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_cycles_shorter_than_retention as warning;
+    use std::path::Path;
+
+    fn settings(keys: &str) -> crate::config::Settings {
+        let text = format!(
+            "db_host=h\ndb_name=a\ndb_backup_root_path=/tmp/b/\nis_upload_to_oss=0\n{keys}"
+        );
+        crate::config::parse(&text, Path::new("c.properties"), &|_| None)
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn keep_cycles_against_the_retention_period() {
+        let weekly = |keep: u32| {
+            settings(&format!(
+                "is_inc_backup=1\nfull_backup_period=7\nkeep_cycles={keep}\n"
+            ))
+        };
+        // 4 weekly cycles = 28 days: under 30 days of protection, warned; 5 = 35 days: not.
+        let w = warning(&weekly(4), 30).unwrap();
+        assert!(
+            w.contains("keep_cycles=4 keeps about 28 days") && w.contains("30 days"),
+            "{w}"
+        );
+        assert_eq!(warning(&weekly(5), 30), None);
+        assert_eq!(warning(&weekly(0), 30), None, "0 keeps every cycle");
+        let every_run = settings("is_inc_backup=1\nfull_backup_period=0\nkeep_cycles=3\n");
+        assert!(warning(&every_run, 1)
+            .unwrap()
+            .contains("3 cycles of one run each"));
+        assert_eq!(
+            warning(&settings("is_inc_backup=0\nkeep_cycles=1\n"), 365),
+            None
+        );
+    }
 }
