@@ -10,7 +10,7 @@ import pytest
 
 import datagen
 from conftest import (BACKUP_PW, BACKUP_USER, NOBODY_PW, NOBODY_USER, OSS_AK, OSS_SK, RESTORE_PW,
-                      RESTORE_USER, expect_ok, free_port, oss_config, start_secantus, write_config)
+                      RESTORE_USER, expect_ok, free_port, oss_config, run_cli, start_secantus, write_config)
 from scripts_util import error_lines, install_scripts, run_script, set_variables
 
 
@@ -205,3 +205,67 @@ def test_every_line_of_a_cron_log_is_dated(tmp_path, mongo):
     assert all(stamp.match(l) for l in lines), [l for l in lines if not stamp.match(l)]
     assert any(" warning: " in l and "mode 0644" in l for l in lines)
     assert " backup mongodb_backup_titan_" in lasts[0] and " error: cannot reach MongoDB" in lasts[1], lasts
+
+
+def test_next_run_stores_what_a_failed_or_killed_run_left(tmp_path, mongo, oss_server):
+    """A backup whose upload failed leaves its archive, dump folder and entry: the next run stores
+    and records it before its own. A run killed after its upload completed, before its record:
+    the next run records it. A run killed before its archive was finished leaves a cut archive and
+    folder: the next run removes them. Every stored backup then verifies and restores."""
+    import signal
+    client = mongo.client()
+    client.drop_database("leftapp")
+    datagen.populate(client.leftapp, n=200)
+    bucket = oss_server.add_bucket("full-leftovers")
+    root = tmp_path / "root"
+    cfg = oss_config(tmp_path / "inst", oss_server, bucket, db_port=str(mongo.port), db_name="leftapp",
+                     db_backup_root_path=str(root))
+
+    def backup(minute, crash=None):
+        env = {"HTTP_PROXY": oss_server.proxy, "MONGO_OSS_BACKUP_TEST_CLOCK": "2026-03-01 10:%02d:00" % minute}
+        if crash:
+            env["MONGO_OSS_BACKUP_TEST_CRASH"] = crash
+        return run_cli("backup", "--config", str(cfg), env=env)
+
+    def names(minute):
+        return "mongodb_backup_titan_2026030110%02d" % minute
+
+    def local():
+        return sorted(p.name for p in root.iterdir() if not p.name.startswith("mongo_oss_backup"))
+
+    def stored():
+        return sorted(p.name.replace("%2F", "/") for p in (oss_server.root / bucket / "objects").iterdir())
+
+    oss_server.fault("500", count=1000, methods=["PUT"])
+    try:
+        r = backup(0)
+    finally:
+        oss_server.admin("faults", {"clear": True})
+    assert r.returncode == 1 and len(error_lines(r.stderr)) == 1, r.stderr
+    assert local() == [names(0), names(0) + ".tar.gz", names(0) + ".tar.gz.entry.json"], local()
+    assert stored() == []
+
+    r = backup(1, crash="after_upload")
+    assert r.returncode == -signal.SIGABRT, r.stderr
+    assert "storing %s.tar.gz, which an earlier run could not store" % names(0) in r.stderr, r.stderr
+    assert stored() == [names(0) + ".manifest.json", names(0) + ".tar.gz", names(1) + ".tar.gz"], stored()
+
+    r = backup(2, crash="after_dump")
+    assert r.returncode == -signal.SIGABRT, r.stderr
+    assert "recording %s.tar.gz, stored by an earlier run that died before recording it" % names(1) in r.stderr
+    assert local() == [names(2), names(2) + ".tar.gz"], local()
+
+    r = expect_ok(backup(3))
+    assert "removing %s.tar.gz and its dump folder" % names(2) in r.stderr, r.stderr
+    assert local() == []
+    kept = [names(m) for m in (0, 1, 3)]
+    assert stored() == sorted([n + ".manifest.json" for n in kept] + [n + ".tar.gz" for n in kept]), stored()
+    listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json",
+                                          env={"HTTP_PROXY": oss_server.proxy})).stdout)
+    assert [(b["name"], b["has_manifest"]) for b in listed["full_backups"]] == [(n, True) for n in kept]
+    for name in kept:
+        expect_ok(run_cli("verify", "--config", str(cfg), name, env={"HTTP_PROXY": oss_server.proxy}))
+    client.drop_database("leftapp_dst")
+    expect_ok(run_cli("restore", "--config", str(cfg), "--full", names(0), "--target-db", "leftapp_dst",
+                      env={"HTTP_PROXY": oss_server.proxy}))
+    datagen.assert_same_database(client.leftapp, client.leftapp_dst)

@@ -231,7 +231,8 @@ def test_local_copy_0_writes_only_collections_in_flight(tmp_path, mongo, oss_ser
     assert "never reached" in r.stderr and not list((tmp_path / "root3").rglob("*.pos.json")), r.stderr
     expect_ok(run_cli("verify", "--config", str(cfg3), json.loads(r.stdout)["cycle"], env=env))
 
-    # Full mode: a stream that fails past its retries leaves nothing to upload instead.
+    # Full mode: a stream that fails past its retries leaves nothing to upload instead, only the
+    # archive's entry, with which the next run finds out that the object never reached the bucket.
     oss_server.fault("500", count=1000, methods=["PUT"], first_upload=True)
     client[db].small.insert_one({"_id": "late"})
     try:
@@ -241,9 +242,12 @@ def test_local_copy_0_writes_only_collections_in_flight(tmp_path, mongo, oss_ser
         one_error(r, "local_copy=0", "the next run dumps again")
     finally:
         oss_server.admin("faults", {"clear": True})
-    assert [p for p in (tmp_path / "root2").rglob("*") if p.is_file() and ".tar." in p.name] == []
+    [entry] = [p for p in (tmp_path / "root2").rglob("*") if p.is_file() and ".tar." in p.name]
+    assert entry.name.endswith(".tar.gz.entry.json"), entry
     time.sleep(1.1)
-    out = json.loads(expect_ok(run_cli("backup", "--config", str(cfg_full), "--json", env=env)).stdout)
+    r = expect_ok(run_cli("backup", "--config", str(cfg_full), "--json", env=env))
+    assert "never reached" in r.stderr and not entry.exists(), r.stderr
+    out = json.loads(r.stdout)
     client.drop_database(db + "_r")
     expect_ok(run_cli("restore", "--config", str(cfg_full), "--full", out["name"], "--target-db", db + "_r",
                       "--local-dir", str(tmp_path / "rs"), env=env))

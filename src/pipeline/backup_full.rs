@@ -1,7 +1,8 @@
 //! Full mode (`is_inc_backup=0`), COMPAT §3: dump into `<root>/mongodb_backup_titan_<YYYYmmddHHMM>/`
 //! (data under `<db_name>/`), archive it to `<root>/<name>.tar.gz` with entries `<name>/...` and
 //! upload it to key `<name>.tar.gz` at the bucket root, the three at once (`overlap`); verify, and
-//! only then delete the local copies. Without a bucket the dump directory is the backup.
+//! only then delete the local copies. What an earlier run left unstored is stored first
+//! (`full_leftovers`). Without a bucket the dump directory is the backup.
 //! A name already taken (a second run in the same minute) gets the seconds appended: a backup is
 //! never replaced.
 
@@ -12,10 +13,11 @@ use chrono::{DateTime, Local};
 
 use super::open_storage;
 use super::overlap;
+use crate::archive::ArchiveStats;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::manifest::{self, ArchiveEntry, ArchiveKind};
+use crate::manifest::{self, ArchiveKind};
 use crate::mongo::dump::CollectionDump;
 use crate::mongo::{connect, Mongo};
 use crate::progress::Progress;
@@ -47,6 +49,9 @@ pub async fn run(
     };
     let mongo = connect(&settings.mongo).await?;
     crate::state::check_root(&settings.db_backup_root_path)?;
+    if let Some(storage) = &storage {
+        super::full_leftovers::take_care(storage.as_ref(), settings, progress).await;
+    }
     let name = free_name(settings, storage.as_deref(), now).await?;
     let dir = settings.db_backup_root_path.join(&name);
     crate::private::create_dir(&dir)?;
@@ -86,7 +91,8 @@ pub async fn run(
 
 /// Full mode: dumps into `dir` while archiving it to `<dir>.tar.gz` and uploading that as
 /// `<name>.tar.gz` (`overlap`), verifies it, records it in `<name>.manifest.json`, and only then
-/// deletes the directory and the archive. A failed dump leaves neither; a failed upload both.
+/// deletes the directory and the archive. A failed dump leaves neither; a failed upload both, with
+/// the archive's entry beside it, and the next run stores them.
 async fn dump_and_store(
     mongo: &Mongo,
     settings: &Settings,
@@ -107,22 +113,41 @@ async fn dump_and_store(
         allow_empty: false,
         progress,
     };
-    let seal = |collections: Vec<CollectionDump>, _, _| async move {
-        let entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
+    // The entry goes beside the archive before its upload may complete (`full_leftovers`).
+    let sidecar = super::full_leftovers::sidecar_of(&archive_path);
+    let sidecar_ref = &sidecar;
+    let seal = |collections: Vec<CollectionDump>, stats: ArchiveStats, crc64: Option<u64>| async move {
+        let mut entry = super::manifest_entry(ArchiveKind::Full, &collections, settings)?;
+        entry.codec = Some(settings.codec.kind);
+        if let Some(crc64) = crc64 {
+            // No local copy: what the next run compares the stored object with.
+            entry.size = stats.archive_bytes;
+            entry.crc64 = crc64.to_string();
+        }
+        crate::state::write(sidecar_ref, &entry)?;
         Ok((collections, entry))
     };
-    let dumped = overlap::dump_and_archive(&job, Some((storage, &key)), seal).await?;
+    let dumped = match overlap::dump_and_archive(&job, Some((storage, &key)), seal).await {
+        Ok(dumped) => dumped,
+        Err(e) => {
+            // The archive went with the failure; without a local copy the stream may still have
+            // completed (a lost response), which the sidecar lets the next run find out.
+            if settings.local_copy {
+                let _ = std::fs::remove_file(&sidecar);
+            }
+            return Err(e);
+        }
+    };
     super::log_archived(dir, &dumped.stats, started);
     let done =
         super::upload_unless_streamed(storage, &archive_path, &key, dumped.streamed, progress)
             .await?;
+    crate::hooks::crash_point("after_upload");
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
-    let entry = ArchiveEntry {
-        codec: Some(settings.codec.kind),
-        ..dumped.sealed
-    };
-    manifest::record_stored(storage, &place, entry, &done).await?;
+    manifest::record_stored(storage, &place, dumped.sealed, &done).await?;
+    // The sidecar first: an archive left without it is removed by the next run.
+    std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     if settings.local_copy {
         std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;

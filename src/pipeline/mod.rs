@@ -10,6 +10,7 @@ pub mod backup;
 pub mod backup_full;
 pub mod backup_inc;
 pub mod catalog;
+mod full_leftovers;
 pub mod overlap;
 mod pending;
 pub mod prune;

@@ -1,0 +1,168 @@
+//! What a full-mode run (`is_inc_backup=0`) left in the local root when it failed or died, taken
+//! care of by the next run before its own dump. An archive finished but not stored (its entry
+//! sidecar, written before the upload may complete, beside it) is stored and recorded; one the
+//! bucket holds already (the run died before its record) is recorded; an archive without its
+//! sidecar was cut short and goes, with its dump folder. A backup folder with neither archive nor
+//! sidecar is left alone: without a bucket, such a folder is the backup.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::Key;
+use crate::manifest::{self, ArchiveEntry};
+use crate::progress::Progress;
+use crate::storage::{Storage, VerifiedUpload};
+
+const SIDECAR_SUFFIX: &str = ".entry.json";
+
+/// `<archive>.entry.json`: the archive's manifest entry, written once the archive is complete
+/// (with its size and CRC64 when it streamed without a local copy).
+pub(super) fn sidecar_of(archive: &Path) -> PathBuf {
+    let mut name = archive.file_name().unwrap_or_default().to_os_string();
+    name.push(SIDECAR_SUFFIX);
+    archive.with_file_name(name)
+}
+
+/// Stores or records each finished leftover, removes each cut-short one. A leftover that cannot
+/// be stored stays, with a warning, and does not stop this run's own backup. Returns the keys
+/// stored or recorded.
+pub(super) async fn take_care(
+    storage: &dyn Storage,
+    settings: &Settings,
+    progress: &Progress,
+) -> Vec<String> {
+    let root = &settings.db_backup_root_path;
+    let mut done = Vec::new();
+    for file in leftover_archive_names(root) {
+        let archive = root.join(&file);
+        match take_care_of(storage, settings, &archive, &file, progress).await {
+            Ok(true) => done.push(file),
+            Ok(false) => {}
+            Err(e) => log::warn!(
+                "{file}, left by an earlier run, is still not stored: {e}; it stays in {}",
+                root.display()
+            ),
+        }
+    }
+    done
+}
+
+/// File names in `root` of full-mode archives, or of the sidecars of archives not kept locally.
+fn leftover_archive_names(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|n| {
+            n.strip_suffix(SIDECAR_SUFFIX)
+                .map(str::to_string)
+                .unwrap_or(n)
+        })
+        .filter(|n| matches!(Key::parse(n, ""), Key::FullBackup { .. }))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `Ok(true)` when the archive is now stored and recorded, `Ok(false)` when it was removed.
+async fn take_care_of(
+    storage: &dyn Storage,
+    settings: &Settings,
+    archive: &Path,
+    key: &str,
+    progress: &Progress,
+) -> Result<bool> {
+    let Key::FullBackup { name } = Key::parse(key, "") else {
+        return Ok(false);
+    };
+    let root = &settings.db_backup_root_path;
+    let sidecar = sidecar_of(archive);
+    let dump_dir = root.join(name);
+    let entry: Option<ArchiveEntry> = crate::state::read(&sidecar)?;
+    let Some(entry) = entry else {
+        log::info!(
+            "removing {key} and its dump folder: a run died before the archive was complete"
+        );
+        remove(&[archive, &dump_dir]);
+        return Ok(false);
+    };
+    let stored = storage.head(key).await?;
+    let done = match (archive.exists(), stored) {
+        (true, None) => {
+            log::info!("storing {key}, which an earlier run could not store");
+            super::upload_unless_streamed(storage, archive, key, None, progress).await?
+        }
+        (true, Some(stored)) => {
+            let local = VerifiedUpload {
+                key: key.to_string(),
+                size: std::fs::metadata(archive)
+                    .map_err(|e| Error::io("stat", archive, e))?
+                    .len(),
+                crc64: crate::storage::file_crc64(archive)?,
+            };
+            same_bytes(storage, key, stored.size, stored.crc64, &local)?;
+            log::info!("recording {key}, stored by an earlier run that died before recording it");
+            local
+        }
+        (false, None) => {
+            log::warn!(
+                "{key} never reached {} (local_copy=0 kept no archive): that backup is lost; this run makes a new one",
+                storage.describe()
+            );
+            remove(&[&sidecar, &dump_dir]);
+            return Ok(false);
+        }
+        (false, Some(stored)) => {
+            let streamed = VerifiedUpload {
+                key: key.to_string(),
+                size: entry.size,
+                crc64: entry.crc64_value().unwrap_or_default(),
+            };
+            same_bytes(storage, key, stored.size, stored.crc64, &streamed)?;
+            log::info!("recording {key}, stored by an earlier run that died before recording it");
+            streamed
+        }
+    };
+    let place = manifest::Place::of_full_backup(root, name, &settings.db_name);
+    manifest::record_stored(storage, &place, entry, &done).await?;
+    // The sidecar goes first: what stays after a crash here is an archive without one, which
+    // the next run removes (it is stored and recorded by now).
+    remove(&[&sidecar, &dump_dir, archive, &place.local]);
+    Ok(true)
+}
+
+/// The object at `key` is the archive described by `expected` (CRC64 when the bucket reports it).
+fn same_bytes(
+    storage: &dyn Storage,
+    key: &str,
+    size: u64,
+    crc64: Option<u64>,
+    expected: &VerifiedUpload,
+) -> Result<()> {
+    let crc_matches = crc64.is_none_or(|crc| crc == expected.crc64);
+    if size == expected.size && crc_matches {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Integrity,
+        format!(
+            "{key} in {} holds another archive ({size} bytes, not {}): it is not overwritten",
+            storage.describe(),
+            expected.size
+        ),
+    ))
+}
+
+fn remove(paths: &[&Path]) {
+    for path in paths {
+        let _ = match path.is_dir() {
+            true => std::fs::remove_dir_all(path),
+            false => std::fs::remove_file(path),
+        };
+    }
+}
