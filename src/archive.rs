@@ -340,6 +340,31 @@ pub fn extract(archive: &Path, dest: &Path, identity: Option<&Identity>) -> Resu
     Ok(tops)
 }
 
+/// Reads an unsealed `archive` to its end without extracting it: every entry's path checked, the
+/// codec's own checks made. Returns the codec and the top-level names. It tells a finished archive
+/// from one cut short.
+pub fn read_through(archive: &Path) -> Result<(crate::codec::Kind, Vec<String>)> {
+    let file = File::open(archive).map_err(|e| Error::io("open archive", archive, e))?;
+    let (kind, decoder) = crate::codec::decoder(file).map_err(|e| corrupt(archive, e))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut tops: Vec<String> = Vec::new();
+    for entry in tar.entries().map_err(|e| corrupt(archive, e))? {
+        let mut entry = entry.map_err(|e| corrupt(archive, e))?;
+        let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
+        check_entry(&path, entry.header().entry_type())
+            .map_err(|why| Error::new(ErrorKind::Archive, why))?;
+        if let Some(Component::Normal(top)) = path.components().next() {
+            let top = top.to_string_lossy().into_owned();
+            if !tops.contains(&top) {
+                tops.push(top);
+            }
+        }
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
+    }
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
+    Ok((kind, tops))
+}
+
 /// What an archive entry may be: a file or folder whose path stays inside the target. A link,
 /// even one pointing inside, could be written through by a later entry or a later extraction
 /// into the same place. `Err` says why not.
@@ -415,6 +440,38 @@ mod tests {
             std::fs::read(out.join("full_backup/app").join(long)).unwrap(),
             b"long"
         );
+    }
+
+    /// A finished archive reads through; the same cut anywhere does not.
+    #[test]
+    fn read_through_tells_finished_from_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("mongodb_backup_titan_202603011000");
+        std::fs::create_dir_all(src.join("app")).unwrap();
+        let noise: Vec<u8> = (0..400_000u32).map(|i| (i * 2_654_435_761) as u8).collect();
+        std::fs::write(src.join("app/c.bson"), &noise).unwrap();
+        let zstd = Codec {
+            kind: crate::codec::Kind::Zstd,
+            level: 3,
+            threads: 1,
+        };
+        for codec in [Codec::gzip(6), zstd] {
+            let dest = crate::layout::archive_path_for(&src, codec.kind);
+            create(&src, &dest, &codec, None, &Progress::none()).unwrap();
+            let (kind, tops) = read_through(&dest).unwrap();
+            assert_eq!(kind, codec.kind);
+            assert_eq!(tops, vec!["mongodb_backup_titan_202603011000".to_string()]);
+            let whole = std::fs::read(&dest).unwrap();
+            for cut in [whole.len() / 2, whole.len() - 1] {
+                let cut_path = tmp.path().join("cut");
+                std::fs::write(&cut_path, &whole[..cut]).unwrap();
+                assert!(
+                    read_through(&cut_path).is_err(),
+                    "{:?} cut at {cut}",
+                    codec.kind
+                );
+            }
+        }
     }
 
     /// Files handed over while a dump runs go in as they come (each after its folders) and leave

@@ -210,8 +210,10 @@ def test_every_line_of_a_cron_log_is_dated(tmp_path, mongo):
 def test_next_run_stores_what_a_failed_or_killed_run_left(tmp_path, mongo, oss_server):
     """A backup whose upload failed leaves its archive, dump folder and entry: the next run stores
     and records it before its own. A run killed after its upload completed, before its record:
-    the next run records it. A run killed before its archive was finished leaves a cut archive and
-    folder: the next run removes them. Every stored backup then verifies and restores."""
+    the next run records it. A run killed once its archive was finished but before its entry was
+    written (as the old start.py left a failed upload: archive and folder, nothing else): the next
+    run reads the archive through and stores it. A run killed while dumping leaves an unfinished
+    archive and folder: the next run removes them. Every stored backup then verifies and restores."""
     import signal
     client = mongo.client()
     client.drop_database("leftapp")
@@ -255,10 +257,15 @@ def test_next_run_stores_what_a_failed_or_killed_run_left(tmp_path, mongo, oss_s
     assert "recording %s.tar.gz, stored by an earlier run that died before recording it" % names(1) in r.stderr
     assert local() == [names(2), names(2) + ".tar.gz"], local()
 
-    r = expect_ok(backup(3))
-    assert "removing %s.tar.gz and its dump folder" % names(2) in r.stderr, r.stderr
+    r = backup(3, crash="during_dump")
+    assert r.returncode == -signal.SIGABRT, r.stderr
+    assert "%s.tar.gz is a finished backup that an earlier run did not store" % names(2) in r.stderr, r.stderr
+    assert local() == [names(3), names(3) + ".tar.gz"], local()
+
+    r = expect_ok(backup(4))
+    assert "removing %s.tar.gz and its dump folder" % names(3) in r.stderr, r.stderr
     assert local() == []
-    kept = [names(m) for m in (0, 1, 3)]
+    kept = [names(m) for m in (0, 1, 2, 4)]
     assert stored() == sorted([n + ".manifest.json" for n in kept] + [n + ".tar.gz" for n in kept]), stored()
     listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json",
                                           env={"HTTP_PROXY": oss_server.proxy})).stdout)

@@ -1,16 +1,18 @@
 //! What a full-mode run (`is_inc_backup=0`) left in the local root when it failed or died, taken
 //! care of by the next run before its own dump. An archive finished but not stored (its entry
 //! sidecar, written before the upload may complete, beside it) is stored and recorded; one the
-//! bucket holds already (the run died before its record) is recorded; an archive without its
-//! sidecar was cut short and goes, with its dump folder. A backup folder with neither archive nor
-//! sidecar is left alone: without a bucket, such a folder is the backup.
+//! bucket holds already (the run died before its record) is recorded. An archive without its
+//! sidecar is read through: finished (a run died before writing the sidecar, or the old start.py
+//! failed to upload it, which nothing ever retried), it is stored the same way; cut short, it goes
+//! with its dump folder. A backup folder with neither archive nor sidecar is left alone: without
+//! a bucket, such a folder is the backup.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Key;
-use crate::manifest::{self, ArchiveEntry};
+use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::progress::Progress;
 use crate::storage::{Storage, VerifiedUpload};
 
@@ -83,13 +85,18 @@ async fn take_care_of(
     let root = &settings.db_backup_root_path;
     let sidecar = sidecar_of(archive);
     let dump_dir = root.join(name);
-    let entry: Option<ArchiveEntry> = crate::state::read(&sidecar)?;
-    let Some(entry) = entry else {
-        log::info!(
-            "removing {key} and its dump folder: a run died before the archive was complete"
-        );
-        remove(&[archive, &dump_dir]);
-        return Ok(false);
+    let entry = match crate::state::read::<ArchiveEntry>(&sidecar)? {
+        Some(entry) => entry,
+        None => match finished_archive(archive, name).await {
+            Some(entry) => entry,
+            None => {
+                log::info!(
+                    "removing {key} and its dump folder: a run died before the archive was finished"
+                );
+                remove(&[archive, &dump_dir]);
+                return Ok(false);
+            }
+        },
     };
     let stored = storage.head(key).await?;
     let done = match (archive.exists(), stored) {
@@ -134,6 +141,29 @@ async fn take_care_of(
     // the next run removes (it is stored and recorded by now).
     remove(&[&sidecar, &dump_dir, archive, &place.local]);
     Ok(true)
+}
+
+/// The entry of an archive left without sidecar, if it reads through to its end as the backup
+/// `name` (an archive sealed with age cannot be read here: none was made without a sidecar).
+async fn finished_archive(archive: &Path, name: &str) -> Option<ArchiveEntry> {
+    if !archive.exists() || archive.to_string_lossy().ends_with(".age") {
+        return None;
+    }
+    let path = archive.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || crate::archive::read_through(&path)).await;
+    match read {
+        Ok(Ok((kind, tops))) if tops == [name] => {
+            log::info!(
+                "{} is a finished backup that an earlier run did not store",
+                archive.display()
+            );
+            Some(ArchiveEntry {
+                codec: Some(kind),
+                ..ArchiveEntry::new(ArchiveKind::Full)
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The object at `key` is the archive described by `expected` (CRC64 when the bucket reports it).
