@@ -344,6 +344,14 @@ pub fn extract(archive: &Path, dest: &Path, identity: Option<&Identity>) -> Resu
 /// codec's own checks made. Returns the codec and the top-level names. It tells a finished archive
 /// from one cut short.
 pub fn read_through(archive: &Path) -> Result<(crate::codec::Kind, Vec<String>)> {
+    read_through_with(archive, |_, _| Ok(()))
+}
+
+/// `read_through`, handing each file entry to `visit` (which may read it, or not) on the way.
+pub fn read_through_with(
+    archive: &Path,
+    mut visit: impl FnMut(&Path, &mut dyn std::io::Read) -> Result<()>,
+) -> Result<(crate::codec::Kind, Vec<String>)> {
     let file = File::open(archive).map_err(|e| Error::io("open archive", archive, e))?;
     let (kind, decoder) = crate::codec::decoder(file).map_err(|e| corrupt(archive, e))?;
     let mut tar = tar::Archive::new(decoder);
@@ -358,6 +366,9 @@ pub fn read_through(archive: &Path) -> Result<(crate::codec::Kind, Vec<String>)>
             if !tops.contains(&top) {
                 tops.push(top);
             }
+        }
+        if entry.header().entry_type().is_file() {
+            visit(&path, &mut entry)?;
         }
         std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| corrupt(archive, e))?;
     }

@@ -167,6 +167,49 @@ def test_old_installation_is_continued(tmp_path, mongo):
     assert set(json.loads((root / cycle / "last.json").read_text())) == {"time", "inc"}
 
 
+def test_old_scripts_failed_upload_is_stored_not_removed(tmp_path, mongo):
+    """The old start.py advanced B even when an increment's upload failed, kept the archive and
+    never tried again: the bucket's chain has a hole only that archive fills. The first run after
+    the switch-over reads it through and stores it, byte for byte; an archive cut short beside it
+    is no backup and is removed."""
+    import bson
+    import io
+    import tarfile
+    client = mongo.client()
+    client.drop_database("legacy_hole")
+    client.legacy_hole.c.insert_one({"_id": 1})
+    [entry] = list(client.local.oplog.rs.find({"ns": "legacy_hole.c", "op": "i"}))
+    cycle = PREFIX + "20151124141133"
+    root = tmp_path / "root"
+    inc = root / cycle / "inc_backup"
+    (inc / "oplog_20151124151133").mkdir(parents=True)
+    (inc / "oplog_20151124151133" / "oplog.bson").write_bytes(bson.encode(entry))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:  # as the old scripts' Python tarfile wrote it
+        t.add(inc / "oplog_20151124151133", arcname="oplog_20151124151133")
+    (inc / "oplog_20151124151133.tar.gz").write_bytes(buf.getvalue())
+    (inc / "oplog_20151124150000.tar.gz").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (root / "mongodb_inc_backup_info.json").write_text(
+        '{"last_circle_backup_time": "%d", "last_circle_backup_dir_name": "%s"}' % (time.time() - 3600, cycle))
+    # B moved past the increment whose upload failed.
+    (root / cycle / "last.json").write_text('{"time": "%d", "inc": "%d"}' % (entry["ts"].time, entry["ts"].inc))
+    (tmp_path / "bucket" / cycle).mkdir(parents=True)
+    (tmp_path / "bucket" / cycle / "full_backup.tar.gz").write_bytes(b"old scripts' archive")
+    inst = installation(tmp_path, mongo, "legacy_hole")
+    client.legacy_hole.c.insert_one({"_id": 2})
+    r = run_ok(inst)
+    assert "oplog_20151124151133.tar.gz was left unstored by the old scripts: storing it" in r.stderr, r.stderr
+    stored = tmp_path / "bucket" / cycle / "inc_backup"
+    assert (stored / "oplog_20151124151133.tar.gz").read_bytes() == buf.getvalue()
+    assert not (stored / "oplog_20151124150000.tar.gz").exists()
+    assert not list(inc.glob("oplog_20151124*")), list(inc.iterdir())
+    increments = folder_bucket_increments(tmp_path / "bucket", cycle)
+    ids = [e["o"]["_id"] for name in sorted(increments) for e in increments[name] if e["op"] == "i"]
+    assert ids == [1, 2], increments
+    manifest = json.loads((tmp_path / "bucket" / cycle / "manifest.json").read_text())
+    assert "%s/inc_backup/oplog_20151124151133.tar.gz" % cycle in [a["key"] for a in manifest["archives"]]
+
+
 def test_concurrent_run_exits_0_with_one_line(tmp_path, mongo):
     mongo.client().locked.c.insert_one({"x": 1})
     inst = installation(tmp_path, mongo, "locked")

@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, Key};
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
+use crate::position::Position;
 use crate::progress::Progress;
 use crate::state::{self, read_b, write_b, Pending};
 use crate::storage::{Storage, VerifiedUpload};
@@ -208,9 +209,22 @@ pub(super) async fn flush_pending(
         }
         for archive_path in archives.into_iter().filter(|a| a.exists()) {
             if !state::sidecar_path(&archive_path).exists() {
-                // Died between writing the archive and its sidecar: B never covered it.
-                let _ = std::fs::remove_file(&archive_path);
-                continue;
+                let Some(position) = left_by_old_scripts(&cycle_dir, &archive_path).await else {
+                    // Died between writing the archive and its sidecar: B never covered it.
+                    let _ = std::fs::remove_file(&archive_path);
+                    continue;
+                };
+                // The old scripts moved B past an archive whose upload failed and never tried
+                // again: without it the chain has a hole. It is stored now, its range unknown.
+                log::info!(
+                    "{} was left unstored by the old scripts: storing it",
+                    archive_path.display()
+                );
+                let pending = Pending {
+                    position: state::OplogPosition::new(position),
+                    entry: None,
+                };
+                state::write(&state::sidecar_path(&archive_path), &pending)?;
             }
             let rel = archive_path
                 .strip_prefix(&cycle_dir)
@@ -231,6 +245,42 @@ pub(super) async fn flush_pending(
         }
     }
     Ok(stored)
+}
+
+/// Where B stood for an archive the old scripts left without sidecar: they advanced B whether the
+/// upload succeeded or not. Such an archive is finished, and B covers it (an increment whose
+/// newest entry is at or before B; a dump, once B exists). A run of ours writes the sidecar before
+/// B may pass the archive, so one of ours without sidecar is never covered: `None`.
+async fn left_by_old_scripts(cycle_dir: &Path, archive_path: &Path) -> Option<Position> {
+    let b = read_b(cycle_dir).ok()??;
+    let increment = layout::dir_of_archive(archive_path).parent() != Some(cycle_dir);
+    let path = archive_path.to_path_buf();
+    let newest = tokio::task::spawn_blocking(move || newest_entry(&path))
+        .await
+        .ok()?
+        .ok()?;
+    match (increment, newest) {
+        (false, _) => Some(b),
+        (true, Some(newest)) if newest <= b => Some(newest),
+        _ => None,
+    }
+}
+
+/// Reads `archive` through; the timestamp of the last entry of its `oplog.bson`, if it has one.
+fn newest_entry(archive: &Path) -> Result<Option<Position>> {
+    let mut newest = None;
+    crate::archive::read_through_with(archive, |path, reader| {
+        if path.file_name() == Some(std::ffi::OsStr::new(layout::OPLOG_FILE)) {
+            let mut docs = crate::mongo::bson_file::BsonReader::new(reader, path);
+            while let Some(doc) = docs.next_document()? {
+                if let Ok(ts) = doc.get_timestamp("ts") {
+                    newest = Some(Position::from(ts));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(newest)
 }
 
 /// Increment directories written after the cycle's B without an archive beside them: a run died
