@@ -339,5 +339,12 @@ def test_disk_full_during_a_restore_names_the_cause(tmp_path, mongo):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         expect_ok(subprocess.run(restore, capture_output=True, text=True, preexec_fn=disk.limit, timeout=300))
         assert_same_database(db, mongo.client()["h_full_r"])
+        # verify --deep restores the same way: the small disk is enough for it too.
+        verify = [exe, "verify", "--config", str(inst.cfg), inst.cycle(), "--deep", "--local-dir", str(disk.path),
+                  "--json"]
+        r = expect_ok(subprocess.run(verify, capture_output=True, text=True, preexec_fn=disk.limit, timeout=300))
+        report = json.loads(r.stdout)
+        assert report["ok"] and [c["namespace"] for c in report["deep"]["collections"]] == ["h_full.c"], report
+        assert all(c["ok"] and c["expected_hash"] for c in report["deep"]["collections"]), report
     finally:
         disk.remove()

@@ -182,7 +182,8 @@ enum Command {
         /// collection's count and hash with the manifest, and count every increment's entries.
         #[arg(long)]
         deep: bool,
-        /// Scratch directory for --deep [default: <db_backup_root_path>/verify].
+        /// Scratch space for --deep: a folder .verify-<pid> made and removed inside it [default:
+        /// <db_backup_root_path>/verify].
         #[arg(long)]
         local_dir: Option<PathBuf>,
         #[command(flatten)]

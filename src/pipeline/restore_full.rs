@@ -160,6 +160,7 @@ async fn restore_streamed(
         top: &req.name,
         db_name: &settings.db_name,
         target_db: req.target_db.as_deref(),
+        db_prefix: None,
         missing_is_empty: false,
         identity: settings.identity.clone(),
         spool_dir: super::restore_stream::spool_dir(&req.local_temp),

@@ -132,6 +132,7 @@ pub async fn run(
                 top: layout::FULL_DIR,
                 db_name: &settings.db_name,
                 target_db: req.target_db.as_deref(),
+                db_prefix: None,
                 missing_is_empty: true,
                 identity: settings.identity.clone(),
                 spool_dir: spool_dir.clone(),

@@ -40,6 +40,8 @@ pub struct StreamedDump<'a> {
     /// The database to restore; empty: every one the dump holds.
     pub db_name: &'a str,
     pub target_db: Option<&'a str>,
+    /// Every database restores into `<prefix>_<db>` instead (`verify --deep`'s scratch copies).
+    pub db_prefix: Option<&'a str>,
     /// A missing `db_name` folder is an empty database (a cycle begun on one), not an error.
     pub missing_is_empty: bool,
     pub identity: Option<Arc<Identity>>,
@@ -162,6 +164,7 @@ pub async fn stage(
         top: dump.top.to_string(),
         db_name: dump.db_name.to_string(),
         target_db: dump.target_db.map(str::to_string),
+        db_prefix: dump.db_prefix.map(str::to_string),
         spool_dir: dump.spool_dir.clone(),
         batch_bytes: opts.batch_bytes,
         missing_is_empty: dump.missing_is_empty,
@@ -244,6 +247,7 @@ struct Walk {
     top: String,
     db_name: String,
     target_db: Option<String>,
+    db_prefix: Option<String>,
     spool_dir: PathBuf,
     batch_bytes: usize,
     missing_is_empty: bool,
@@ -419,15 +423,23 @@ impl Walk {
                 self.top,
                 self.db_name
             );
-            let target = self.target_db.clone().unwrap_or(self.db_name.clone());
-            walked.databases.push(target);
+            walked.databases.push(self.target_name(&self.db_name));
         }
         Ok(walked)
     }
 
+    /// The name the dump's database `db` restores under.
+    fn target_name(&self, db: &str) -> String {
+        match (&self.target_db, &self.db_prefix) {
+            (Some(target), _) => target.clone(),
+            (None, Some(prefix)) => crate::mongo::replay::engine::prefixed_name(prefix, db),
+            (None, None) => db.to_string(),
+        }
+    }
+
     /// The database `db` of the dump restores into; the first time, it joins the list.
     fn target_of(&self, db: &str, walked: &mut Walked) -> Result<String> {
-        let target = self.target_db.clone().unwrap_or_else(|| db.to_string());
+        let target = self.target_name(db);
         if !walked.databases.contains(&target) {
             if self.target_db.is_some() && !walked.databases.is_empty() {
                 return Err(Error::config(

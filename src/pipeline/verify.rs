@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::catalog::{self, Catalog};
+use super::open_source_storage;
 use super::records::{self, LastVerify, LAST_VERIFY};
 use super::restore_inc::{self, PreparedCycle};
-use super::{download, extract_beside, open_source_storage};
+use super::restore_stream::{self, StreamedDump};
 use crate::chain::{self, CycleFacts, PlanOptions};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
@@ -25,7 +26,7 @@ use crate::layout::{self, Key};
 use crate::manifest::{ArchiveKind, CollectionDigest, Manifest};
 use crate::mongo::replay::engine::{prefixed_name, ReplayOptions, ReplaySummary};
 use crate::mongo::replay::replay_files;
-use crate::mongo::restore::{restore_database, RestoreOptions};
+use crate::mongo::restore::{DatabaseRestore, RestoreOptions};
 use crate::mongo::{connect, inspect, Mongo};
 use crate::position::Position;
 use crate::progress::Progress;
@@ -93,7 +94,8 @@ pub struct VerifyRequest {
     /// A cycle or full-backup name; `None` = the newest cycle (or full backup when there is none).
     pub name: Option<String>,
     pub deep: bool,
-    /// Scratch space for `--deep` [default: `<db_backup_root_path>/verify`].
+    /// Scratch space for `--deep`: `<local_dir>/.verify-<pid>`, made and removed by the check
+    /// [default: `<db_backup_root_path>/verify`].
     pub local_dir: Option<PathBuf>,
 }
 
@@ -204,10 +206,11 @@ async fn check(
         report.notes = chain.notes;
     }
     if req.deep && report.problems.is_empty() {
-        let dir = req
-            .local_dir
-            .clone()
-            .unwrap_or_else(|| settings.db_backup_root_path.join("verify"));
+        // A folder of its own: `--local-dir` may be a mount point or hold other files.
+        let dir = match &req.local_dir {
+            Some(d) => d.join(format!(".verify-{}", std::process::id())),
+            None => settings.db_backup_root_path.join("verify"),
+        };
         let deep = deep_check(settings, storage.as_ref(), &target, &dir, progress).await;
         let _ = std::fs::remove_dir_all(&dir);
         let deep = match deep {
@@ -362,8 +365,10 @@ async fn check_present(storage: &dyn Storage, key: &str) -> Result<ArchiveCheck>
     })
 }
 
-/// Brings the backup in as a restore does, restores it into scratch databases `verify_<pid>_<db>`,
-/// hashes each collection, replays the increments into them, then drops them.
+/// Restores the backup as a restore from the bucket does (the dump read as it downloads, every
+/// check made; the increments downloaded and proven) into scratch databases `verify_<pid>_<db>`,
+/// hashes each collection, replays the increments into them, then drops them. Nothing but the
+/// increments and the spool of collections restored at the commit touches the local disk.
 async fn deep_check(
     settings: &Settings,
     storage: &dyn Storage,
@@ -376,56 +381,59 @@ async fn deep_check(
     }
     crate::private::create_dir(dir)?;
     let started = Instant::now();
-    let (dump_root, prepared) = if target.is_cycle {
+    let no_dump = || {
+        Error::new(
+            ErrorKind::StorageNotFound,
+            "no full dump archive to restore",
+        )
+    };
+    let (key, recorded, top, prepared) = if target.is_cycle {
         let opts = PlanOptions {
             with_dump: true,
             ..Default::default()
         };
-        let prepared = restore_inc::prepare(
-            Some(storage),
-            &target.name,
-            dir,
-            &opts,
-            settings.identity.clone(),
-            progress,
-        )
-        .await?;
-        (layout::full_dir(&prepared.cycle_dir), Some(prepared))
+        let listed = restore_inc::list_cycle(Some(storage), &target.name, dir, &opts).await?;
+        let (key, recorded) = listed.dump().ok_or_else(no_dump)?;
+        let identity = settings.identity.clone();
+        let prepared =
+            restore_inc::bring_and_prove(Some(storage), listed, &opts, identity, true, progress)
+                .await?;
+        (key, recorded, layout::FULL_DIR.to_string(), Some(prepared))
     } else {
-        let full_key = target.full_key.clone().ok_or_else(|| {
-            Error::new(
-                ErrorKind::StorageNotFound,
-                "no full dump archive to restore",
-            )
-        })?;
-        let local = dir.join(&full_key);
-        let recorded = target.manifest.as_ref().and_then(|m| m.entry(&full_key));
-        download(storage, &full_key, &local, recorded, progress).await?;
-        extract_beside(local, settings.identity.clone()).await?;
-        (dir.join(&target.name), None)
+        let key = target.full_key.clone().ok_or_else(no_dump)?;
+        let recorded = target
+            .manifest
+            .as_ref()
+            .and_then(|m| m.entry(&key))
+            .cloned();
+        (key, recorded, target.name.clone(), None)
     };
     let mongo = connect(&settings.restore_mongo).await?;
     let scratch = format!("verify_{}", std::process::id());
+    drop_scratch(&mongo, &scratch).await;
+    let dump = StreamedDump {
+        storage,
+        key: &key,
+        recorded: recorded.as_ref(),
+        top: &top,
+        db_name: &settings.db_name,
+        target_db: None,
+        db_prefix: Some(&scratch),
+        missing_is_empty: target.is_cycle,
+        identity: settings.identity.clone(),
+        spool_dir: restore_stream::spool_dir(dir),
+    };
     let outcome = scratch_restore(
         &mongo,
         settings,
+        dump,
         target,
-        &dump_root,
         prepared.as_ref(),
         &scratch,
         progress,
     )
     .await;
-    for db in mongo
-        .client
-        .list_database_names()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d.starts_with(&format!("{scratch}_")))
-    {
-        let _ = mongo.client.database(&db).drop().await;
-    }
+    drop_scratch(&mongo, &scratch).await;
     let (collections, replay, hashing) = outcome?;
     let restore_seconds = started.elapsed().saturating_sub(hashing).as_secs_f64();
     let increments = prepared
@@ -462,32 +470,41 @@ async fn deep_check(
     })
 }
 
+/// Drops the scratch databases `<scratch>_*`.
+async fn drop_scratch(mongo: &Mongo, scratch: &str) {
+    let prefix = format!("{scratch}_");
+    for db in mongo
+        .client
+        .list_database_names()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.starts_with(&prefix))
+    {
+        let _ = mongo.client.database(&db).drop().await;
+    }
+}
+
 /// Restores the dump into the scratch databases and compares each collection with the manifest,
 /// then replays the increments into them. Returns the checks, the replay, and the time spent
 /// hashing (not part of a restore's time).
 async fn scratch_restore(
     mongo: &Mongo,
     settings: &Settings,
+    dump: StreamedDump<'_>,
     target: &Target,
-    dump_root: &Path,
     prepared: Option<&PreparedCycle>,
     scratch: &str,
     progress: &Progress,
 ) -> Result<(Vec<CollectionCheck>, Option<ReplaySummary>, Duration)> {
-    let mut collections = Vec::new();
-    let mut hashing = Duration::ZERO;
-    let dbs = match dump_root.is_dir() {
-        true => crate::mongo::restore::database_dirs(dump_root)?,
-        false => Vec::new(),
+    let opts = RestoreOptions {
+        progress: progress.clone(),
+        ..Default::default()
     };
-    for db in dbs {
-        let scratch_db = prefixed_name(scratch, &db);
-        let _ = mongo.client.database(&scratch_db).drop().await;
-        let (checks, took) =
-            check_database(mongo, &dump_root.join(&db), &db, &scratch_db, target).await?;
-        hashing += took;
-        collections.extend(checks);
-    }
+    let restored = restore_stream::restore(mongo, dump, &opts, progress).await?;
+    let hashing = Instant::now();
+    let collections = check_restored(mongo, &restored, scratch, target).await?;
+    let hashing = hashing.elapsed();
     let replay = match prepared {
         Some(p) => Some(
             replay_files(
@@ -510,56 +527,63 @@ async fn scratch_restore(
     Ok((collections, replay, hashing))
 }
 
-async fn check_database(
+/// Each restored collection's count and hash against the manifest's record of it at dump time,
+/// and each recorded collection the restore did not bring back.
+async fn check_restored(
     mongo: &Mongo,
-    dir: &Path,
-    db: &str,
-    scratch_db: &str,
+    restored: &[DatabaseRestore],
+    scratch: &str,
     target: &Target,
-) -> Result<(Vec<CollectionCheck>, Duration)> {
-    let restored = restore_database(mongo, dir, scratch_db, &RestoreOptions::default()).await?;
-    let hashing = Instant::now();
+) -> Result<Vec<CollectionCheck>> {
     let recorded = target.manifest.as_ref().and_then(|m| {
         m.archives
             .iter()
             .find(|a| a.kind == ArchiveKind::Full)
             .map(|a| a.collections.clone())
     });
-    let views = inspect::view_names(mongo, scratch_db).await?;
+    let prefix = format!("{scratch}_");
     let mut checks = Vec::new();
-    for c in restored
-        .collections
-        .iter()
-        .filter(|c| !views.contains(&c.collection))
-    {
-        let digest = inspect::hash_collection(mongo, scratch_db, &c.collection).await?;
-        let namespace = format!("{db}.{}", c.collection);
-        let expected = recorded.as_ref().and_then(|r| r.get(&namespace));
-        checks.push(CollectionCheck {
-            ok: expected.is_none_or(|e| e.documents == digest.documents && e.hash == digest.hex()),
-            expected_documents: expected.map(|e| e.documents),
-            expected_hash: expected.map(|e| e.hash.clone()),
-            documents: digest.documents,
-            hash: digest.hex(),
-            namespace,
-        });
-    }
-    // A collection recorded at dump time that the restore did not bring back.
-    if let Some(recorded) = &recorded {
-        for (ns, summary) in recorded {
-            if let Some(coll) = ns.strip_prefix(&format!("{db}.")) {
-                if !restored.collections.iter().any(|c| c.collection == coll) {
-                    checks.push(CollectionCheck {
-                        namespace: ns.clone(),
-                        expected_documents: Some(summary.documents),
-                        expected_hash: Some(summary.hash.clone()),
-                        documents: 0,
-                        hash: CollectionDigest::default().hex(),
-                        ok: false,
-                    });
-                }
-            }
+    for db in restored {
+        let source = db.database.strip_prefix(&prefix).unwrap_or(&db.database);
+        let views = inspect::view_names(mongo, &db.database).await?;
+        for c in db
+            .collections
+            .iter()
+            .filter(|c| !views.contains(&c.collection))
+        {
+            let digest = inspect::hash_collection(mongo, &db.database, &c.collection).await?;
+            let namespace = format!("{source}.{}", c.collection);
+            let expected = recorded.as_ref().and_then(|r| r.get(&namespace));
+            checks.push(CollectionCheck {
+                ok: expected
+                    .is_none_or(|e| e.documents == digest.documents && e.hash == digest.hex()),
+                expected_documents: expected.map(|e| e.documents),
+                expected_hash: expected.map(|e| e.hash.clone()),
+                documents: digest.documents,
+                hash: digest.hex(),
+                namespace,
+            });
         }
     }
-    Ok((checks, hashing.elapsed()))
+    // A collection recorded at dump time that the restore did not bring back.
+    for (ns, summary) in recorded.iter().flatten() {
+        let Some((db, coll)) = ns.split_once('.') else {
+            continue;
+        };
+        let scratch_db = prefixed_name(scratch, db);
+        let brought = restored.iter().any(|d| {
+            d.database == scratch_db && d.collections.iter().any(|c| c.collection == coll)
+        });
+        if !brought {
+            checks.push(CollectionCheck {
+                namespace: ns.clone(),
+                expected_documents: Some(summary.documents),
+                expected_hash: Some(summary.hash.clone()),
+                documents: 0,
+                hash: CollectionDigest::default().hex(),
+                ok: false,
+            });
+        }
+    }
+    Ok(checks)
 }
