@@ -262,16 +262,27 @@ def test_next_run_stores_what_a_failed_or_killed_run_left(tmp_path, mongo, oss_s
     assert "%s.tar.gz is a finished backup that an earlier run did not store" % names(2) in r.stderr, r.stderr
     assert local() == [names(3), names(3) + ".tar.gz"], local()
 
-    r = expect_ok(backup(4))
+    r = backup(4, crash="after_manifest")
+    assert r.returncode == -signal.SIGABRT, r.stderr
     assert "removing %s.tar.gz and its dump folder" % names(3) in r.stderr, r.stderr
+    assert local() == [names(4), names(4) + ".manifest.json", names(4) + ".tar.gz",
+                       names(4) + ".tar.gz.entry.json"], local()
+
+    # Recorded already: the next run finds the same bytes, records the same entry, cleans up.
+    r = expect_ok(backup(5))
+    assert "recording %s.tar.gz, stored by an earlier run" % names(4) in r.stderr, r.stderr
     assert local() == []
-    kept = [names(m) for m in (0, 1, 2, 4)]
+    kept = [names(m) for m in (0, 1, 2, 4, 5)]
     assert stored() == sorted([n + ".manifest.json" for n in kept] + [n + ".tar.gz" for n in kept]), stored()
     listed = json.loads(expect_ok(run_cli("list", "--config", str(cfg), "--json",
                                           env={"HTTP_PROXY": oss_server.proxy})).stdout)
     assert [(b["name"], b["has_manifest"]) for b in listed["full_backups"]] == [(n, True) for n in kept]
     for name in kept:
         expect_ok(run_cli("verify", "--config", str(cfg), name, env={"HTTP_PROXY": oss_server.proxy}))
+    # Those that had their entry (made at dump time) kept its collection hashes, recorded again or not.
+    for name in (names(0), names(1), names(4)):
+        manifest = json.loads(oss_server.object_bytes(bucket, name + ".manifest.json"))
+        assert manifest["archives"][0]["collections"], manifest
     client.drop_database("leftapp_dst")
     expect_ok(run_cli("restore", "--config", str(cfg), "--full", names(0), "--target-db", "leftapp_dst",
                       env={"HTTP_PROXY": oss_server.proxy}))

@@ -146,12 +146,13 @@ async fn dump_and_store(
     let place =
         manifest::Place::of_full_backup(&settings.db_backup_root_path, name, &settings.db_name);
     manifest::record_stored(storage, &place, dumped.sealed, &done).await?;
-    // The sidecar first: an archive left without it is removed by the next run.
-    std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
+    crate::hooks::crash_point("after_manifest");
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     if settings.local_copy {
         std::fs::remove_file(&archive_path).map_err(|e| Error::io("remove", &archive_path, e))?;
     }
+    // The sidecar last: one left alone after a crash here names a recorded backup.
+    std::fs::remove_file(&sidecar).map_err(|e| Error::io("remove", &sidecar, e))?;
     let _ = std::fs::remove_file(&place.local);
     Ok((dumped.collections, done))
 }

@@ -98,6 +98,12 @@ async fn take_care_of(
             }
         },
     };
+    if !archive.exists() && entry.crc64.is_empty() {
+        // A local copy was kept, and it goes only once the backup is recorded: a run died
+        // between removing it and its sidecar.
+        remove(&[&dump_dir, &sidecar]);
+        return Ok(false);
+    }
     let stored = storage.head(key).await?;
     let done = match (archive.exists(), stored) {
         (true, None) => {
@@ -137,9 +143,8 @@ async fn take_care_of(
     };
     let place = manifest::Place::of_full_backup(root, name, &settings.db_name);
     manifest::record_stored(storage, &place, entry, &done).await?;
-    // The sidecar goes first: what stays after a crash here is an archive without one, which
-    // the next run removes (it is stored and recorded by now).
-    remove(&[&sidecar, &dump_dir, archive, &place.local]);
+    // The sidecar last: alone, it names a recorded backup (see the start of `take_care_of`).
+    remove(&[&dump_dir, archive, &place.local, &sidecar]);
     Ok(true)
 }
 
