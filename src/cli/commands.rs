@@ -59,7 +59,6 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-/// `list`: cycles and full backups in the bucket.
 /// `check-config --bucket`: the bucket answers and takes the credentials; its retention policy,
 /// and whether keep_cycles can be honoured under it. Lines on stderr (stdout holds the settings).
 pub fn check_bucket(settings: &Settings) -> Result<()> {
@@ -84,6 +83,7 @@ pub fn check_bucket(settings: &Settings) -> Result<()> {
     })
 }
 
+/// `list`: cycles and full backups in the bucket.
 pub fn list(settings: &Settings, json: bool) -> Result<i32> {
     let catalog = block_on(catalog::list(settings))?;
     if json {
