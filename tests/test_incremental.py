@@ -189,12 +189,16 @@ def test_old_scripts_failed_upload_is_stored_not_removed(tmp_path, mongo):
         t.add(inc / "oplog_20151124151133", arcname="oplog_20151124151133")
     (inc / "oplog_20151124151133.tar.gz").write_bytes(buf.getvalue())
     (inc / "oplog_20151124150000.tar.gz").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    # Another one whose key the bucket holds with other bytes: never overwritten, kept, said.
+    (inc / "oplog_20151124152000.tar.gz").write_bytes(buf.getvalue())
     (root / "mongodb_inc_backup_info.json").write_text(
         '{"last_circle_backup_time": "%d", "last_circle_backup_dir_name": "%s"}' % (time.time() - 3600, cycle))
     # B moved past the increment whose upload failed.
     (root / cycle / "last.json").write_text('{"time": "%d", "inc": "%d"}' % (entry["ts"].time, entry["ts"].inc))
     (tmp_path / "bucket" / cycle).mkdir(parents=True)
     (tmp_path / "bucket" / cycle / "full_backup.tar.gz").write_bytes(b"old scripts' archive")
+    (tmp_path / "bucket" / cycle / "inc_backup").mkdir()
+    (tmp_path / "bucket" / cycle / "inc_backup" / "oplog_20151124152000.tar.gz").write_bytes(b"other bytes")
     inst = installation(tmp_path, mongo, "legacy_hole")
     client.legacy_hole.c.insert_one({"_id": 2})
     r = run_ok(inst)
@@ -202,10 +206,13 @@ def test_old_scripts_failed_upload_is_stored_not_removed(tmp_path, mongo):
     stored = tmp_path / "bucket" / cycle / "inc_backup"
     assert (stored / "oplog_20151124151133.tar.gz").read_bytes() == buf.getvalue()
     assert not (stored / "oplog_20151124150000.tar.gz").exists()
-    assert not list(inc.glob("oplog_20151124*")), list(inc.iterdir())
-    increments = folder_bucket_increments(tmp_path / "bucket", cycle)
-    ids = [e["o"]["_id"] for name in sorted(increments) for e in increments[name] if e["op"] == "i"]
-    assert ids == [1, 2], increments
+    assert "refusing to overwrite %s/inc_backup/oplog_20151124152000.tar.gz" % cycle in r.stderr, r.stderr
+    assert (stored / "oplog_20151124152000.tar.gz").read_bytes() == b"other bytes"
+    assert sorted(p.name for p in inc.glob("oplog_20151124*")) == ["oplog_20151124152000.tar.gz"]
+    [new] = [p for p in stored.iterdir() if not p.name.startswith("oplog_20151124")]
+    ids = [e["o"]["_id"] for archive in (stored / "oplog_20151124151133.tar.gz", new)
+           for e in oplog_entries_in_archive(archive.read_bytes()) if e["op"] == "i"]
+    assert ids == [1, 2], ids
     manifest = json.loads((tmp_path / "bucket" / cycle / "manifest.json").read_text())
     assert "%s/inc_backup/oplog_20151124151133.tar.gz" % cycle in [a["key"] for a in manifest["archives"]]
 

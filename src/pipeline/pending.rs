@@ -208,7 +208,8 @@ pub(super) async fn flush_pending(
             }
         }
         for archive_path in archives.into_iter().filter(|a| a.exists()) {
-            if !state::sidecar_path(&archive_path).exists() {
+            let left_by_old = !state::sidecar_path(&archive_path).exists();
+            if left_by_old {
                 let Some(position) = left_by_old_scripts(&cycle_dir, &archive_path).await else {
                     // Died between writing the archive and its sidecar: B never covered it.
                     let _ = std::fs::remove_file(&archive_path);
@@ -231,7 +232,7 @@ pub(super) async fn flush_pending(
                 .unwrap_or(&archive_path);
             let key = format!("{cycle}/{}", rel.to_string_lossy());
             log::info!("storing {key}, left unstored by an earlier run");
-            upload_pending(
+            let outcome = upload_pending(
                 storage,
                 &archive_path,
                 &key,
@@ -240,8 +241,17 @@ pub(super) async fn flush_pending(
                 progress,
                 None,
             )
-            .await?;
-            stored.push(key);
+            .await;
+            match outcome {
+                Ok(_) => stored.push(key),
+                // The bucket holds other bytes there: the old archive waits for an operator
+                // (said on every run), and backups go on.
+                Err(e) if left_by_old && e.kind() == ErrorKind::Integrity => {
+                    log::warn!("{e}");
+                    let _ = std::fs::remove_file(state::sidecar_path(&archive_path));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(stored)
