@@ -49,6 +49,8 @@ def test_crash_at_every_step(tmp_path, mongo, point):
         r = run_script(inst / "start.py")
         expect_ok(r)
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
+    # One cycle: a dump stored by the killed run is continued, never dumped again beside it.
+    assert [p.name for p in (tmp_path / "bucket").iterdir() if p.name != ".partial"] == [cycle]
     check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle), db, inserted)
     # The manifest names exactly what the bucket holds, with the right sizes and CRC64s.
     r = run_cli("verify", "--config", str(inst / "config.properties"), cycle)

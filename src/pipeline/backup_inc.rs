@@ -71,6 +71,7 @@ pub async fn run(
     };
 
     let info: Option<CycleInfo> = state::read(&state::state_a_path(&root))?;
+    let info = adopt_stored_cycle(settings, info)?;
     let (cycle, position) = choose_cycle(
         settings,
         period_days,
@@ -274,6 +275,48 @@ impl Run<'_> {
             stored,
         })
     }
+}
+
+/// A cycle newer than state A's whose full dump is stored and recorded (its folder has B, which is
+/// written only then): the run that dumped it died before naming it in A. It becomes the current
+/// cycle, as that run would have made it, so this run continues it instead of dumping again.
+fn adopt_stored_cycle(settings: &Settings, info: Option<CycleInfo>) -> Result<Option<CycleInfo>> {
+    let root = &settings.db_backup_root_path;
+    let prefix = &settings.cycle_prefix;
+    let started = |name: &str| {
+        layout::name_time(name, prefix)
+            .and_then(|t| t.and_local_timezone(Local).earliest())
+            .map(|t| t.timestamp())
+    };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(info);
+    };
+    let newest = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| layout::is_cycle_name(name, prefix))
+        .filter_map(|name| Some((started(&name)?, name)))
+        .filter(|(_, name)| read_b(&root.join(name)).is_ok_and(|b| b.is_some()))
+        .max();
+    let Some((time, cycle)) = newest else {
+        return Ok(info);
+    };
+    let current = info
+        .as_ref()
+        .map(|i| started(&i.last_circle_backup_dir_name));
+    if matches!(current, Some(Some(t)) if t >= time) {
+        return Ok(info);
+    }
+    log::info!(
+        "cycle {cycle}: its full dump is stored, so it is the current cycle (the run that dumped it died before saying so)"
+    );
+    let adopted = CycleInfo {
+        last_circle_backup_time: time.to_string(),
+        last_circle_backup_dir_name: cycle,
+    };
+    state::write(&state::state_a_path(root), &adopted)?;
+    Ok(Some(adopted))
 }
 
 fn expired(info: &CycleInfo, period_days: u32, now: DateTime<Local>) -> bool {

@@ -72,8 +72,8 @@ pub(super) async fn upload_pending(
 
 /// A full dump streamed without a local copy (`local_copy=0`) by a run that died before recording
 /// it: only its sidecar is left, with the position, the manifest entry and the size and CRC64
-/// that streamed. The object in the bucket is recorded if it is that archive; if the upload never
-/// completed, the sidecar goes and the cycle, without its position, is dumped again.
+/// that streamed. The object in the bucket is recorded if it is that archive (`true`); if the
+/// upload never completed, the sidecar goes and the cycle, without its position, is dumped again.
 async fn recover_streamed(
     storage: &dyn Storage,
     sidecar: &Path,
@@ -81,7 +81,7 @@ async fn recover_streamed(
     key: &str,
     cycle_dir: &Path,
     settings: &Settings,
-) -> Result<()> {
+) -> Result<bool> {
     let pending: Pending = state::read(sidecar)?.ok_or_else(|| {
         Error::new(
             ErrorKind::Internal,
@@ -96,7 +96,7 @@ async fn recover_streamed(
             storage.describe()
         );
         std::fs::remove_file(sidecar).map_err(|e| Error::io("remove", sidecar, e))?;
-        return Ok(());
+        return Ok(false);
     };
     let crc_matches = stored
         .crc64
@@ -129,7 +129,7 @@ async fn recover_streamed(
         Some(Ok(done)),
     )
     .await
-    .map(|_| ())
+    .map(|_| true)
 }
 
 /// An archive is stored under a key only when the key is free or holds these very bytes (the same
@@ -203,8 +203,11 @@ pub(super) async fn flush_pending(
             let sidecar = state::sidecar_path(&archive_path);
             if sidecar.exists() && !archive_path.exists() {
                 let key = layout::cycle_full_key(&cycle, format);
-                recover_streamed(storage, &sidecar, &archive_path, &key, &cycle_dir, settings)
-                    .await?;
+                if recover_streamed(storage, &sidecar, &archive_path, &key, &cycle_dir, settings)
+                    .await?
+                {
+                    stored.push(key);
+                }
             }
         }
         for archive_path in archives.into_iter().filter(|a| a.exists()) {
