@@ -49,8 +49,6 @@ def test_crash_at_every_step(tmp_path, mongo, point):
         r = run_script(inst / "start.py")
         expect_ok(r)
     cycle = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())["last_circle_backup_dir_name"]
-    # One cycle: a dump stored by the killed run is continued, never dumped again beside it.
-    assert [p.name for p in (tmp_path / "bucket").iterdir() if p.name != ".partial"] == [cycle]
     check_nothing_missing(folder_cycle_files(tmp_path / "bucket", cycle), db, inserted)
     # The manifest names exactly what the bucket holds, with the right sizes and CRC64s.
     r = run_cli("verify", "--config", str(inst / "config.properties"), cycle)
@@ -93,3 +91,46 @@ def test_sigkill_during_a_stalled_upload(tmp_path, mongo, oss_server):
     keys = [o.key for o in sdk.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket, prefix=cycle + "/")).contents]
     files = {k: sdk.get_object(oss.GetObjectRequest(bucket=bucket, key=k)).body.read() for k in keys}
     check_nothing_missing(files, db, inserted + more)
+
+
+def test_killed_before_naming_its_new_cycle(tmp_path, mongo):
+    """A cycle expired; the run that starts the next one stores its dump and is killed before state
+    A names it. The next run continues that cycle with an increment instead of dumping the database
+    a second time: the bucket holds the old cycle and one new one, with nothing missing."""
+    db = "crash_adopt"
+    client = mongo.client()
+    client.drop_database(db)
+    inserted = []
+
+    def insert(n):
+        ids = ["%s-%d" % (time.time(), i) for i in range(n)]
+        client[db].c.insert_many([{"_id": i} for i in ids])
+        inserted.extend(ids)
+
+    bucket = tmp_path / "bucket"
+    cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="1",
+                       full_backup_period="1", storage_url="file://%s" % bucket,
+                       db_backup_root_path=str(tmp_path / "root"))
+
+    def backup(day, crash=None):
+        env = {"MONGO_OSS_BACKUP_TEST_CLOCK": day}
+        if crash:
+            env["MONGO_OSS_BACKUP_TEST_CRASH"] = crash
+        return run_cli("backup", "--config", str(cfg), env=env)
+
+    insert(5)
+    expect_ok(backup("2026-03-01 10:00:00"))
+    insert(5)
+    r = backup("2026-03-03 10:00:00", crash="before_state_a")
+    assert r.returncode == -signal.SIGABRT, r.stdout + r.stderr
+    insert(5)
+    r = expect_ok(backup("2026-03-03 11:00:00"))
+    assert "it is the current cycle" in r.stderr, r.stderr
+    cycles = sorted(p.name for p in bucket.iterdir() if p.name != ".partial")
+    assert len(cycles) == 2, cycles
+    state = json.loads((tmp_path / "root" / "mongodb_inc_backup_info.json").read_text())
+    assert state["last_circle_backup_dir_name"] == cycles[1]
+    files = folder_cycle_files(bucket, cycles[1])
+    assert len([k for k in files if "/inc_backup/" in k]) == 1, list(files)
+    check_nothing_missing(files, db, inserted)
+    expect_ok(run_cli("verify", "--config", str(cfg), cycles[1]))

@@ -280,7 +280,12 @@ impl Run<'_> {
 /// A cycle newer than state A's whose full dump is stored and recorded (its folder has B, which is
 /// written only then): the run that dumped it died before naming it in A. It becomes the current
 /// cycle, as that run would have made it, so this run continues it instead of dumping again.
+/// Without A there is nothing to compare with, and a new cycle starts, as the old scripts did
+/// (deleting A is how their users forced a full dump).
 fn adopt_stored_cycle(settings: &Settings, info: Option<CycleInfo>) -> Result<Option<CycleInfo>> {
+    let Some(current) = &info else {
+        return Ok(None);
+    };
     let root = &settings.db_backup_root_path;
     let prefix = &settings.cycle_prefix;
     let started = |name: &str| {
@@ -302,10 +307,7 @@ fn adopt_stored_cycle(settings: &Settings, info: Option<CycleInfo>) -> Result<Op
     let Some((time, cycle)) = newest else {
         return Ok(info);
     };
-    let current = info
-        .as_ref()
-        .map(|i| started(&i.last_circle_backup_dir_name));
-    if matches!(current, Some(Some(t)) if t >= time) {
+    if started(&current.last_circle_backup_dir_name).is_some_and(|t| t >= time) {
         return Ok(info);
     }
     log::info!(
