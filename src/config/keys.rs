@@ -111,7 +111,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "storage_url",
         default: "—",
-        doc: "another bucket instead of endpoint+bucket: `file:///dir`, `s3://bucket?endpoint=…&region=…`, `oss://bucket?endpoint=…`",
+        doc: "another bucket instead of endpoint+bucket: `file:///dir`, `s3://bucket?endpoint=…&region=…` (`&checksum=none`: no CRC32C header on uploads), `oss://bucket?endpoint=…`",
     },
     KeySpec {
         name: "oss_signature_version",
