@@ -16,6 +16,18 @@ from inc_util import check_nothing_missing, folder_cycle_files
 from scripts_util import install_scripts, run_script
 
 
+def writer(collection):
+    """insert(n) writes n new documents into `collection`; `inserted` lists every _id written."""
+    inserted = []
+
+    def insert(n):
+        ids = ["%s-%d" % (time.time(), i) for i in range(n)]
+        collection.insert_many([{"_id": i} for i in ids])
+        inserted.extend(ids)
+
+    return insert, inserted
+
+
 @pytest.mark.parametrize("point", ["during_dump", "after_dump", "after_archive", "after_upload", "before_state_a",
                                    "after_capture", "inc:after_archive", "inc:after_upload",
                                    "manifest_staged", "inc:after_manifest", "inc:manifest_staged"])
@@ -23,12 +35,7 @@ def test_crash_at_every_step(tmp_path, mongo, point):
     db = "crash_" + point.replace(":", "_")
     client = mongo.client()
     client.drop_database(db)
-    inserted = []
-
-    def insert(n):
-        ids = ["%s-%d" % (time.time(), i) for i in range(n)]
-        client[db].c.insert_many([{"_id": i} for i in ids])
-        inserted.extend(ids)
+    insert, inserted = writer(client[db].c)
 
     insert(5)
     inst = tmp_path / "inst"
@@ -100,12 +107,7 @@ def test_killed_before_naming_its_new_cycle(tmp_path, mongo):
     db = "crash_adopt"
     client = mongo.client()
     client.drop_database(db)
-    inserted = []
-
-    def insert(n):
-        ids = ["%s-%d" % (time.time(), i) for i in range(n)]
-        client[db].c.insert_many([{"_id": i} for i in ids])
-        inserted.extend(ids)
+    insert, inserted = writer(client[db].c)
 
     bucket = tmp_path / "bucket"
     cfg = write_config(tmp_path / "inst", db_port=str(mongo.port), db_name=db, is_inc_backup="1",

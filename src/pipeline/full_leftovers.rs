@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Key;
 use crate::manifest::{self, ArchiveEntry, ArchiveKind};
 use crate::progress::Progress;
-use crate::storage::{Storage, VerifiedUpload};
+use crate::storage::{ObjectInfo, Storage, VerifiedUpload};
 
 const SIDECAR_SUFFIX: &str = ".entry.json";
 
@@ -118,7 +118,7 @@ async fn take_care_of(
                     .len(),
                 crc64: crate::storage::file_crc64(archive)?,
             };
-            same_bytes(storage, key, stored.size, stored.crc64, &local)?;
+            same_bytes(storage, &stored, &local)?;
             log::info!("recording {key}, stored by an earlier run that died before recording it");
             local
         }
@@ -136,7 +136,7 @@ async fn take_care_of(
                 size: entry.size,
                 crc64: entry.crc64_value().unwrap_or_default(),
             };
-            same_bytes(storage, key, stored.size, stored.crc64, &streamed)?;
+            same_bytes(storage, &stored, &streamed)?;
             log::info!("recording {key}, stored by an earlier run that died before recording it");
             streamed
         }
@@ -171,23 +171,18 @@ async fn finished_archive(archive: &Path, name: &str) -> Option<ArchiveEntry> {
     }
 }
 
-/// The object at `key` is the archive described by `expected` (CRC64 when the bucket reports it).
-fn same_bytes(
-    storage: &dyn Storage,
-    key: &str,
-    size: u64,
-    crc64: Option<u64>,
-    expected: &VerifiedUpload,
-) -> Result<()> {
-    let crc_matches = crc64.is_none_or(|crc| crc == expected.crc64);
-    if size == expected.size && crc_matches {
+/// The object `stored` is the archive described by `expected`.
+fn same_bytes(storage: &dyn Storage, stored: &ObjectInfo, expected: &VerifiedUpload) -> Result<()> {
+    if stored.holds(expected.size, expected.crc64) {
         return Ok(());
     }
     Err(Error::new(
         ErrorKind::Integrity,
         format!(
-            "{key} in {} holds another archive ({size} bytes, not {}): it is not overwritten",
+            "{} in {} holds another archive ({} bytes, not {}): it is not overwritten",
+            stored.key,
             storage.describe(),
+            stored.size,
             expected.size
         ),
     ))

@@ -98,10 +98,7 @@ async fn recover_streamed(
         std::fs::remove_file(sidecar).map_err(|e| Error::io("remove", sidecar, e))?;
         return Ok(false);
     };
-    let crc_matches = stored
-        .crc64
-        .is_none_or(|crc| Some(crc) == entry.crc64_value());
-    if stored.size != entry.size || !crc_matches {
+    if !stored.holds(entry.size, entry.crc64_value().unwrap_or_default()) {
         return Err(Error::new(
             ErrorKind::Integrity,
             format!(

@@ -33,6 +33,14 @@ pub struct ObjectInfo {
     pub last_modified: Option<i64>,
 }
 
+impl ObjectInfo {
+    /// Whether the object holds `size` bytes with CRC64 `crc64` (as far as the bucket reports: S3
+    /// gives no CRC64, so there the size alone).
+    pub fn holds(&self, size: u64, crc64: u64) -> bool {
+        self.size == size && self.crc64.is_none_or(|crc| crc == crc64)
+    }
+}
+
 /// A bucket's retention policy (OSS WORM): no object can be deleted or overwritten until `days`
 /// after it was last modified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
